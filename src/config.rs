@@ -1,0 +1,431 @@
+//! Configuration: raw settings from flags, `FLOE_*` environment variables and
+//! an optional TOML file, validated once into a typed [`RunConfig`] before any
+//! I/O. Every problem is reported at once, each naming the setting.
+//!
+//! Precedence, highest first: command-line flag, environment variable, TOML
+//! file, default. Flags and environment variables are merged by the CLI parser
+//! (see `src/main.rs`); this module layers the file and the defaults under them.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::catalog::TableName;
+
+/// Settings as given, before validation. Every field is optional so that the
+/// layers can be merged; the TOML file uses the same names in snake_case.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawRunConfig {
+    /// Input paths, globs, `-` for stdin.
+    pub input: Option<Vec<String>>,
+    /// Warehouse folder (holds `catalog.db` and the tables' files).
+    pub warehouse: Option<PathBuf>,
+    /// Catalog name inside `catalog.db`.
+    pub catalog_name: Option<String>,
+    /// Events table, `namespace.table`.
+    pub table: Option<String>,
+    /// Rejected-records table, `namespace.table`.
+    pub rejected_table: Option<String>,
+    /// Folder with schema files (default: the files built into the binary).
+    pub schema_dir: Option<PathBuf>,
+    /// Buffered input size that triggers a flush, e.g. `128MiB`.
+    pub flush_size: Option<String>,
+    /// Age of the oldest buffered record that triggers a flush, e.g. `60s`.
+    pub flush_interval: Option<String>,
+    /// Largest accepted record, e.g. `1MiB`.
+    pub max_record_size: Option<String>,
+    /// zstd level for data files.
+    pub zstd_level: Option<i32>,
+    /// Threads decoding records (default: the number of cores).
+    pub decode_threads: Option<usize>,
+    /// `auto`, `always` or `never`.
+    pub progress: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+}
+
+impl RawRunConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!("config file {}: {e}", path.display())],
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError {
+            problems: vec![format!("config file {}: {}", path.display(), e.message())],
+        })
+    }
+
+    /// Fills every unset field of `self` from `lower`.
+    pub fn or(self, lower: RawRunConfig) -> RawRunConfig {
+        RawRunConfig {
+            input: self.input.or(lower.input),
+            warehouse: self.warehouse.or(lower.warehouse),
+            catalog_name: self.catalog_name.or(lower.catalog_name),
+            table: self.table.or(lower.table),
+            rejected_table: self.rejected_table.or(lower.rejected_table),
+            schema_dir: self.schema_dir.or(lower.schema_dir),
+            flush_size: self.flush_size.or(lower.flush_size),
+            flush_interval: self.flush_interval.or(lower.flush_interval),
+            max_record_size: self.max_record_size.or(lower.max_record_size),
+            zstd_level: self.zstd_level.or(lower.zstd_level),
+            decode_threads: self.decode_threads.or(lower.decode_threads),
+            progress: self.progress.or(lower.progress),
+            log_format: self.log_format.or(lower.log_format),
+        }
+    }
+}
+
+/// When to draw live progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always (one line per update when not a terminal).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated settings of `floe run`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Input paths, globs, `-`.
+    pub inputs: Vec<String>,
+    /// Warehouse folder.
+    pub warehouse: PathBuf,
+    /// Catalog name.
+    pub catalog_name: String,
+    /// Events table.
+    pub table: TableName,
+    /// Rejected-records table.
+    pub rejected_table: TableName,
+    /// Schema folder, `None` for the built-in files.
+    pub schema_dir: Option<PathBuf>,
+    /// Flush when this many input bytes are buffered.
+    pub flush_size: NonZeroUsize,
+    /// Flush when the oldest buffered record is this old.
+    pub flush_interval: Duration,
+    /// Largest accepted record in bytes.
+    pub max_record_size: NonZeroUsize,
+    /// zstd level.
+    pub zstd_level: i32,
+    /// Decoding threads.
+    pub decode_threads: NonZeroUsize,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// Defaults, in one place (README's option table repeats them).
+pub mod defaults {
+    /// Catalog name.
+    pub const CATALOG_NAME: &str = "floe";
+    /// Events table.
+    pub const TABLE: &str = "analytics.events";
+    /// Rejected table.
+    pub const REJECTED_TABLE: &str = "analytics.events_rejected";
+    /// Flush size.
+    pub const FLUSH_SIZE: &str = "128MiB";
+    /// Flush interval.
+    pub const FLUSH_INTERVAL: &str = "60s";
+    /// Record size limit.
+    pub const MAX_RECORD_SIZE: &str = "1MiB";
+    /// zstd level.
+    pub const ZSTD_LEVEL: i32 = 3;
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", problems.join("\n  - "))]
+pub struct ConfigError {
+    /// One sentence per problem, each naming the setting.
+    pub problems: Vec<String>,
+}
+
+impl RawRunConfig {
+    /// Checks every setting and returns the typed configuration, or all problems.
+    pub fn validate(self) -> Result<RunConfig, ConfigError> {
+        let mut problems = Vec::new();
+        let inputs = self.input.unwrap_or_default();
+        if inputs.is_empty() {
+            problems.push(
+                "input: at least one path, glob or `-` is required (--input, FLOE_INPUT)".into(),
+            );
+        }
+        if inputs.iter().filter(|i| *i == "-").count() > 1 {
+            problems.push("input: `-` (stdin) may be given once".into());
+        }
+        let warehouse = self.warehouse.unwrap_or_default();
+        if warehouse.as_os_str().is_empty() {
+            problems.push("warehouse: a folder is required (--warehouse, FLOE_WAREHOUSE)".into());
+        }
+        let catalog_name = self
+            .catalog_name
+            .unwrap_or_else(|| defaults::CATALOG_NAME.into());
+        if catalog_name.is_empty() {
+            problems.push("catalog_name: must not be empty".into());
+        }
+        let mut table_name = |key: &str, value: Option<String>, default: &str| {
+            TableName::parse(value.as_deref().unwrap_or(default)).unwrap_or_else(|e| {
+                problems.push(format!("{key}: {e}"));
+                TableName {
+                    namespace: String::new(),
+                    name: String::new(),
+                }
+            })
+        };
+        let table = table_name("table", self.table, defaults::TABLE);
+        let rejected_table = table_name(
+            "rejected_table",
+            self.rejected_table,
+            defaults::REJECTED_TABLE,
+        );
+        if table == rejected_table {
+            problems.push(format!("rejected_table: must differ from table ({table})"));
+        }
+        let flush_size = size_setting(
+            &mut problems,
+            "flush_size",
+            self.flush_size,
+            defaults::FLUSH_SIZE,
+            1,
+        );
+        let max_record_size = size_setting(
+            &mut problems,
+            "max_record_size",
+            self.max_record_size,
+            defaults::MAX_RECORD_SIZE,
+            1,
+        );
+        if max_record_size.get() > 64 << 20 {
+            problems.push(format!(
+                "max_record_size: {} bytes is over the 64 MiB a record may have",
+                max_record_size
+            ));
+        }
+        let flush_interval = match humantime::parse_duration(
+            self.flush_interval
+                .as_deref()
+                .unwrap_or(defaults::FLUSH_INTERVAL),
+        ) {
+            Ok(d) if d >= Duration::from_millis(100) => d,
+            Ok(_) => {
+                problems.push("flush_interval: must be at least 100ms".into());
+                Duration::from_secs(60)
+            }
+            Err(e) => {
+                problems.push(format!("flush_interval: {e} (write e.g. `60s`, `5m`)"));
+                Duration::from_secs(60)
+            }
+        };
+        let zstd_level = self.zstd_level.unwrap_or(defaults::ZSTD_LEVEL);
+        if !(1..=22).contains(&zstd_level) {
+            problems.push(format!("zstd_level: {zstd_level} is not between 1 and 22"));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let decode_threads = match self.decode_threads {
+            None => NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN),
+            Some(n) => NonZeroUsize::new(n).unwrap_or_else(|| {
+                problems.push("decode_threads: must be at least 1".into());
+                NonZeroUsize::MIN
+            }),
+        };
+        let progress = match self.progress.as_deref().unwrap_or("auto") {
+            "auto" => ProgressMode::Auto,
+            "always" => ProgressMode::Always,
+            "never" => ProgressMode::Never,
+            other => {
+                problems.push(format!(
+                    "progress: `{other}` is not one of auto, always, never"
+                ));
+                ProgressMode::Auto
+            }
+        };
+        let log_format = match self.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                problems.push(format!("log_format: `{other}` is not one of text, json"));
+                LogFormat::Text
+            }
+        };
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(RunConfig {
+            inputs,
+            warehouse,
+            catalog_name,
+            table,
+            rejected_table,
+            schema_dir: self.schema_dir,
+            flush_size,
+            flush_interval,
+            max_record_size,
+            zstd_level,
+            decode_threads,
+            progress,
+            log_format,
+        })
+    }
+}
+
+fn size_setting(
+    problems: &mut Vec<String>,
+    key: &str,
+    value: Option<String>,
+    default: &str,
+    min: usize,
+) -> NonZeroUsize {
+    let text = value.as_deref().unwrap_or(default);
+    match parse_size(text) {
+        Ok(n) if n >= min => NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN),
+        Ok(_) => {
+            problems.push(format!("{key}: must be at least {min} byte(s)"));
+            NonZeroUsize::MIN
+        }
+        Err(e) => {
+            problems.push(format!("{key}: {e}"));
+            NonZeroUsize::MIN
+        }
+    }
+}
+
+/// Parses a byte size: `4096`, `64KiB`, `128MiB`, `1GiB`, `10MB`, `1.5GiB`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit_bytes: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (write e.g. `128MiB`)"))?;
+    let bytes = value * unit_bytes;
+    if bytes > (1u64 << 48) as f64 {
+        return Err(format!("`{text}` is too large"));
+    }
+    Ok(bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> RawRunConfig {
+        RawRunConfig {
+            input: Some(vec!["a.jsonl".into()]),
+            warehouse: Some("wh".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_config() {
+        let c = base().validate().unwrap();
+        assert_eq!(c.table.to_string(), "analytics.events");
+        assert_eq!(c.rejected_table.to_string(), "analytics.events_rejected");
+        assert_eq!(c.flush_size.get(), 128 << 20);
+        assert_eq!(c.max_record_size.get(), 1 << 20);
+        assert_eq!(c.flush_interval, Duration::from_secs(60));
+        assert_eq!(c.zstd_level, 3);
+        assert_eq!(c.catalog_name, "floe");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let raw = RawRunConfig {
+            table: Some("events".into()),
+            flush_size: Some("12 parsecs".into()),
+            flush_interval: Some("soon".into()),
+            zstd_level: Some(40),
+            progress: Some("loud".into()),
+            decode_threads: Some(0),
+            ..Default::default()
+        };
+        let e = raw.validate().unwrap_err();
+        let text = e.to_string();
+        for part in [
+            "input: at least one",
+            "warehouse: a folder is required",
+            "table: table name `events`",
+            "flush_size: `12 parsecs`: unknown unit",
+            "flush_interval:",
+            "zstd_level: 40",
+            "progress: `loud`",
+            "decode_threads: must be at least 1",
+        ] {
+            assert!(text.contains(part), "missing {part:?} in:\n{text}");
+        }
+        assert_eq!(e.problems.len(), 8, "{text}");
+    }
+
+    #[test]
+    fn layers_merge_with_flags_first() {
+        let flags = RawRunConfig {
+            zstd_level: Some(5),
+            ..Default::default()
+        };
+        let file: RawRunConfig = toml::from_str(
+            "input = [\"x.jsonl\"]\nwarehouse = \"w\"\nzstd_level = 9\nflush_size = \"1MiB\"\n",
+        )
+        .unwrap();
+        let c = flags.or(file).validate().unwrap();
+        assert_eq!(c.zstd_level, 5);
+        assert_eq!(c.flush_size.get(), 1 << 20);
+        assert_eq!(c.inputs, ["x.jsonl"]);
+        let err = toml::from_str::<RawRunConfig>("flush_sise = \"1MiB\"").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `flush_sise`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sizes_parse() {
+        let cases = [
+            ("4096", Ok(4096)),
+            ("64KiB", Ok(65536)),
+            ("128MiB", Ok(128 << 20)),
+            ("1.5GiB", Ok(3 << 29)),
+            ("10MB", Ok(10_000_000)),
+            ("2 mib", Ok(2 << 20)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_size(text), want, "{text}");
+        }
+        assert!(parse_size("MiB").is_err());
+        assert!(
+            parse_size("5 furlongs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+    }
+}

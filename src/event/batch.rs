@@ -1,0 +1,170 @@
+//! Rows to Arrow: the events and rejected records of a flush as record batches
+//! in the table's Arrow schema (columns matched by name, so a schema file may
+//! order or extend them; a new optional column is filled with nulls).
+
+use std::sync::Arc;
+
+use arrow_array::builder::{LargeBinaryBuilder, StringBuilder};
+use arrow_array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
+};
+use arrow_schema::{ArrowError, DataType, SchemaRef};
+
+use super::{Event, RejectReason};
+
+/// Where a record came from and when it was read: the ingestion columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// The source: a file path as given, `-` for stdin.
+    pub source: Arc<str>,
+    /// 1-based line number in the (decompressed) source.
+    pub line: u64,
+    /// Byte offset of the record's first byte in the (decompressed) source.
+    pub offset: u64,
+    /// When the record was read, microseconds since the epoch.
+    pub ingested_micros: i64,
+}
+
+/// A valid event and its origin: one future table row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The decoded event.
+    pub event: Event,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// A record that goes to the rejected table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRecord {
+    /// The reason code.
+    pub reason: RejectReason,
+    /// What is wrong.
+    pub message: String,
+    /// The record's bytes (the head only, for oversized records).
+    pub raw: Vec<u8>,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// Longest prefix of an oversized record kept in the rejected table.
+pub const MAX_RAW_KEPT: usize = 64 * 1024;
+
+fn timestamps(data_type: &DataType, values: Vec<i64>) -> ArrayRef {
+    let array = TimestampMicrosecondArray::from(values);
+    match data_type {
+        DataType::Timestamp(_, Some(tz)) => Arc::new(array.with_timezone(tz.clone())),
+        _ => Arc::new(array),
+    }
+}
+
+fn strings<'a>(values: impl ExactSizeIterator<Item = Option<&'a str>>, bytes: usize) -> ArrayRef {
+    let mut builder = StringBuilder::with_capacity(values.len(), bytes);
+    for v in values {
+        builder.append_option(v);
+    }
+    Arc::new(builder.finish())
+}
+
+fn unknown_column(name: &str) -> ArrowError {
+    ArrowError::SchemaError(format!(
+        "required column `{name}` has no source: Floe cannot fill it"
+    ))
+}
+
+/// Builds one record batch of event rows in `schema`.
+pub fn events_batch(schema: &SchemaRef, rows: &[&Row]) -> Result<RecordBatch, ArrowError> {
+    let n = rows.len();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let column: ArrayRef = match field.name().as_str() {
+            "event_uuid" => strings(
+                rows.iter().map(|r| Some(r.event.event_uuid.as_str())),
+                rows.iter().map(|r| r.event.event_uuid.len()).sum(),
+            ),
+            "event_name" => strings(
+                rows.iter().map(|r| Some(r.event.event_name.as_str())),
+                rows.iter().map(|r| r.event.event_name.len()).sum(),
+            ),
+            "event_type" => strings(
+                rows.iter().map(|r| Some(r.event.event_type())),
+                rows.iter().map(|r| r.event.event_type().len()).sum(),
+            ),
+            "event_subtype" => strings(
+                rows.iter().map(|r| r.event.event_subtype()),
+                rows.iter()
+                    .map(|r| r.event.event_subtype().map_or(0, str::len))
+                    .sum(),
+            ),
+            "created_at" => Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| r.event.created_at),
+            )),
+            "created_datetime" => timestamps(
+                field.data_type(),
+                rows.iter().map(|r| r.event.created_micros).collect(),
+            ),
+            "payload" => strings(
+                rows.iter().map(|r| r.event.payload.as_deref()),
+                rows.iter()
+                    .map(|r| r.event.payload.as_ref().map_or(0, String::len))
+                    .sum(),
+            ),
+            "_ingested_at" => timestamps(
+                field.data_type(),
+                rows.iter().map(|r| r.origin.ingested_micros).collect(),
+            ),
+            "_source_id" => strings(
+                rows.iter().map(|r| Some(r.origin.source.as_ref())),
+                rows.iter().map(|r| r.origin.source.len()).sum(),
+            ),
+            "_source_position" => Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.origin.line.to_string()),
+            )),
+            _ if field.is_nullable() => new_null_array(field.data_type(), n),
+            name => return Err(unknown_column(name)),
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
+/// Builds one record batch of rejected records in `schema`.
+pub fn rejected_batch(
+    schema: &SchemaRef,
+    records: &[RejectedRecord],
+) -> Result<RecordBatch, ArrowError> {
+    let n = records.len();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let column: ArrayRef = match field.name().as_str() {
+            "reason" => Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.reason.code()),
+            )),
+            "message" => Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.message.as_str()),
+            )),
+            "raw" => {
+                let bytes = records.iter().map(|r| r.raw.len()).sum();
+                let mut builder = LargeBinaryBuilder::with_capacity(n, bytes);
+                for r in records {
+                    builder.append_value(&r.raw);
+                }
+                Arc::new(builder.finish())
+            }
+            "_ingested_at" => timestamps(
+                field.data_type(),
+                records.iter().map(|r| r.origin.ingested_micros).collect(),
+            ),
+            "_source_id" => Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.origin.source.as_ref()),
+            )),
+            "_source_position" => Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.origin.line.to_string()),
+            )),
+            _ if field.is_nullable() => new_null_array(field.data_type(), n),
+            name => return Err(unknown_column(name)),
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new(schema.clone(), columns)
+}

@@ -1,0 +1,664 @@
+//! One line in, one [`Event`] or one [`Rejection`] out: parse, validate, enrich.
+//!
+//! The object is parsed once, without building a generic JSON value: every
+//! member is kept as its raw text slice, the three common fields are read from
+//! theirs, and `payload` is the other members' raw text joined back together
+//! (made compact when the input had white space). Nothing is dropped and
+//! numbers keep their exact digits.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserializer as _;
+use serde::de::{self, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// 2000-01-01T00:00:00Z: anything earlier is taken for a unit or clock error.
+pub const MIN_CREATED_AT: f64 = 946_684_800.0;
+/// How far past the ingestion time an event may claim to be (clock skew).
+pub const MAX_FUTURE_SECONDS: f64 = 86_400.0;
+
+/// Why a record was rejected. The codes are stable: they are stored in the
+/// rejected table, counted in snapshot summaries and named in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Not valid UTF-8, or not valid JSON.
+    InvalidJson,
+    /// Valid JSON, but not an object.
+    NotObject,
+    /// `event_uuid` missing, not a string, or empty.
+    BadEventUuid,
+    /// `event_name` missing, not a string, or with an empty first part.
+    BadEventName,
+    /// `created_at` missing or not a JSON number.
+    BadCreatedAt,
+    /// `created_at` before 2000-01-01 or more than a day after ingestion.
+    CreatedAtOutOfRange,
+    /// The record is longer than the configured limit.
+    TooLarge,
+}
+
+impl RejectReason {
+    /// Every reason, in a stable order (for reports).
+    pub const ALL: [RejectReason; 7] = [
+        RejectReason::InvalidJson,
+        RejectReason::NotObject,
+        RejectReason::BadEventUuid,
+        RejectReason::BadEventName,
+        RejectReason::BadCreatedAt,
+        RejectReason::CreatedAtOutOfRange,
+        RejectReason::TooLarge,
+    ];
+
+    /// The reason code, e.g. `invalid_json`.
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::NotObject => "not_object",
+            RejectReason::BadEventUuid => "bad_event_uuid",
+            RejectReason::BadEventName => "bad_event_name",
+            RejectReason::BadCreatedAt => "bad_created_at",
+            RejectReason::CreatedAtOutOfRange => "created_at_out_of_range",
+            RejectReason::TooLarge => "too_large",
+        }
+    }
+
+    /// Parses a reason code back (for summaries written by earlier runs).
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+/// A record that cannot become a row, with the reason and a message saying
+/// exactly what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The reason code.
+    pub reason: RejectReason,
+    /// What is wrong, in words, naming the field.
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(reason: RejectReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// A valid, enriched event: the values of one table row, minus the source
+/// columns the caller knows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `event_uuid` as sent.
+    pub event_uuid: String,
+    /// `event_name` as sent.
+    pub event_name: String,
+    /// Byte length of the first `:`-part of `event_name` (`event_type`).
+    type_len: u32,
+    /// Byte range of the second `:`-part (`event_subtype`), when non-empty.
+    subtype: Option<(u32, u32)>,
+    /// `created_at` as sent, in Unix seconds.
+    pub created_at: f64,
+    /// `created_at` in microseconds, rounded half up.
+    pub created_micros: i64,
+    /// The other members as one compact JSON object, `None` when there are none.
+    pub payload: Option<String>,
+}
+
+impl Event {
+    /// The first `:`-part of `event_name`.
+    pub fn event_type(&self) -> &str {
+        &self.event_name[..self.type_len as usize]
+    }
+
+    /// The second `:`-part of `event_name`, when there is a non-empty one.
+    pub fn event_subtype(&self) -> Option<&str> {
+        self.subtype
+            .map(|(start, end)| &self.event_name[start as usize..end as usize])
+    }
+
+    /// Day of `created_datetime` since 1970-01-01 (the partition value).
+    pub fn day(&self) -> i32 {
+        // Fits: created_at is checked to lie between 2000 and now + 1 day.
+        self.created_micros.div_euclid(86_400_000_000) as i32
+    }
+
+    /// Rough bytes this event holds in memory, for flush thresholds.
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.event_uuid.len()
+            + self.event_name.len()
+            + self.payload.as_ref().map_or(0, String::len)
+    }
+}
+
+/// Limits a record is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Longest accepted record in bytes.
+    pub max_record_size: usize,
+    /// Ingestion time in Unix seconds: `created_at` may be at most a day later.
+    pub now_seconds: f64,
+}
+
+/// Decodes one record (a line without its newline).
+pub fn decode(line: &[u8], limits: &DecodeLimits) -> Result<Event, Rejection> {
+    if line.len() > limits.max_record_size {
+        return Err(too_large(line.len(), limits.max_record_size));
+    }
+    let text = std::str::from_utf8(line).map_err(|e| {
+        Rejection::new(
+            RejectReason::InvalidJson,
+            format!("not valid UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = match de.deserialize_any(TopLevel) {
+        Ok(TopLevelValue::Object(members)) => members,
+        Ok(TopLevelValue::Other(kind)) => {
+            return Err(Rejection::new(
+                RejectReason::NotObject,
+                format!("expected a JSON object, found {kind}"),
+            ));
+        }
+        Err(e) => return Err(invalid_json(&e)),
+    };
+    de.end().map_err(|e| invalid_json(&e))?;
+    enrich(members, limits)
+}
+
+/// The rejection for a record longer than the limit (also used by readers that
+/// stop buffering an oversized line before it ends).
+pub fn too_large(len: usize, limit: usize) -> Rejection {
+    Rejection::new(
+        RejectReason::TooLarge,
+        format!("record is {len} bytes, over the limit of {limit} bytes"),
+    )
+}
+
+fn invalid_json(e: &serde_json::Error) -> Rejection {
+    Rejection::new(RejectReason::InvalidJson, format!("not valid JSON: {e}"))
+}
+
+/// The members of an object, in input order, as raw text.
+type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+fn enrich(members: Members<'_>, limits: &DecodeLimits) -> Result<Event, Rejection> {
+    let mut uuid = None;
+    let mut name = None;
+    let mut created = None;
+    let mut payload_count = 0;
+    for (key, value) in &members {
+        match key.as_ref() {
+            "event_uuid" => uuid = Some(*value),
+            "event_name" => name = Some(*value),
+            "created_at" => created = Some(*value),
+            _ => payload_count += 1,
+        }
+    }
+
+    let event_uuid = match uuid.map(string_value) {
+        None => {
+            return Err(Rejection::new(
+                RejectReason::BadEventUuid,
+                "event_uuid is missing",
+            ));
+        }
+        Some(Err(kind)) => {
+            return Err(Rejection::new(
+                RejectReason::BadEventUuid,
+                format!("event_uuid must be a string, found {kind}"),
+            ));
+        }
+        Some(Ok(s)) if s.is_empty() => {
+            return Err(Rejection::new(
+                RejectReason::BadEventUuid,
+                "event_uuid is empty",
+            ));
+        }
+        Some(Ok(s)) => s.into_owned(),
+    };
+
+    let event_name = match name.map(string_value) {
+        None => {
+            return Err(Rejection::new(
+                RejectReason::BadEventName,
+                "event_name is missing",
+            ));
+        }
+        Some(Err(kind)) => {
+            return Err(Rejection::new(
+                RejectReason::BadEventName,
+                format!("event_name must be a string, found {kind}"),
+            ));
+        }
+        Some(Ok(s)) => s.into_owned(),
+    };
+    let mut parts = event_name.split(':');
+    let type_len = parts.next().map_or(0, str::len);
+    if type_len == 0 {
+        return Err(Rejection::new(
+            RejectReason::BadEventName,
+            format!("event_name {event_name:?} has an empty first part (event_type)"),
+        ));
+    }
+    let subtype = parts
+        .next()
+        .filter(|s| !s.is_empty())
+        .map(|s| (type_len as u32 + 1, (type_len + 1 + s.len()) as u32));
+
+    let created_at = match created {
+        None => {
+            return Err(Rejection::new(
+                RejectReason::BadCreatedAt,
+                "created_at is missing",
+            ));
+        }
+        Some(raw) => match number_value(raw) {
+            Some(n) => n,
+            None => {
+                return Err(Rejection::new(
+                    RejectReason::BadCreatedAt,
+                    format!(
+                        "created_at must be a JSON number of Unix seconds, found {}",
+                        kind_of(raw)
+                    ),
+                ));
+            }
+        },
+    };
+    let latest = limits.now_seconds + MAX_FUTURE_SECONDS;
+    if !(MIN_CREATED_AT..=latest).contains(&created_at) {
+        return Err(Rejection::new(
+            RejectReason::CreatedAtOutOfRange,
+            format!(
+                "created_at {created_at} is outside [{MIN_CREATED_AT}, {latest}] \
+                 (2000-01-01 to one day after ingestion)"
+            ),
+        ));
+    }
+    let created_micros = (created_at * 1_000_000.0 + 0.5).floor() as i64;
+
+    let payload = (payload_count > 0).then(|| build_payload(&members));
+    Ok(Event {
+        event_uuid,
+        event_name,
+        type_len: type_len as u32,
+        subtype,
+        created_at,
+        created_micros,
+        payload,
+    })
+}
+
+/// Joins every non-common member back into one compact JSON object.
+fn build_payload(members: &Members<'_>) -> String {
+    let capacity = members
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
+    let mut out = String::with_capacity(capacity);
+    out.push('{');
+    for (key, value) in members {
+        if matches!(key.as_ref(), "event_uuid" | "event_name" | "created_at") {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(',');
+        }
+        push_json_string(&mut out, key);
+        out.push(':');
+        push_compact(&mut out, value.get());
+    }
+    out.push('}');
+    out
+}
+
+/// Writes `s` as a JSON string literal.
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // Serializing a &str into a String cannot fail.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
+}
+
+/// Appends raw JSON text without the white space outside strings.
+fn push_compact(out: &mut String, raw: &str) {
+    if !raw
+        .bytes()
+        .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        out.push_str(raw);
+        return;
+    }
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in raw.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+}
+
+/// A raw value as a string, or the kind of value it is instead.
+fn string_value(raw: &RawValue) -> Result<Cow<'_, str>, &'static str> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        // The raw text is a validated JSON string, so this parse succeeds.
+        serde_json::from_str::<Cow<'_, str>>(text).map_err(|_| "a malformed string")
+    } else {
+        Err(kind_of(raw))
+    }
+}
+
+/// A raw value as a number, when it is one.
+fn number_value(raw: &RawValue) -> Option<f64> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'-' | b'0'..=b'9') => text.parse::<f64>().ok().filter(|n| n.is_finite()),
+        _ => None,
+    }
+}
+
+fn kind_of(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// The top level of a record: an object's members, or the kind of value found.
+enum TopLevelValue<'a> {
+    Object(Members<'a>),
+    Other(&'static str),
+}
+
+struct TopLevel;
+
+impl<'de> Visitor<'de> for TopLevel {
+    type Value = TopLevelValue<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            members.push((key.0, value));
+        }
+        Ok(TopLevelValue::Object(members))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Consume the elements so the parser validates the whole array.
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(TopLevelValue::Other("an array"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("a string"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("a number"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("null"))
+    }
+}
+
+/// An object key, borrowed from the input unless it had escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: f64 = 1_780_000_000.0;
+
+    fn limits() -> DecodeLimits {
+        DecodeLimits {
+            max_record_size: 200,
+            now_seconds: NOW,
+        }
+    }
+
+    fn reject(line: &str) -> (RejectReason, String) {
+        let r = decode(line.as_bytes(), &limits()).expect_err(line);
+        (r.reason, r.message)
+    }
+
+    #[test]
+    fn every_reject_reason_with_its_message() {
+        use RejectReason::*;
+        let long = format!(r#"{{"event_uuid":"a","pad":"{}"}}"#, "x".repeat(200));
+        let cases: &[(&str, RejectReason, &str)] = &[
+            (&long, TooLarge, "over the limit of 200 bytes"),
+            (r#"{"event_uuid":"a""#, InvalidJson, "not valid JSON: EOF"),
+            ("garbage", InvalidJson, "not valid JSON: expected value"),
+            (r#"{"a":1} {"b":2}"#, InvalidJson, "trailing characters"),
+            (r#"[1,2]"#, NotObject, "found an array"),
+            (r#""text""#, NotObject, "found a string"),
+            ("12", NotObject, "found a number"),
+            ("null", NotObject, "found null"),
+            (
+                r#"{"event_name":"a","created_at":1780000000}"#,
+                BadEventUuid,
+                "event_uuid is missing",
+            ),
+            (
+                r#"{"event_uuid":7,"event_name":"a","created_at":1780000000}"#,
+                BadEventUuid,
+                "must be a string, found a number",
+            ),
+            (
+                r#"{"event_uuid":"","event_name":"a","created_at":1780000000}"#,
+                BadEventUuid,
+                "event_uuid is empty",
+            ),
+            (
+                r#"{"event_uuid":"u","created_at":1780000000}"#,
+                BadEventName,
+                "event_name is missing",
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":{},"created_at":1780000000}"#,
+                BadEventName,
+                "found an object",
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":":created","created_at":1780000000}"#,
+                BadEventName,
+                "empty first part",
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"","created_at":1780000000}"#,
+                BadEventName,
+                "empty first part",
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a"}"#,
+                BadCreatedAt,
+                "created_at is missing",
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":"1780000000"}"#,
+                BadCreatedAt,
+                "found a string",
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":true}"#,
+                BadCreatedAt,
+                "found a boolean",
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":null}"#,
+                BadCreatedAt,
+                "found null",
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":946684799}"#,
+                CreatedAtOutOfRange,
+                "outside",
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":4102444800}"#,
+                CreatedAtOutOfRange,
+                "outside",
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":-5}"#,
+                CreatedAtOutOfRange,
+                "outside",
+            ),
+        ];
+        for (line, reason, part) in cases {
+            let (got, message) = reject(line);
+            assert_eq!(got, *reason, "{line}");
+            assert!(message.contains(part), "{line}: {message}");
+        }
+        let bad_utf8 = b"{\"event_uuid\":\"\xff\xfe\"}";
+        let r = decode(bad_utf8, &limits()).unwrap_err();
+        assert_eq!(
+            (r.reason, r.message.as_str()),
+            (InvalidJson, "not valid UTF-8 at byte 15")
+        );
+    }
+
+    #[test]
+    fn reason_codes_round_trip() {
+        for r in RejectReason::ALL {
+            assert_eq!(RejectReason::from_code(r.code()), Some(r));
+        }
+        assert_eq!(RejectReason::from_code("nope"), None);
+    }
+
+    #[test]
+    fn enriches_type_subtype_time_and_payload() {
+        let cases: &[(&str, &str, Option<&str>, i64, Option<&str>)] = &[
+            (
+                r#"{"event_uuid":"u1","event_name":"payment:order:completed","created_at":1780000000.25,"amount":12.50,"tags":["a", "b"]}"#,
+                "payment",
+                Some("order"),
+                1_780_000_000_250_000,
+                Some(r#"{"amount":12.50,"tags":["a","b"]}"#),
+            ),
+            (
+                r#"{"event_uuid":"u2","event_name":"session","created_at":1780000000}"#,
+                "session",
+                None,
+                1_780_000_000_000_000,
+                None,
+            ),
+            (
+                r#"{"event_uuid":"u3","event_name":"a::b","created_at":1780000000.5}"#,
+                "a",
+                None,
+                1_780_000_000_500_000,
+                None,
+            ),
+            (
+                r#"{ "x" : { "y" : "a b" } , "event_uuid" : "u4", "event_name":"cart:item","created_at":1780000000.123456, "q\"k":1}"#,
+                "cart",
+                Some("item"),
+                1_780_000_000_123_456,
+                Some(r#"{"x":{"y":"a b"},"q\"k":1}"#),
+            ),
+        ];
+        for (line, event_type, subtype, micros, payload) in cases {
+            let e = decode(
+                line.as_bytes(),
+                &DecodeLimits {
+                    max_record_size: 1 << 20,
+                    now_seconds: NOW,
+                },
+            )
+            .unwrap();
+            assert_eq!(e.event_type(), *event_type, "{line}");
+            assert_eq!(e.event_subtype(), *subtype, "{line}");
+            assert_eq!(e.created_micros, *micros, "{line}");
+            assert_eq!(e.payload.as_deref(), *payload, "{line}");
+            if let Some(p) = payload {
+                // The payload is valid JSON.
+                serde_json::from_str::<serde_json::Value>(p).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn unicode_and_escaped_strings_survive() {
+        let line = r#"{"event_uuid":"\u0075-1","event_name":"caf\u00e9:x","created_at":1780000000,"n":"café \"q\""}"#;
+        let e = decode(
+            line.as_bytes(),
+            &DecodeLimits {
+                max_record_size: 1 << 20,
+                now_seconds: NOW,
+            },
+        )
+        .unwrap();
+        assert_eq!(e.event_uuid, "u-1");
+        assert_eq!(e.event_type(), "café");
+        assert_eq!(e.payload.as_deref(), Some(r#"{"n":"café \"q\""}"#));
+        assert_eq!(e.day(), 20601);
+    }
+}

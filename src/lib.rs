@@ -1,0 +1,36 @@
+//! Floe streams JSON events into an Apache Iceberg table, exactly once.
+//!
+//! Records come from a source (files or stdin today; Kinesis later), are
+//! decoded, validated and enriched, batched per partition with duplicates
+//! dropped, written as Parquet, and committed as one Iceberg snapshot that
+//! also carries the source checkpoint. Bad records go to a rejected-records
+//! table with a reason; nothing stops the pipeline but an error of the
+//! machinery itself.
+//!
+//! ```text
+//! source ──▶ decode + validate + enrich ──▶ buffer per (day, event_type) ──▶ Parquet ──▶ commit
+//! (file)      (event, CPU-parallel)           (pipeline, dedup by key)    (table)    (table + catalog)
+//! ```
+//!
+//! # Layout
+//!
+//! - [`config`]: flags, `FLOE_*` variables and a TOML file, validated into typed settings.
+//! - [`source`]: where records come from; [`source::file`] reads JSON Lines files and stdin.
+//! - [`event`]: pure record handling: [`event::decode`] and Arrow batches.
+//! - [`pipeline`]: the run loop: bounded stages, flushes, shutdown.
+//! - [`table`]: schema files and layouts, Parquet data files, checkpoints,
+//!   summaries and the snapshot producer ([`table::commit`]).
+//! - [`catalog`]: catalog pointers and their compare-and-swap (SQLite).
+//! - [`generate`]: deterministic sample events for demos, tests and benchmarks.
+//! - [`report`]: run summaries and table descriptions.
+//! - [`telemetry`]: logs and live progress.
+
+pub mod catalog;
+pub mod config;
+pub mod event;
+pub mod generate;
+pub mod pipeline;
+pub mod report;
+pub mod source;
+pub mod table;
+pub mod telemetry;

@@ -1,0 +1,377 @@
+//! The `floe` command: parses flags, sets up logging, runs one command.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::watch;
+
+use floe::config::{ConfigError, LogFormat, RawRunConfig, RunConfig, defaults};
+use floe::generate::{GenerateOptions, generate, validate_options};
+use floe::pipeline::{self, Progress, RunReport};
+use floe::{catalog::TableName, report, telemetry};
+
+/// Streams JSON events into an Apache Iceberg table, exactly once.
+#[derive(Parser)]
+#[command(name = "floe", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest JSON Lines files (plain or .gz, globs, `-` for stdin) into the events table.
+    Run(RunArgs),
+    /// Generate sample events, ingest them into a local warehouse and print what landed.
+    Demo(DemoArgs),
+    /// Describe a table: schema, partition spec, snapshots with summaries, files per partition.
+    Inspect(InspectArgs),
+    /// Write deterministic, realistic sample events (with duplicates and bad lines) as JSON Lines.
+    Generate(GenerateArgs),
+}
+
+/// Every `run` setting; each can also come from `FLOE_*` or the `--config` file.
+#[derive(Args, Clone, Default)]
+struct RunArgs {
+    /// TOML file with settings (same names, snake_case); flags and FLOE_* override it.
+    #[arg(long, env = "FLOE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Input files or globs, `-` for stdin; repeat the flag or separate with commas.
+    #[arg(long, short, env = "FLOE_INPUT", value_delimiter = ',', num_args = 1..)]
+    input: Vec<String>,
+    /// Warehouse folder: holds catalog.db and the tables' files (created if absent).
+    #[arg(long, short, env = "FLOE_WAREHOUSE")]
+    warehouse: Option<PathBuf>,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+/// Settings shared by `run` and `demo`.
+#[derive(Args, Clone, Default)]
+struct Tuning {
+    /// Catalog name inside catalog.db [default: floe]
+    #[arg(long, env = "FLOE_CATALOG_NAME")]
+    catalog_name: Option<String>,
+    /// Events table, namespace.table [default: analytics.events]
+    #[arg(long, env = "FLOE_TABLE")]
+    table: Option<String>,
+    /// Rejected-records table [default: analytics.events_rejected]
+    #[arg(long, env = "FLOE_REJECTED_TABLE")]
+    rejected_table: Option<String>,
+    /// Folder of schema files (schemas/<table>/NNNN-slug.json) [default: built in]
+    #[arg(long, env = "FLOE_SCHEMA_DIR")]
+    schema_dir: Option<PathBuf>,
+    /// Flush (write files and commit) when this much input is buffered [default: 128MiB]
+    #[arg(long, env = "FLOE_FLUSH_SIZE")]
+    flush_size: Option<String>,
+    /// Flush when the oldest buffered record is this old [default: 60s]
+    #[arg(long, env = "FLOE_FLUSH_INTERVAL")]
+    flush_interval: Option<String>,
+    /// Longest accepted record; longer ones are rejected as too_large [default: 1MiB]
+    #[arg(long, env = "FLOE_MAX_RECORD_SIZE")]
+    max_record_size: Option<String>,
+    /// zstd level of data files, 1 to 22 [default: 3]
+    #[arg(long, env = "FLOE_ZSTD_LEVEL")]
+    zstd_level: Option<i32>,
+    /// Threads decoding records [default: number of cores]
+    #[arg(long, env = "FLOE_DECODE_THREADS")]
+    decode_threads: Option<usize>,
+    /// Live progress on stderr: auto (on a terminal), always, never [default: auto]
+    #[arg(long, env = "FLOE_PROGRESS")]
+    progress: Option<String>,
+    /// Log format: text or json [default: text]; the level comes from FLOE_LOG
+    #[arg(long, env = "FLOE_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+impl RunArgs {
+    fn raw(self) -> RawRunConfig {
+        let t = self.tuning;
+        RawRunConfig {
+            input: (!self.input.is_empty()).then_some(self.input),
+            warehouse: self.warehouse,
+            catalog_name: t.catalog_name,
+            table: t.table,
+            rejected_table: t.rejected_table,
+            schema_dir: t.schema_dir,
+            flush_size: t.flush_size,
+            flush_interval: t.flush_interval,
+            max_record_size: t.max_record_size,
+            zstd_level: t.zstd_level,
+            decode_threads: t.decode_threads,
+            progress: t.progress,
+            log_format: t.log_format,
+        }
+    }
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Folder for the sample events and the warehouse [default: ./floe-demo]
+    dir: Option<PathBuf>,
+    /// How many sample events to generate.
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    /// Seed of the sample events.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// Warehouse folder (holds catalog.db).
+    #[arg(long, short, env = "FLOE_WAREHOUSE")]
+    warehouse: PathBuf,
+    /// Table to describe.
+    #[arg(long, env = "FLOE_TABLE", default_value = defaults::TABLE)]
+    table: String,
+    /// Catalog name inside catalog.db.
+    #[arg(long, env = "FLOE_CATALOG_NAME", default_value = defaults::CATALOG_NAME)]
+    catalog_name: String,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Number of lines to write (events, duplicates and bad lines together).
+    #[arg(long)]
+    events: u64,
+    /// Seed: the same seed and options give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Days over which created_at is spread.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// First second of the time window (Unix seconds).
+    #[arg(long, default_value_t = GenerateOptions::default().start)]
+    start: i64,
+    /// Share of lines that are exact copies of an earlier event.
+    #[arg(long, default_value_t = 0.02)]
+    dup_rate: f64,
+    /// Share of lines that repeat an earlier event_uuid with a changed body.
+    #[arg(long, default_value_t = 0.01)]
+    changed_dup_rate: f64,
+    /// Share of malformed lines (every reject reason in turn).
+    #[arg(long, default_value_t = 0.001)]
+    bad_rate: f64,
+    /// Output file (`.gz` for gzip), `-` for stdout.
+    #[arg(long, short)]
+    out: String,
+}
+
+impl GenerateArgs {
+    fn options(&self) -> GenerateOptions {
+        GenerateOptions {
+            events: self.events,
+            seed: self.seed,
+            days: self.days,
+            start: self.start,
+            dup_rate: self.dup_rate,
+            changed_dup_rate: self.changed_dup_rate,
+            bad_rate: self.bad_rate,
+            ..GenerateOptions::default()
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run_command(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(config) = e.downcast_ref::<ConfigError>() {
+                eprintln!("floe: {config}");
+                return ExitCode::from(2);
+            }
+            eprintln!("floe: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run_command(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Generate(args) => {
+            let options = args.options();
+            validate_options(&options).map_err(|e| ConfigError { problems: vec![e] })?;
+            let stats = write_events(&options, &args.out)?;
+            eprintln!(
+                "wrote {} lines ({} bytes): {} valid, {} exact duplicates, {} changed duplicates, {} bad",
+                stats.lines,
+                stats.bytes,
+                stats.valid,
+                stats.exact_duplicates,
+                stats.changed_duplicates,
+                stats.bad
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            let file = match &args.config {
+                Some(path) => RawRunConfig::from_file(path)?,
+                None => RawRunConfig::default(),
+            };
+            let config = args.raw().or(file).validate()?;
+            telemetry::init_logging(config.log_format, "info");
+            let rt = runtime()?;
+            let report = rt.block_on(ingest(&config))?;
+            print!("{}", report::run_summary(&report));
+            rt.block_on(print_rows_by_day(&config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            let dir = args.dir.unwrap_or_else(|| PathBuf::from("floe-demo"));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let input = dir.join("sample-events.jsonl");
+            let options = GenerateOptions {
+                events: args.events,
+                seed: args.seed,
+                ..GenerateOptions::default()
+            };
+            let raw = RunArgs {
+                config: None,
+                input: vec![input.display().to_string()],
+                warehouse: Some(dir.join("warehouse")),
+                tuning: args.tuning,
+            }
+            .raw();
+            let config = raw.validate()?;
+            telemetry::init_logging(config.log_format, "warn");
+            if !input.exists() {
+                let stats = write_events(&options, &input.display().to_string())?;
+                println!(
+                    "Generated {} sample events in {}",
+                    report::thousands(stats.lines),
+                    input.display()
+                );
+            }
+            let rt = runtime()?;
+            let report = rt.block_on(ingest(&config))?;
+            println!(
+                "Ingested into {} under {}",
+                config.table,
+                config.warehouse.display()
+            );
+            print!("{}", report::run_summary(&report));
+            rt.block_on(print_rows_by_day(&config))?;
+            println!(
+                "\nNext: floe inspect --warehouse {}  (README: query it from DuckDB, PyIceberg, Spark)",
+                config.warehouse.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect(args) => {
+            telemetry::init_logging(LogFormat::Text, "warn");
+            let table = TableName::parse(&args.table).map_err(|e| ConfigError {
+                problems: vec![format!("table: {e}")],
+            })?;
+            let rt = runtime()?;
+            rt.block_on(async {
+                let store = open_existing(&args.warehouse, &args.catalog_name)?;
+                let loaded = store
+                    .load(&table)
+                    .await?
+                    .with_context(|| format!("no table {table} in {}", args.warehouse.display()))?;
+                print!("{}", report::inspect(&store, &loaded).await?);
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open_existing(warehouse: &Path, catalog_name: &str) -> anyhow::Result<floe::table::TableStore> {
+    anyhow::ensure!(
+        warehouse.join("catalog.db").is_file(),
+        "{} has no catalog.db: not a Floe warehouse (run `floe run` or `floe demo` first)",
+        warehouse.display()
+    );
+    Ok(pipeline::open_store(warehouse, catalog_name)?)
+}
+
+/// Runs the pipeline with progress and signal handling.
+async fn ingest(config: &RunConfig) -> anyhow::Result<RunReport> {
+    let progress = Arc::new(Progress::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let drawer = telemetry::spawn_progress(config.progress, progress.clone());
+    let result = pipeline::run(config, progress, stop_rx).await;
+    if let Some(drawer) = drawer {
+        drawer.abort();
+        telemetry::clear_progress(config.progress);
+    }
+    Ok(result?)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn print_rows_by_day(config: &RunConfig) -> anyhow::Result<()> {
+    let store = pipeline::open_store(&config.warehouse, &config.catalog_name)?;
+    if let Some(table) = store.load(&config.table).await? {
+        println!();
+        print!(
+            "{}",
+            report::rows_by_day_and_type_table(&store, &table).await?
+        );
+    }
+    Ok(())
+}
+
+fn write_events(
+    options: &GenerateOptions,
+    out: &str,
+) -> anyhow::Result<floe::generate::GenerateStats> {
+    if out == "-" {
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        return Ok(generate(options, &mut lock)?);
+    }
+    let file = std::fs::File::create(out).with_context(|| format!("creating {out}"))?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+    let stats = if out.ends_with(".gz") {
+        let mut gz = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
+        let stats = generate(options, &mut gz)?;
+        gz.finish()?.flush()?;
+        stats
+    } else {
+        let stats = generate(options, &mut writer)?;
+        writer.flush()?;
+        stats
+    };
+    Ok(stats)
+}

@@ -1,0 +1,215 @@
+//! The batch being built between two flushes: rows per partition, the last row
+//! per `event_uuid` (earlier ones are dropped as duplicates), rejected
+//! records, counts, and the source positions the batch covers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::decode::Decoded;
+use crate::event::{RejectedRecord, Row};
+use crate::source::file::SourceInfo;
+use crate::table::checkpoint::SourcePosition;
+use crate::table::summary::QualityCounts;
+use crate::table::writer::Partition;
+
+/// Rows of one partition; `None` marks a row replaced by a later duplicate.
+#[derive(Debug, Default)]
+pub struct PartitionRows {
+    /// Rows in arrival order.
+    pub rows: Vec<Option<Row>>,
+    /// Live rows.
+    pub live: usize,
+}
+
+/// Source positions covered by a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    /// The source.
+    pub source: Arc<SourceInfo>,
+    /// Position before the batch's first record of this source.
+    pub from: SourcePosition,
+    /// Position after its last record.
+    pub to: SourcePosition,
+}
+
+/// Everything buffered for the next flush.
+#[derive(Debug, Default)]
+pub struct Buffer {
+    /// Partitions in first-seen order.
+    pub partitions: Vec<(Partition, PartitionRows)>,
+    /// Partition index by day, then event type (lookups without allocating).
+    partition_index: HashMap<i32, HashMap<String, usize>>,
+    /// Where the live row of each key is: (partition, slot).
+    keys: HashMap<String, (u32, u32)>,
+    /// Rejected records in arrival order.
+    pub rejects: Vec<RejectedRecord>,
+    /// Counts of the records behind this batch.
+    pub counts: QualityCounts,
+    /// Positions per source key.
+    pub spans: BTreeMap<String, Span>,
+    /// Input bytes covered.
+    pub bytes: usize,
+    /// When the first record arrived (for age-based flushes).
+    pub since: Option<Instant>,
+}
+
+impl Buffer {
+    /// Whether nothing at all is buffered (not even positions to commit).
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Adds a decoded chunk: rows (last per key wins), rejects, counts, positions.
+    pub fn add(&mut self, decoded: Decoded) {
+        self.since.get_or_insert_with(Instant::now);
+        self.bytes += decoded.bytes as usize;
+        self.counts.records_read += decoded.records;
+        self.counts.blank_lines += decoded.blank_lines;
+        for reject in &decoded.rejects {
+            self.counts.reject(reject.reason);
+        }
+        self.rejects.extend(decoded.rejects);
+        self.spans
+            .entry(decoded.source.key.clone())
+            .and_modify(|span| span.to = decoded.end)
+            .or_insert_with(|| Span {
+                source: decoded.source.clone(),
+                from: decoded.start,
+                to: decoded.end,
+            });
+        for row in decoded.rows {
+            self.add_row(row);
+        }
+    }
+
+    fn add_row(&mut self, row: Row) {
+        let part = self.partition_of(&row);
+        let slot = self.partitions[part].1.rows.len();
+        let place = (part as u32, slot as u32);
+        if let Some((old_part, old_slot)) = self.keys.insert(row.event.event_uuid.clone(), place) {
+            let old = &mut self.partitions[old_part as usize].1;
+            if old.rows[old_slot as usize].take().is_some() {
+                old.live -= 1;
+            }
+            self.counts.duplicates_dropped += 1;
+        }
+        let rows = &mut self.partitions[part].1;
+        rows.rows.push(Some(row));
+        rows.live += 1;
+    }
+
+    fn partition_of(&mut self, row: &Row) -> usize {
+        let day = row.event.day();
+        let event_type = row.event.event_type();
+        if let Some(&i) = self
+            .partition_index
+            .get(&day)
+            .and_then(|m| m.get(event_type))
+        {
+            return i;
+        }
+        let i = self.partitions.len();
+        self.partitions
+            .push((Partition::events(day, event_type), PartitionRows::default()));
+        self.partition_index
+            .entry(day)
+            .or_default()
+            .insert(event_type.to_string(), i);
+        i
+    }
+
+    /// Live rows buffered.
+    #[cfg(test)]
+    pub fn live_rows(&self) -> usize {
+        self.partitions.iter().map(|(_, p)| p.live).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{DecodeLimits, Origin, decode};
+
+    fn row(uuid: &str, name: &str, created: f64, extra: &str, line: u64) -> Row {
+        let text = format!(
+            r#"{{"event_uuid":"{uuid}","event_name":"{name}","created_at":{created}{extra}}}"#
+        );
+        let limits = DecodeLimits {
+            max_record_size: 1 << 20,
+            now_seconds: 1_790_000_000.0,
+        };
+        Row {
+            event: decode(text.as_bytes(), &limits).unwrap(),
+            origin: Origin {
+                source: Arc::from("t"),
+                line,
+                offset: line * 100,
+                ingested_micros: 0,
+            },
+        }
+    }
+
+    fn decoded(rows: Vec<Row>) -> Decoded {
+        Decoded {
+            source: Arc::new(SourceInfo {
+                key: "k".into(),
+                display: Arc::from("t"),
+            }),
+            start: SourcePosition { offset: 0, line: 0 },
+            end: SourcePosition {
+                offset: 10,
+                line: rows.len() as u64,
+            },
+            records: rows.len() as u64,
+            rows,
+            rejects: vec![],
+            blank_lines: 0,
+            bytes: 10,
+        }
+    }
+
+    #[test]
+    fn last_row_per_key_wins_across_partitions() {
+        let mut b = Buffer::default();
+        b.add(decoded(vec![
+            row("u1", "a:x", 1_780_000_000.0, "", 1),
+            row("u2", "a:x", 1_780_000_000.0, "", 2),
+            row("u1", "a:x", 1_780_000_000.0, r#","v":2"#, 3),
+            // A corrected duplicate may even move to another partition.
+            row("u2", "b", 1_780_100_000.0, "", 4),
+        ]));
+        assert_eq!(b.counts.duplicates_dropped, 2);
+        assert_eq!(b.live_rows(), 2);
+        let live: Vec<(String, u64)> = b
+            .partitions
+            .iter()
+            .flat_map(|(p, rows)| {
+                rows.rows
+                    .iter()
+                    .flatten()
+                    .map(move |r| (format!("{}", p.path()), r.origin.line))
+            })
+            .collect();
+        assert_eq!(
+            live,
+            [
+                (
+                    "created_datetime_day=2026-05-28/event_type=a".to_string(),
+                    3
+                ),
+                (
+                    "created_datetime_day=2026-05-30/event_type=b".to_string(),
+                    4
+                ),
+            ]
+        );
+        assert_eq!(
+            b.spans["k"].to,
+            SourcePosition {
+                offset: 10,
+                line: 4
+            }
+        );
+    }
+}

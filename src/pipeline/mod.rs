@@ -1,0 +1,436 @@
+//! The run loop: wires the stages with bounded channels and commits.
+//!
+//! ```text
+//! reader thread ──chunks──▶ decode (N blocking tasks, order kept) ──▶ buffer ──▶ flush
+//!                 (bounded)                                   (bounded)      write files, commit
+//! ```
+//!
+//! A flush commits the rejected records first (with the rejected table's own
+//! checkpoint), then the events with the events table's checkpoint, in the same
+//! Iceberg commit as the data. After a crash the events checkpoint says where
+//! to resume; rejected records below the rejected table's checkpoint are
+//! already stored and are skipped, so both tables hold each record once.
+//!
+//! Shutdown (a signal) stops reading; what was read is flushed and committed.
+
+mod buffer;
+mod decode;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesOrdered, StreamExt};
+use iceberg::io::FileIO;
+use iceberg::spec::DataFile;
+use tokio::sync::{mpsc, watch};
+
+use crate::catalog::{CatalogError, SqlCatalog};
+use crate::config::RunConfig;
+use crate::event::{DecodeLimits, events_batch, rejected_batch};
+use crate::source::SourceError;
+use crate::source::file::{Chunk, OpenInput, expand_inputs};
+use crate::table::checkpoint::{Checkpoint, SourcePosition};
+use crate::table::summary::QualityCounts;
+use crate::table::writer::{DataWriter, FileSettings, Partition};
+use crate::table::{
+    Change, LoadedTable, SchemaSource, TableError, TableKind, TableLayout, TableStore,
+};
+use buffer::Buffer;
+use decode::{Decoded, decode_chunk};
+
+/// Why a run stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Reading input failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The table side failed.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The warehouse folder could not be created.
+    #[error("warehouse {path}")]
+    Warehouse {
+        /// The folder.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Live counters, read by the progress display while the run goes on.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Records read.
+    pub records_read: AtomicU64,
+    /// Input bytes read.
+    pub bytes_read: AtomicU64,
+    /// Rows committed to the events table.
+    pub rows_committed: AtomicU64,
+    /// Records committed to the rejected table.
+    pub rejected_committed: AtomicU64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// Record counts.
+    pub counts: QualityCounts,
+    /// Data files written (both tables).
+    pub files_written: u64,
+    /// Bytes of those files.
+    pub bytes_written: u64,
+    /// Snapshots committed to the events table.
+    pub event_snapshots: u64,
+    /// Snapshots committed to the rejected table.
+    pub rejected_snapshots: u64,
+    /// Commit attempts lost to other writers (then retried).
+    pub commit_conflicts: u64,
+    /// Inputs read, and inputs skipped because fully committed before.
+    pub inputs: usize,
+    /// Input bytes read in this run.
+    pub bytes_read: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Whether a shutdown signal ended the run early.
+    pub interrupted: bool,
+}
+
+/// Everything the run needs from the tables.
+struct Tables {
+    store: TableStore,
+    events: LoadedTable,
+    rejected: LoadedTable,
+    events_writer: DataWriter,
+    rejected_writer: DataWriter,
+    events_schema: arrow_schema::SchemaRef,
+    rejected_schema: arrow_schema::SchemaRef,
+}
+
+/// Opens the warehouse's catalog and storage (creating the folder).
+pub fn open_store(warehouse: &std::path::Path, catalog_name: &str) -> Result<TableStore, RunError> {
+    std::fs::create_dir_all(warehouse).map_err(|source| RunError::Warehouse {
+        path: warehouse.to_path_buf(),
+        source,
+    })?;
+    let root = std::fs::canonicalize(warehouse).map_err(|source| RunError::Warehouse {
+        path: warehouse.to_path_buf(),
+        source,
+    })?;
+    let catalog = SqlCatalog::open(&root.join("catalog.db"), catalog_name)?;
+    let uri = format!("file://{}", root.display());
+    Ok(TableStore::new(
+        Arc::new(catalog),
+        FileIO::new_with_fs(),
+        &uri,
+    ))
+}
+
+/// Runs ingestion until the inputs end or `shutdown` turns true.
+pub async fn run(
+    config: &RunConfig,
+    progress: Arc<Progress>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let schemas = config
+        .schema_dir
+        .clone()
+        .map_or(SchemaSource::Embedded, SchemaSource::Dir);
+    let events_layout = Arc::new(TableLayout::load(TableKind::Events, &schemas)?);
+    let rejected_layout = Arc::new(TableLayout::load(TableKind::Rejected, &schemas)?);
+    let inputs = expand_inputs(&config.inputs)?;
+
+    let store = open_store(&config.warehouse, &config.catalog_name)?;
+    let events = store.load_or_create(&config.table, &events_layout).await?;
+    let rejected = store
+        .load_or_create(&config.rejected_table, &rejected_layout)
+        .await?;
+    let settings = FileSettings {
+        zstd_level: config.zstd_level,
+    };
+    let events_writer = DataWriter::new(&events, events_layout, store.file_io().clone(), settings);
+    let rejected_writer = DataWriter::new(
+        &rejected,
+        rejected_layout,
+        store.file_io().clone(),
+        settings,
+    );
+    let mut tables = Tables {
+        events_schema: events_writer.arrow_schema()?,
+        rejected_schema: rejected_writer.arrow_schema()?,
+        store,
+        events,
+        rejected,
+        events_writer,
+        rejected_writer,
+    };
+    let resume_from = tables.events.checkpoint()?;
+
+    // Reader: one thread, inputs in order, chunks into a bounded channel.
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Result<Chunk, SourceError>>(4);
+    let max_record_size = config.max_record_size.get();
+    let input_count = inputs.len();
+    let reader = std::thread::Builder::new()
+        .name("floe-reader".into())
+        .spawn(move || {
+            for input in &inputs {
+                let result = OpenInput::open(input).and_then(|open| {
+                    let from = resume_from
+                        .get(&open.info.key)
+                        .unwrap_or(SourcePosition { offset: 0, line: 0 });
+                    if from.offset > 0 {
+                        tracing::info!(input = %input.display, offset = from.offset, line = from.line, "resuming after the committed checkpoint");
+                    }
+                    open.read_chunks(from, max_record_size, |chunk| {
+                        chunk_tx.blocking_send(Ok(chunk)).is_ok()
+                    })
+                });
+                if let Err(e) = result {
+                    let _ = chunk_tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        })
+        .map_err(|source| RunError::Warehouse {
+            path: PathBuf::from("(reader thread)"),
+            source,
+        })?;
+
+    // Decoders: up to `decode_threads` chunks in flight, results in input order.
+    let (decoded_tx, mut decoded_rx) = mpsc::channel::<Result<Decoded, SourceError>>(2);
+    let threads = config.decode_threads.get();
+    let limits = DecodeLimits {
+        max_record_size,
+        now_seconds: chrono::Utc::now().timestamp() as f64,
+    };
+    let decoder = tokio::spawn(async move {
+        let mut in_flight = FuturesOrdered::new();
+        let mut input_open = true;
+        loop {
+            tokio::select! {
+                chunk = chunk_rx.recv(), if input_open && in_flight.len() < threads => {
+                    match chunk {
+                        Some(Ok(chunk)) => {
+                            let ingested = chrono::Utc::now().timestamp_micros();
+                            in_flight.push_back(tokio::task::spawn_blocking(move || {
+                                decode_chunk(chunk, &limits, ingested)
+                            }));
+                        }
+                        Some(Err(e)) => {
+                            // Hand over what was decoded before the error, then the error.
+                            while let Some(done) = in_flight.next().await {
+                                if let Ok(d) = done {
+                                    if decoded_tx.send(Ok(d)).await.is_err() { return; }
+                                }
+                            }
+                            let _ = decoded_tx.send(Err(e)).await;
+                            return;
+                        }
+                        None => input_open = false,
+                    }
+                }
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    // A decode task only fails by panicking, a bug: stop reading.
+                    let Ok(decoded) = done else { return; };
+                    if decoded_tx.send(Ok(decoded)).await.is_err() {
+                        return;
+                    }
+                }
+                else => return,
+            }
+        }
+    });
+
+    let mut report = RunReport {
+        inputs: input_count,
+        ..Default::default()
+    };
+    let mut buffer = Buffer::default();
+    let mut source_error = None;
+    loop {
+        let deadline = buffer
+            .since
+            .map(|t| tokio::time::Instant::from_std(t + config.flush_interval));
+        tokio::select! {
+            next = decoded_rx.recv() => match next {
+                Some(Ok(decoded)) => {
+                    progress.records_read.fetch_add(decoded.records, Ordering::Relaxed);
+                    progress.bytes_read.fetch_add(decoded.bytes, Ordering::Relaxed);
+                    buffer.add(decoded);
+                    if buffer.bytes >= config.flush_size.get() {
+                        flush(&mut tables, std::mem::take(&mut buffer), &mut report, &progress).await?;
+                    }
+                }
+                Some(Err(e)) => {
+                    source_error = Some(e);
+                    break;
+                }
+                None => break,
+            },
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
+                flush(&mut tables, std::mem::take(&mut buffer), &mut report, &progress).await?;
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    tracing::info!("shutdown requested: committing what was read, then stopping");
+                    report.interrupted = true;
+                    break;
+                }
+            }
+        }
+    }
+    // Stop the stages before the last flush: dropping the receiver ends the
+    // decoder, whose end closes the reader's channel.
+    drop(decoded_rx);
+    decoder.abort();
+    flush(&mut tables, buffer, &mut report, &progress).await?;
+    if !report.interrupted {
+        // The reader has finished (its channel closed); join to surface a panic.
+        let _ = reader.join();
+    }
+    report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
+    report.elapsed = started.elapsed();
+    match source_error {
+        Some(e) => Err(e.into()),
+        None => Ok(report),
+    }
+}
+
+/// Writes and commits one batch: rejected records first, then events.
+async fn flush(
+    tables: &mut Tables,
+    mut buffer: Buffer,
+    report: &mut RunReport,
+    progress: &Progress,
+) -> Result<(), RunError> {
+    if buffer.is_empty() {
+        return Ok(());
+    }
+    let events_checkpoint = tables.events.checkpoint()?;
+    let rejected_checkpoint = tables.rejected.checkpoint()?;
+
+    // Rejected records not yet in the rejected table (a resumed run re-reads
+    // records after the events checkpoint; some of its rejects may be stored).
+    let rejects: Vec<_> = std::mem::take(&mut buffer.rejects)
+        .into_iter()
+        .filter(|r| {
+            let key = buffer
+                .spans
+                .values()
+                .find(|s| s.source.display == r.origin.source)
+                .map(|s| s.source.key.as_str());
+            key.and_then(|k| rejected_checkpoint.get(k))
+                .is_none_or(|p| r.origin.offset >= p.offset)
+        })
+        .collect();
+    if !rejects.is_empty() {
+        let batch = rejected_batch(&tables.rejected_schema, &rejects).map_err(TableError::from)?;
+        let file = tables
+            .rejected_writer
+            .write(&Partition::none(), &batch)
+            .await?;
+        report.files_written += 1;
+        report.bytes_written += file.file_size_in_bytes();
+        let mut counts = QualityCounts::default();
+        for r in &rejects {
+            counts.reject(r.reason);
+        }
+        let change = checkpointed_change(&buffer, &rejected_checkpoint, vec![file], counts);
+        let outcome = tables.store.commit(&tables.rejected, &change).await?;
+        report.rejected_snapshots += 1;
+        report.commit_conflicts += u64::from(outcome.conflicts);
+        progress
+            .rejected_committed
+            .fetch_add(rejects.len() as u64, Ordering::Relaxed);
+        tracing::info!(table = %tables.rejected.name, snapshot_id = outcome.snapshot_id, records = rejects.len(), "committed rejected records");
+        tables.rejected = outcome.table;
+    }
+
+    // Events: one file per partition, written in parallel.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rows_written = 0u64;
+    for (partition, rows) in std::mem::take(&mut buffer.partitions) {
+        let mut rows: Vec<_> = rows.rows.into_iter().flatten().collect();
+        if rows.is_empty() {
+            continue;
+        }
+        rows_written += rows.len() as u64;
+        let writer = tables.events_writer.clone();
+        let schema = tables.events_schema.clone();
+        tasks.spawn(async move {
+            // Sort order: event_type (constant in a partition), created_datetime.
+            rows.sort_by_key(|r| r.event.created_micros);
+            let refs: Vec<_> = rows.iter().collect();
+            let batch = events_batch(&schema, &refs)?;
+            writer.write(&partition, &batch).await
+        });
+    }
+    let mut files: Vec<DataFile> = Vec::with_capacity(tasks.len());
+    while let Some(done) = tasks.join_next().await {
+        let file = done.map_err(|e| {
+            TableError::Iceberg(iceberg::Error::new(
+                iceberg::ErrorKind::Unexpected,
+                format!("writing a data file panicked: {e}"),
+            ))
+        })??;
+        report.bytes_written += file.file_size_in_bytes();
+        files.push(file);
+    }
+    report.files_written += files.len() as u64;
+    let mut counts = buffer.counts.clone();
+    counts.rows_written = rows_written;
+    let change = checkpointed_change(&buffer, &events_checkpoint, files, counts.clone());
+    let outcome = tables.store.commit(&tables.events, &change).await?;
+    report.event_snapshots += 1;
+    report.commit_conflicts += u64::from(outcome.conflicts);
+    report.counts.add(&counts);
+    progress
+        .rows_committed
+        .fetch_add(rows_written, Ordering::Relaxed);
+    tracing::info!(
+        table = %tables.events.name,
+        snapshot_id = outcome.snapshot_id,
+        rows = rows_written,
+        files = change.added_data_files.len(),
+        duplicates = counts.duplicates_dropped,
+        rejected = counts.rejected_total(),
+        conflicts = outcome.conflicts,
+        "committed events"
+    );
+    tables.events = outcome.table;
+    Ok(())
+}
+
+/// A change adding `files`, moving every source of `buffer` from where
+/// `committed` says it stands to the end of the buffer.
+fn checkpointed_change(
+    buffer: &Buffer,
+    committed: &Checkpoint,
+    files: Vec<DataFile>,
+    counts: QualityCounts,
+) -> Change {
+    let mut checkpoint_from = BTreeMap::new();
+    let mut checkpoint_to = Checkpoint::new();
+    for (key, span) in &buffer.spans {
+        let stored = committed.get(key);
+        // The rejected table's checkpoint may lag (no rejects lately) or lead
+        // (a crash after its commit); either way it moves to the batch's end.
+        if stored.is_none_or(|p| p.offset < span.to.offset) {
+            checkpoint_from.insert(key.clone(), stored);
+            checkpoint_to.set(key, span.to);
+        }
+    }
+    Change {
+        added_data_files: files,
+        summary: counts.to_summary(),
+        checkpoint_from,
+        checkpoint_to,
+    }
+}

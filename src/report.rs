@@ -1,0 +1,215 @@
+//! Human-readable reports: the run summary (`floe run`, `floe demo`) and the
+//! table description (`floe inspect`). Plain text on stdout, stable enough for
+//! scripts to grep (`records read`, `rows written`...).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::event::RejectReason;
+use crate::pipeline::RunReport;
+use crate::table::inspect::{files_by_partition, rows_by_day_and_type};
+use crate::table::{LoadedTable, TableError, TableStore};
+
+/// `1234567` -> `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+}
+
+/// The run summary.
+pub fn run_summary(report: &RunReport) -> String {
+    let c = &report.counts;
+    let secs = report.elapsed.as_secs_f64();
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| {
+        let _ = writeln!(out, "  {label:<22}{value:>14}");
+    };
+    line("records read", thousands(c.records_read));
+    line("rows written", thousands(c.rows_written));
+    line("duplicates dropped", thousands(c.duplicates_dropped));
+    line("rejected", thousands(c.rejected_total()));
+    for reason in RejectReason::ALL {
+        if let Some(n) = c.rejected.get(&reason) {
+            line(&format!("  {}", reason.code()), thousands(*n));
+        }
+    }
+    line("blank lines", thousands(c.blank_lines));
+    line("files written", thousands(report.files_written));
+    line("bytes written", mib(report.bytes_written));
+    line(
+        "snapshots",
+        format!("{} + {}", report.event_snapshots, report.rejected_snapshots),
+    );
+    line("commit conflicts", thousands(report.commit_conflicts));
+    line("elapsed", format!("{secs:.2} s"));
+    line(
+        "throughput",
+        format!(
+            "{} events/s",
+            thousands((c.records_read as f64 / secs.max(1e-9)) as u64)
+        ),
+    );
+    let mut text = String::from("Floe run summary\n");
+    text.push_str(&out);
+    text.push_str("  (snapshots: events table + rejected table)\n");
+    if report.interrupted {
+        text.push_str("  stopped early by a shutdown signal; rerun to continue\n");
+    }
+    text
+}
+
+/// Rows per day and event type, read back from the table.
+pub async fn rows_by_day_and_type_table(
+    store: &TableStore,
+    table: &LoadedTable,
+) -> Result<String, TableError> {
+    let counts = rows_by_day_and_type(store, table).await?;
+    let mut out = format!(
+        "Rows by day and event_type (read back from {}):\n",
+        table.name
+    );
+    let _ = writeln!(out, "  {:<12}{:<24}{:>12}", "day", "event_type", "rows");
+    let mut total = 0;
+    for ((day, event_type), n) in &counts {
+        total += n;
+        let _ = writeln!(out, "  {day:<12}{event_type:<24}{:>12}", thousands(*n));
+    }
+    let _ = writeln!(out, "  {:<36}{:>12}", "total", thousands(total));
+    Ok(out)
+}
+
+/// The description `floe inspect` prints.
+pub async fn inspect(store: &TableStore, table: &LoadedTable) -> Result<String, TableError> {
+    let md = &table.metadata;
+    let mut out = String::new();
+    let _ = writeln!(out, "Table {}", table.name);
+    let _ = writeln!(out, "  location          {}", md.location());
+    let _ = writeln!(out, "  metadata          {}", table.metadata_location);
+    let _ = writeln!(out, "  format version    {}", md.format_version() as u8);
+    let _ = writeln!(out, "\nSchema (id {}):", md.current_schema_id());
+    let identifiers: Vec<i32> = md.current_schema().identifier_field_ids().collect();
+    for field in md.current_schema().as_struct().fields() {
+        let _ = writeln!(
+            out,
+            "  {:>3}  {:<20} {:<12} {}{}",
+            field.id,
+            field.name,
+            field.field_type.to_string(),
+            if field.required {
+                "required"
+            } else {
+                "optional"
+            },
+            if identifiers.contains(&field.id) {
+                ", identifier"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nPartition spec (id {}):",
+        md.default_partition_spec_id()
+    );
+    for f in md.default_partition_spec().fields() {
+        let source = md
+            .current_schema()
+            .field_by_id(f.source_id)
+            .map_or("?".to_string(), |s| s.name.clone());
+        let _ = writeln!(out, "  {}  = {}({})", f.name, f.transform, source);
+    }
+    let _ = writeln!(out, "\nSort order:");
+    for f in &md.default_sort_order().fields {
+        let source = md
+            .current_schema()
+            .field_by_id(f.source_id)
+            .map_or("?".to_string(), |s| s.name.clone());
+        let _ = writeln!(out, "  {source} {} nulls {}", f.direction, f.null_order);
+    }
+
+    let mut snapshots: Vec<_> = md.snapshots().collect();
+    snapshots.sort_by_key(|s| s.sequence_number());
+    let _ = writeln!(out, "\nSnapshots ({}):", snapshots.len());
+    for s in snapshots {
+        let time = s
+            .timestamp()
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  #{} id {} at {} {}{}",
+            s.sequence_number(),
+            s.snapshot_id(),
+            time,
+            s.summary().operation.as_str(),
+            if md.current_snapshot_id() == Some(s.snapshot_id()) {
+                " (current)"
+            } else {
+                ""
+            }
+        );
+        let summary: BTreeMap<_, _> = s.summary().additional_properties.iter().collect();
+        for (k, v) in summary {
+            let _ = writeln!(out, "      {k} = {v}");
+        }
+    }
+
+    let files = files_by_partition(store, table).await?;
+    let _ = writeln!(out, "\nFiles per partition:");
+    let _ = writeln!(
+        out,
+        "  {:<40}{:>8}{:>12}{:>14}{:>9}",
+        "partition", "files", "rows", "bytes", "deletes"
+    );
+    for (label, f) in &files {
+        let _ = writeln!(
+            out,
+            "  {label:<40}{:>8}{:>12}{:>14}{:>9}",
+            f.data_files,
+            thousands(f.rows),
+            thousands(f.bytes),
+            f.delete_files
+        );
+    }
+    let (n, rows, bytes) = files.values().fold((0, 0, 0), |(n, r, b), f| {
+        (n + f.data_files, r + f.rows, b + f.bytes)
+    });
+    let _ = writeln!(
+        out,
+        "  {:<40}{:>8}{:>12}{:>14}",
+        "total",
+        n,
+        thousands(rows),
+        thousands(bytes)
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        for (n, s) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (1234567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), s);
+        }
+    }
+}

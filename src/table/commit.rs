@@ -1,0 +1,475 @@
+//! The snapshot producer: the one path by which Floe changes a table.
+//!
+//! A [`Change`] (data files, summary counters, checkpoint) becomes a commit in
+//! four steps, as DESIGN section 5 lays out:
+//!
+//! 1. write a manifest for the new files (once: its entries inherit their
+//!    sequence number, so it stays valid whatever the final sequence number is);
+//! 2. write a manifest list that reuses every manifest of the parent unchanged;
+//! 3. write the next metadata file (snapshot, `main` ref, checkpoint property);
+//! 4. swap the catalog pointer from the metadata this commit was built on.
+//!
+//! When the swap loses (another writer committed first) the table is reloaded,
+//! the checkpoint is checked (another writer must not have committed the same
+//! source positions), and steps 2 to 4 are redone on the new parent, with
+//! backoff. A commit is idempotent: its snapshot id is chosen once, and a
+//! reload that finds it already in the table counts as success.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
+    Operation, Snapshot, Summary, TableMetadata, TableMetadataBuilder,
+};
+use iceberg::{MetadataLocation, TableIdent};
+use uuid::Uuid;
+
+use super::TableError;
+use super::checkpoint::{CHECKPOINT_PROPERTY, CHECKPOINT_SUMMARY_KEY, Checkpoint, SourcePosition};
+use super::schema::TableLayout;
+use super::summary::{FileDelta, standard_summary};
+use crate::catalog::{SqlCatalog, SwapOutcome, TableName};
+
+/// How many times a commit is tried before giving up on conflicts.
+const MAX_ATTEMPTS: u32 = 25;
+
+/// Where tables live: the catalog that points at them and the storage that
+/// holds their files.
+pub struct TableStore {
+    catalog: Arc<SqlCatalog>,
+    file_io: FileIO,
+    /// Warehouse root as a URI (`file:///...`), without a trailing slash.
+    warehouse: String,
+}
+
+/// A table as loaded from the catalog: its metadata and where that metadata is.
+#[derive(Debug, Clone)]
+pub struct LoadedTable {
+    /// The table's name.
+    pub name: TableName,
+    /// Parsed metadata.
+    pub metadata: Arc<TableMetadata>,
+    /// The metadata file the catalog points at.
+    pub metadata_location: String,
+}
+
+impl LoadedTable {
+    /// The checkpoint stored in the table's properties.
+    pub fn checkpoint(&self) -> Result<Checkpoint, TableError> {
+        Checkpoint::from_properties(self.metadata.properties()).map_err(|source| {
+            TableError::Checkpoint {
+                table: self.name.clone(),
+                source,
+            }
+        })
+    }
+
+    /// The table's root location.
+    pub fn location(&self) -> &str {
+        self.metadata.location()
+    }
+
+    /// A read-only iceberg `Table` for scans and manifest reads.
+    pub fn to_iceberg(&self, file_io: &FileIO) -> Result<iceberg::table::Table, TableError> {
+        let ident = TableIdent::from_strs([&self.name.namespace, &self.name.name])?;
+        Ok(iceberg::table::Table::builder()
+            .metadata(self.metadata.clone())
+            .metadata_location(self.metadata_location.clone())
+            .identifier(ident)
+            .file_io(file_io.clone())
+            .readonly(true)
+            .runtime(iceberg::Runtime::try_current()?)
+            .build()?)
+    }
+}
+
+/// What one commit adds to a table.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    /// New data files.
+    pub added_data_files: Vec<DataFile>,
+    /// `floe.*` summary keys (quality counters).
+    pub summary: BTreeMap<String, String>,
+    /// Positions this commit's records start from, per source: the commit is
+    /// refused if the table's checkpoint no longer says so.
+    pub checkpoint_from: BTreeMap<String, Option<SourcePosition>>,
+    /// Positions after this commit's records, per source.
+    pub checkpoint_to: Checkpoint,
+}
+
+/// What a successful commit produced.
+#[derive(Debug, Clone)]
+pub struct CommitOutcome {
+    /// The table after the commit.
+    pub table: LoadedTable,
+    /// The new snapshot's id.
+    pub snapshot_id: i64,
+    /// Swaps lost to other writers before this one won.
+    pub conflicts: u32,
+}
+
+impl TableStore {
+    /// A store over `catalog` with files under `warehouse` (a URI).
+    pub fn new(catalog: Arc<SqlCatalog>, file_io: FileIO, warehouse: &str) -> Self {
+        Self {
+            catalog,
+            file_io,
+            warehouse: warehouse.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The storage all table files go through.
+    pub fn file_io(&self) -> &FileIO {
+        &self.file_io
+    }
+
+    /// The location of a table Floe creates: `<warehouse>/<namespace>/<table>`.
+    pub fn table_location(&self, name: &TableName) -> String {
+        format!("{}/{}/{}", self.warehouse, name.namespace, name.name)
+    }
+
+    /// Loads a table, `None` when the catalog has no such table.
+    pub async fn load(&self, name: &TableName) -> Result<Option<LoadedTable>, TableError> {
+        let Some(location) = self.catalog.load(name)? else {
+            return Ok(None);
+        };
+        let metadata = TableMetadata::read_from(&self.file_io, &location).await?;
+        Ok(Some(LoadedTable {
+            name: name.clone(),
+            metadata: Arc::new(metadata),
+            metadata_location: location,
+        }))
+    }
+
+    /// Loads a table, creating it from `layout` when absent. A table created
+    /// by a concurrent writer in between is loaded, not overwritten.
+    pub async fn load_or_create(
+        &self,
+        name: &TableName,
+        layout: &TableLayout,
+    ) -> Result<LoadedTable, TableError> {
+        if let Some(table) = self.load(name).await? {
+            check_compatible(&table, layout)?;
+            return Ok(table);
+        }
+        self.catalog.ensure_namespace(&name.namespace)?;
+        let location = self.table_location(name);
+        let metadata = TableMetadataBuilder::new(
+            layout.schema.as_ref().clone(),
+            layout.partition.clone(),
+            layout.sort.clone(),
+            location.clone(),
+            FormatVersion::V2,
+            default_properties(layout),
+        )?
+        .build()?
+        .metadata;
+        // The builder renumbers field ids in schema order; the schema file's
+        // ids must survive unchanged (they are the table's contract).
+        if metadata.current_schema().as_struct() != layout.schema.as_struct() {
+            return Err(TableError::Schema {
+                origin: layout.schema_origin.clone(),
+                message: "field ids must be numbered 1, 2, 3... in the order the fields appear"
+                    .into(),
+            });
+        }
+        let metadata_location = MetadataLocation::new_with_metadata(&location, &metadata);
+        metadata.write_to(&self.file_io, &metadata_location).await?;
+        let metadata_location = metadata_location.to_string();
+        match self.catalog.create(name, &metadata_location)? {
+            SwapOutcome::Swapped => {
+                tracing::info!(table = %name, metadata_location, "created table");
+                Ok(LoadedTable {
+                    name: name.clone(),
+                    metadata: Arc::new(metadata),
+                    metadata_location,
+                })
+            }
+            SwapOutcome::Conflict => {
+                // Another writer created it first; use theirs.
+                let _ = self.file_io.delete(&metadata_location).await;
+                let table = self
+                    .load(name)
+                    .await?
+                    .ok_or_else(|| TableError::Incompatible {
+                        table: name.clone(),
+                        message: "created concurrently, then vanished".into(),
+                    })?;
+                check_compatible(&table, layout)?;
+                Ok(table)
+            }
+        }
+    }
+
+    /// Commits `change` on top of `base`, retrying on conflicts.
+    pub async fn commit(
+        &self,
+        base: &LoadedTable,
+        change: &Change,
+    ) -> Result<CommitOutcome, TableError> {
+        let snapshot_id = new_snapshot_id(&base.metadata);
+        let data_manifest = self.write_data_manifest(base, snapshot_id, change).await?;
+        let mut table = base.clone();
+        let mut conflicts = 0;
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+                table = self
+                    .load(&base.name)
+                    .await?
+                    .ok_or_else(|| TableError::Incompatible {
+                        table: base.name.clone(),
+                        message: "dropped while Floe was committing to it".into(),
+                    })?;
+                if table.metadata.snapshot_by_id(snapshot_id).is_some() {
+                    // An earlier attempt whose outcome looked lost did land.
+                    return Ok(CommitOutcome {
+                        table,
+                        snapshot_id,
+                        conflicts,
+                    });
+                }
+            }
+            let checkpoint = checked_checkpoint(&table, change)?;
+            let next = self
+                .next_metadata(
+                    &table,
+                    snapshot_id,
+                    data_manifest.as_ref(),
+                    change,
+                    &checkpoint,
+                    attempt,
+                )
+                .await?;
+            let location = table
+                .metadata_location
+                .parse::<MetadataLocation>()?
+                .with_next_version()
+                .with_new_metadata(&next);
+            next.write_to(&self.file_io, &location).await?;
+            let location = location.to_string();
+            match self
+                .catalog
+                .swap(&table.name, &table.metadata_location, &location)
+            {
+                Ok(SwapOutcome::Swapped) => {
+                    tracing::debug!(table = %table.name, snapshot_id, attempt, "committed snapshot");
+                    return Ok(CommitOutcome {
+                        table: LoadedTable {
+                            name: table.name.clone(),
+                            metadata: Arc::new(next),
+                            metadata_location: location,
+                        },
+                        snapshot_id,
+                        conflicts,
+                    });
+                }
+                Ok(SwapOutcome::Conflict) => {
+                    conflicts += 1;
+                    tracing::info!(table = %table.name, snapshot_id, attempt, "commit lost to another writer; reloading and retrying");
+                    // Nothing points at the orphaned metadata file.
+                    let _ = self.file_io.delete(&location).await;
+                }
+                Err(e) if e.is_retryable() => {
+                    conflicts += 1;
+                    tracing::warn!(table = %table.name, error = %e, "catalog busy; retrying commit");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TableError::TooManyConflicts {
+            table: base.name.clone(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    async fn write_data_manifest(
+        &self,
+        table: &LoadedTable,
+        snapshot_id: i64,
+        change: &Change,
+    ) -> Result<Option<ManifestFile>, TableError> {
+        if change.added_data_files.is_empty() {
+            return Ok(None);
+        }
+        let path = format!("{}/metadata/{}-m0.avro", table.location(), Uuid::new_v4());
+        let mut writer = ManifestWriterBuilder::new(
+            self.file_io.new_output(&path)?,
+            Some(snapshot_id),
+            table.metadata.current_schema().clone(),
+            table.metadata.default_partition_spec().as_ref().clone(),
+        )
+        .build_v2_data();
+        for file in &change.added_data_files {
+            // A negative sequence number leaves it unset: the entry inherits the
+            // snapshot's sequence number, whichever attempt lands.
+            writer.add_file(file.clone(), -1)?;
+        }
+        Ok(Some(writer.write_manifest_file().await?))
+    }
+
+    async fn next_metadata(
+        &self,
+        table: &LoadedTable,
+        snapshot_id: i64,
+        data_manifest: Option<&ManifestFile>,
+        change: &Change,
+        checkpoint: &Checkpoint,
+        attempt: u32,
+    ) -> Result<TableMetadata, TableError> {
+        let metadata = &table.metadata;
+        let parent = metadata.current_snapshot();
+        let sequence_number = metadata.next_sequence_number();
+        let mut manifests = Vec::new();
+        if let Some(parent) = parent {
+            let iceberg_table = table.to_iceberg(&self.file_io)?;
+            let list = iceberg_table.manifest_list_reader(parent).load().await?;
+            manifests.extend(list.entries().iter().cloned());
+        }
+        manifests.extend(data_manifest.cloned());
+
+        let list_path = format!(
+            "{}/metadata/snap-{snapshot_id}-{attempt}-{}.avro",
+            table.location(),
+            Uuid::new_v4()
+        );
+        let mut list = ManifestListWriter::v2(
+            self.file_io.new_output(&list_path)?.writer().await?,
+            snapshot_id,
+            parent.map(|p| p.snapshot_id()),
+            sequence_number,
+        );
+        list.add_manifests(manifests.into_iter())?;
+        list.close().await?;
+
+        let delta = FileDelta::of_added(&change.added_data_files);
+        let mut summary: HashMap<String, String> =
+            standard_summary(parent.map(|p| &p.summary().additional_properties), &delta)
+                .into_iter()
+                .collect();
+        summary.extend(change.summary.clone());
+        if !change.checkpoint_to.is_empty() {
+            summary.insert(CHECKPOINT_SUMMARY_KEY.into(), change.checkpoint_to.encode());
+        }
+        let snapshot = Snapshot::builder()
+            .with_snapshot_id(snapshot_id)
+            .with_parent_snapshot_id(parent.map(|p| p.snapshot_id()))
+            .with_sequence_number(sequence_number)
+            .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
+            .with_manifest_list(list_path)
+            .with_summary(Summary {
+                operation: Operation::Append,
+                additional_properties: summary,
+            })
+            .with_schema_id(metadata.current_schema_id())
+            .build();
+
+        let mut builder = metadata
+            .as_ref()
+            .clone()
+            .into_builder(Some(table.metadata_location.clone()))
+            .set_branch_snapshot(snapshot, MAIN_BRANCH)?;
+        if !change.checkpoint_to.is_empty() {
+            builder = builder.set_properties(HashMap::from([(
+                CHECKPOINT_PROPERTY.to_string(),
+                checkpoint.encode(),
+            )]))?;
+        }
+        Ok(builder.build()?.metadata)
+    }
+}
+
+/// The table's checkpoint with this change applied, after checking that the
+/// change starts where the table says each of its sources stands.
+fn checked_checkpoint(table: &LoadedTable, change: &Change) -> Result<Checkpoint, TableError> {
+    let mut checkpoint = table.checkpoint()?;
+    let show = |p: Option<SourcePosition>| {
+        p.map_or_else(
+            || "the start".to_string(),
+            |p| format!("byte {} (line {})", p.offset, p.line),
+        )
+    };
+    for (key, expected) in &change.checkpoint_from {
+        let found = checkpoint.get(key);
+        if found != *expected {
+            return Err(TableError::CheckpointMoved {
+                table: table.name.clone(),
+                source_key: key.clone(),
+                expected: show(*expected),
+                found: show(found),
+            });
+        }
+    }
+    checkpoint.merge(&change.checkpoint_to);
+    Ok(checkpoint)
+}
+
+/// A positive snapshot id not yet used in the table.
+fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
+    loop {
+        let (hi, lo) = Uuid::new_v4().as_u64_pair();
+        let id = ((hi ^ lo) & (i64::MAX as u64)) as i64;
+        if id != 0 && metadata.snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 10 ms doubling, capped at 2 s.
+fn backoff(attempt: u32) -> Duration {
+    let base = 10u64.saturating_mul(1 << attempt.min(8)).min(2_000);
+    let jitter = Uuid::new_v4().as_u128() as u64 % (base / 2 + 1);
+    Duration::from_millis(base / 2 + jitter)
+}
+
+fn default_properties(layout: &TableLayout) -> HashMap<String, String> {
+    let mut props = HashMap::from([
+        ("write.format.default".to_string(), "parquet".to_string()),
+        (
+            "write.parquet.compression-codec".to_string(),
+            "zstd".to_string(),
+        ),
+        // Engines that update this table must write position deletes, the one
+        // delete representation every reader supports.
+        ("write.delete.mode".to_string(), "merge-on-read".to_string()),
+        ("write.update.mode".to_string(), "merge-on-read".to_string()),
+        ("write.merge.mode".to_string(), "merge-on-read".to_string()),
+        ("floe.schema-file".to_string(), layout.schema_origin.clone()),
+    ]);
+    for column in &layout.bloom_filter_columns {
+        props.insert(
+            format!("write.parquet.bloom-filter-enabled.column.{column}"),
+            "true".to_string(),
+        );
+    }
+    props
+}
+
+/// Refuses to write a table whose schema lacks a column Floe fills.
+fn check_compatible(table: &LoadedTable, layout: &TableLayout) -> Result<(), TableError> {
+    let current = table.metadata.current_schema();
+    for field in layout.schema.as_struct().fields() {
+        match current.field_by_id(field.id) {
+            Some(f) if f.name == field.name && f.field_type == field.field_type => {}
+            _ => {
+                return Err(TableError::Incompatible {
+                    table: table.name.clone(),
+                    message: format!(
+                        "column {} (id {}) of {} is missing or different in the table",
+                        field.name, field.id, layout.schema_origin
+                    ),
+                });
+            }
+        }
+    }
+    if table.metadata.format_version() != FormatVersion::V2 {
+        return Err(TableError::Incompatible {
+            table: table.name.clone(),
+            message: "Floe writes format v2 tables only".into(),
+        });
+    }
+    Ok(())
+}

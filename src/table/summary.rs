@@ -1,0 +1,232 @@
+//! Snapshot summaries: the spec's standard totals and Floe's quality counters.
+//!
+//! Totals are the parent's totals plus what a commit adds (minus what it
+//! removes, from step 2 on), so `total-records` and friends stay exact without
+//! reading any manifest. Floe's own keys are prefixed `floe.` and hold the
+//! counts of the records behind that one commit.
+
+use std::collections::{BTreeMap, HashMap};
+
+use iceberg::spec::DataFile;
+
+use crate::event::RejectReason;
+
+/// What one commit did to the data, per the spec's summary fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileDelta {
+    /// Data files added.
+    pub added_data_files: u64,
+    /// Rows in those files.
+    pub added_records: u64,
+    /// Bytes of those files.
+    pub added_files_size: u64,
+    /// Distinct partitions touched.
+    pub changed_partitions: u64,
+}
+
+impl FileDelta {
+    /// The delta of adding these data files.
+    pub fn of_added(files: &[DataFile]) -> Self {
+        let mut partitions: Vec<_> = files.iter().map(|f| f.partition()).collect();
+        partitions.sort_by_key(|p| format!("{p:?}"));
+        partitions.dedup();
+        Self {
+            added_data_files: files.len() as u64,
+            added_records: files.iter().map(|f| f.record_count()).sum(),
+            added_files_size: files.iter().map(|f| f.file_size_in_bytes()).sum(),
+            changed_partitions: partitions.len() as u64,
+        }
+    }
+}
+
+/// The standard totals a snapshot summary carries.
+const TOTALS: [&str; 6] = [
+    "total-records",
+    "total-files-size",
+    "total-data-files",
+    "total-delete-files",
+    "total-position-deletes",
+    "total-equality-deletes",
+];
+
+/// The spec's summary fields for a commit applying `delta` on a parent with
+/// summary `parent` (`None` for the first snapshot). When the parent lacks a
+/// total (written by a tool that does not keep them), that total is left out
+/// rather than guessed.
+pub fn standard_summary(
+    parent: Option<&HashMap<String, String>>,
+    delta: &FileDelta,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut put = |k: &str, v: u64| {
+        out.insert(k.to_string(), v.to_string());
+    };
+    put("added-data-files", delta.added_data_files);
+    put("added-records", delta.added_records);
+    put("added-files-size", delta.added_files_size);
+    put("changed-partition-count", delta.changed_partitions);
+    let added = |key: &str| match key {
+        "total-records" => delta.added_records,
+        "total-files-size" => delta.added_files_size,
+        "total-data-files" => delta.added_data_files,
+        _ => 0,
+    };
+    for key in TOTALS {
+        let before = match parent {
+            None => Some(0),
+            Some(p) => p.get(key).and_then(|v| v.parse::<u64>().ok()),
+        };
+        if let Some(before) = before {
+            put(key, before + added(key));
+        }
+    }
+    out
+}
+
+/// Data-quality counts of the records behind a commit (or a whole run).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QualityCounts {
+    /// Records read (non-blank lines).
+    pub records_read: u64,
+    /// Rows written to the events table.
+    pub rows_written: u64,
+    /// Valid records not written because a later record had the same key.
+    pub duplicates_dropped: u64,
+    /// Records sent to the rejected table, by reason.
+    pub rejected: BTreeMap<RejectReason, u64>,
+    /// Blank lines skipped (not records).
+    pub blank_lines: u64,
+}
+
+impl QualityCounts {
+    /// All rejected records.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Adds another set of counts to this one.
+    pub fn add(&mut self, other: &QualityCounts) {
+        self.records_read += other.records_read;
+        self.rows_written += other.rows_written;
+        self.duplicates_dropped += other.duplicates_dropped;
+        self.blank_lines += other.blank_lines;
+        for (reason, n) in &other.rejected {
+            *self.rejected.entry(*reason).or_default() += n;
+        }
+    }
+
+    /// Counts one rejected record.
+    pub fn reject(&mut self, reason: RejectReason) {
+        *self.rejected.entry(reason).or_default() += 1;
+    }
+
+    /// The `floe.*` summary keys.
+    pub fn to_summary(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::from([
+            (
+                "floe.records-read".to_string(),
+                self.records_read.to_string(),
+            ),
+            (
+                "floe.rows-written".to_string(),
+                self.rows_written.to_string(),
+            ),
+            (
+                "floe.duplicates-dropped".to_string(),
+                self.duplicates_dropped.to_string(),
+            ),
+            (
+                "floe.rejected".to_string(),
+                self.rejected_total().to_string(),
+            ),
+            ("floe.blank-lines".to_string(), self.blank_lines.to_string()),
+        ]);
+        for (reason, n) in &self.rejected {
+            out.insert(format!("floe.rejected.{}", reason.code()), n.to_string());
+        }
+        out
+    }
+
+    /// Reads the `floe.*` keys back (absent keys count 0).
+    pub fn from_summary(summary: &HashMap<String, String>) -> Self {
+        let get = |k: &str| summary.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let rejected = RejectReason::ALL
+            .into_iter()
+            .filter_map(|r| {
+                let n: u64 = get(&format!("floe.rejected.{}", r.code()));
+                (n > 0).then_some((r, n))
+            })
+            .collect();
+        Self {
+            records_read: get("floe.records-read"),
+            rows_written: get("floe.rows-written"),
+            duplicates_dropped: get("floe.duplicates-dropped"),
+            rejected,
+            blank_lines: get("floe.blank-lines"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn totals_add_to_the_parent() {
+        let delta = FileDelta {
+            added_data_files: 3,
+            added_records: 100,
+            added_files_size: 4096,
+            changed_partitions: 2,
+        };
+        let first = standard_summary(None, &delta);
+        assert_eq!(first["total-records"], "100");
+        assert_eq!(first["total-data-files"], "3");
+        assert_eq!(first["total-delete-files"], "0");
+        assert_eq!(first["changed-partition-count"], "2");
+
+        let parent: HashMap<_, _> = first.into_iter().collect();
+        let second = standard_summary(Some(&parent), &delta);
+        assert_eq!(second["total-records"], "200");
+        assert_eq!(second["total-files-size"], "8192");
+        assert_eq!(second["total-data-files"], "6");
+        assert_eq!(second["added-records"], "100");
+
+        // A parent without totals: totals are left out, not guessed.
+        let bare = standard_summary(Some(&map(&[("operation", "append")])), &delta);
+        assert!(!bare.contains_key("total-records"));
+        assert_eq!(bare["added-records"], "100");
+    }
+
+    #[test]
+    fn quality_counts_round_trip_and_add() {
+        let mut a = QualityCounts {
+            records_read: 10,
+            rows_written: 7,
+            duplicates_dropped: 1,
+            blank_lines: 1,
+            ..Default::default()
+        };
+        a.reject(RejectReason::InvalidJson);
+        a.reject(RejectReason::TooLarge);
+        let summary = a.to_summary();
+        assert_eq!(summary["floe.rejected"], "2");
+        assert_eq!(summary["floe.rejected.too_large"], "1");
+        let back = QualityCounts::from_summary(&summary.into_iter().collect());
+        assert_eq!(back, a);
+
+        let mut total = QualityCounts::default();
+        total.add(&a);
+        total.add(&a);
+        assert_eq!(total.records_read, 20);
+        assert_eq!(total.rejected[&RejectReason::InvalidJson], 2);
+        assert_eq!(total.rejected_total(), 4);
+    }
+}

@@ -1,0 +1,78 @@
+//! Logs and live progress. Logs go to stderr through `tracing` (text or JSON);
+//! progress is one line redrawn on a terminal, so stdout stays for results.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, ProgressMode};
+use crate::pipeline::Progress;
+
+/// Installs the global log subscriber. The level comes from `FLOE_LOG`
+/// (`info` by default; e.g. `FLOE_LOG=floe=debug`).
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_env("FLOE_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
+}
+
+/// Draws progress on stderr every `every` until the returned guard is dropped.
+pub fn spawn_progress(
+    mode: ProgressMode,
+    progress: Arc<Progress>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let terminal = std::io::stderr().is_terminal();
+    let every = match (mode, terminal) {
+        (ProgressMode::Never, _) | (ProgressMode::Auto, false) => return None,
+        (_, true) => Duration::from_millis(250),
+        (ProgressMode::Always, false) => Duration::from_secs(5),
+    };
+    let started = Instant::now();
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let line = progress_line(&progress, started.elapsed());
+            let mut err = std::io::stderr().lock();
+            let _ = if terminal {
+                write!(err, "\r\x1b[2K{line}")
+            } else {
+                writeln!(err, "{line}")
+            };
+            let _ = err.flush();
+        }
+    }))
+}
+
+/// Clears the progress line (call after stopping the progress task).
+pub fn clear_progress(mode: ProgressMode) {
+    if mode != ProgressMode::Never && std::io::stderr().is_terminal() {
+        let _ = write!(std::io::stderr(), "\r\x1b[2K");
+    }
+}
+
+fn progress_line(p: &Progress, elapsed: Duration) -> String {
+    let read = p.records_read.load(Ordering::Relaxed);
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    format!(
+        "read {} records ({:.1} MiB), committed {} rows and {} rejects, {:.0} records/s, {:.0}s",
+        read,
+        p.bytes_read.load(Ordering::Relaxed) as f64 / 1048576.0,
+        p.rows_committed.load(Ordering::Relaxed),
+        p.rejected_committed.load(Ordering::Relaxed),
+        read as f64 / secs,
+        elapsed.as_secs_f64()
+    )
+}
