@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
 /// Commits hold the lock for microseconds; readers such as Spark may hold a
 /// read lock for a scan, so allow a generous wait.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Retries of a statement SQLite refused with BUSY without waiting.
+const BUSY_RETRIES: u32 = 40;
 
 /// A catalog stored in an SQLite file.
 pub struct SqlCatalog {
@@ -58,16 +60,20 @@ impl SqlCatalog {
         };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        // `journal_mode` returns a row; query it rather than execute.
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-            .map_err(err)?;
-        conn.execute_batch(CREATE_TABLES).map_err(err)?;
-        Ok(Self {
+        let catalog = Self {
             name: name.to_string(),
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
-        })
+        };
+        // Switching to WAL and creating the tables race with other processes
+        // opening the same new file; SQLite answers such races with BUSY
+        // without waiting, so `with_conn` retries them.
+        catalog.with_conn(|c| {
+            // `journal_mode` returns a row; query it rather than execute.
+            c.query_row("PRAGMA journal_mode=WAL", [], |row| row.get::<_, String>(0))?;
+            c.execute_batch(CREATE_TABLES)
+        })?;
+        Ok(catalog)
     }
 
     /// The catalog's name (the `catalog_name` column).
@@ -77,15 +83,31 @@ impl SqlCatalog {
 
     fn with_conn<T>(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        f: impl Fn(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, CatalogError> {
         // A poisoned lock only means another thread panicked mid-call; the
         // connection itself is still usable, and SQLite keeps the data consistent.
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn).map_err(|source| CatalogError::Sql {
-            path: self.path.clone(),
-            source,
-        })
+        let mut attempt = 0;
+        loop {
+            match f(&conn) {
+                Ok(v) => return Ok(v),
+                Err(source) => {
+                    let error = CatalogError::Sql {
+                        path: self.path.clone(),
+                        source,
+                    };
+                    // The busy timeout covers ordinary lock waits; SQLite
+                    // returns BUSY at once where waiting could deadlock (two
+                    // connections upgrading to write), so back off and retry.
+                    if !error.is_retryable() || attempt == BUSY_RETRIES {
+                        return Err(error);
+                    }
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
+                }
+            }
+        }
     }
 
     /// Creates the namespace if absent (PyIceberg marks a namespace by an
@@ -153,7 +175,7 @@ impl SqlCatalog {
             c.execute(
                 "UPDATE iceberg_tables SET metadata_location = ?1, previous_metadata_location = ?2 \
                  WHERE catalog_name = ?3 AND table_namespace = ?4 AND table_name = ?5 \
-                 AND metadata_location = ?2",
+                 AND metadata_location = ?2 AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)",
                 params![new, expected, self.name, table.namespace, table.name],
             )
         })?;

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The one test command: installs the Python test tools into .venv (once),
+# builds Floe, runs the Rust tests, then the end-to-end tests that check the
+# tables with PyIceberg, DuckDB and Spark.
+#
+# Environment: FLOE_VENV (virtualenv path), CARGO_TARGET_DIR (cargo's usual),
+# PYTEST_ARGS (extra pytest arguments, e.g. "-k smoke").
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${FLOE_VENV:-$ROOT/.venv}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "test tools (Python venv, Spark jars)"
+bash scripts/test-tools.sh
+
+step "cargo build"
+cargo build --locked --bins
+
+step "cargo test"
+cargo test --locked
+
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps --locked \
+    | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+export FLOE_BIN="$TARGET_DIR/debug/floe"
+
+step "end-to-end tests (pytest)"
+# shellcheck disable=SC2086
+"$VENV/bin/python" -m pytest tests -q ${PYTEST_ARGS:-}

@@ -1,0 +1,184 @@
+//! The snapshot producer against a real SQLite catalog and real files: commits
+//! from a stale base lose the compare-and-swap, reload and land on top of the
+//! winner without losing its files; a commit that would repeat another
+//! writer's source positions is refused.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use floe::catalog::TableName;
+use floe::event::{DecodeLimits, Origin, Row, decode, events_batch};
+use floe::pipeline::open_store;
+use floe::table::checkpoint::{Checkpoint, SourcePosition};
+use floe::table::inspect::rows_by_day_and_type;
+use floe::table::writer::{DataWriter, FileSettings, Partition};
+use floe::table::{
+    Change, LoadedTable, SchemaSource, TableError, TableKind, TableLayout, TableStore,
+};
+
+fn row(uuid: &str, event_name: &str, created_at: u64) -> Row {
+    let line = format!(
+        r#"{{"event_uuid":"{uuid}","event_name":"{event_name}","created_at":{created_at}}}"#
+    );
+    let limits = DecodeLimits {
+        max_record_size: 1 << 20,
+        now_seconds: 1_790_000_000.0,
+    };
+    Row {
+        event: decode(line.as_bytes(), &limits).expect("valid test event"),
+        origin: Origin {
+            source: Arc::from("test"),
+            line: 1,
+            offset: 0,
+            ingested_micros: 0,
+        },
+    }
+}
+
+async fn setup(dir: &std::path::Path) -> (TableStore, LoadedTable, DataWriter) {
+    let store = open_store(dir, "floe").unwrap();
+    let layout = Arc::new(TableLayout::load(TableKind::Events, &SchemaSource::Embedded).unwrap());
+    let table = store
+        .load_or_create(&TableName::parse("analytics.events").unwrap(), &layout)
+        .await
+        .unwrap();
+    let writer = DataWriter::new(
+        &table,
+        layout,
+        store.file_io().clone(),
+        FileSettings { zstd_level: 3 },
+    );
+    (store, table, writer)
+}
+
+/// A change adding one file with `rows` (all of one partition) and moving `source` to `to`.
+async fn change(
+    writer: &DataWriter,
+    rows: &[Row],
+    source: &str,
+    from: Option<u64>,
+    to: u64,
+) -> Change {
+    let schema = writer.arrow_schema().unwrap();
+    let refs: Vec<&Row> = rows.iter().collect();
+    let batch = events_batch(&schema, &refs).unwrap();
+    let first = &rows[0].event;
+    let file = writer
+        .write(&Partition::events(first.day(), first.event_type()), &batch)
+        .await
+        .unwrap();
+    let mut checkpoint_to = Checkpoint::new();
+    checkpoint_to.set(
+        source,
+        SourcePosition {
+            offset: to,
+            line: to,
+        },
+    );
+    Change {
+        added_data_files: vec![file],
+        summary: BTreeMap::new(),
+        checkpoint_from: BTreeMap::from([(
+            source.to_string(),
+            from.map(|o| SourcePosition { offset: o, line: o }),
+        )]),
+        checkpoint_to,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_commit_retries_on_top_of_the_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, base, writer) = setup(dir.path()).await;
+
+    let a = change(
+        &writer,
+        &[
+            row("a1", "pay:x", 1_780_000_000),
+            row("a2", "pay:x", 1_780_000_001),
+        ],
+        "src-a",
+        None,
+        10,
+    )
+    .await;
+    let b = change(
+        &writer,
+        &[row("b1", "cart", 1_780_000_000)],
+        "src-b",
+        None,
+        20,
+    )
+    .await;
+
+    let won = store.commit(&base, &a).await.unwrap();
+    assert_eq!(won.conflicts, 0);
+    // `b` is built on the same, now stale, base.
+    let retried = store.commit(&base, &b).await.unwrap();
+    assert_eq!(retried.conflicts, 1, "the first swap must lose");
+
+    let table = store.load(&base.name).await.unwrap().unwrap();
+    assert_eq!(table.metadata_location, retried.table.metadata_location);
+    let current = table.metadata.current_snapshot().unwrap();
+    assert_eq!(current.snapshot_id(), retried.snapshot_id);
+    assert_eq!(current.parent_snapshot_id(), Some(won.snapshot_id));
+    assert_eq!(current.sequence_number(), 2);
+    assert_eq!(
+        current.summary().additional_properties["total-records"],
+        "3"
+    );
+    assert_eq!(
+        current.summary().additional_properties["total-data-files"],
+        "2"
+    );
+
+    let checkpoint = table.checkpoint().unwrap();
+    assert_eq!(
+        checkpoint.get("src-a"),
+        Some(SourcePosition {
+            offset: 10,
+            line: 10
+        })
+    );
+    assert_eq!(
+        checkpoint.get("src-b"),
+        Some(SourcePosition {
+            offset: 20,
+            line: 20
+        })
+    );
+
+    let counts = rows_by_day_and_type(&store, &table).await.unwrap();
+    let got: Vec<_> = counts.into_iter().collect();
+    assert_eq!(
+        got,
+        vec![
+            (("2026-05-28".to_string(), "cart".to_string()), 1),
+            (("2026-05-28".to_string(), "pay".to_string()), 2),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_source_positions_are_not_committed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, base, writer) = setup(dir.path()).await;
+    let first = change(&writer, &[row("x1", "pay", 1_780_000_000)], "src", None, 10).await;
+    let again = change(&writer, &[row("x1", "pay", 1_780_000_000)], "src", None, 10).await;
+    store.commit(&base, &first).await.unwrap();
+    let err = store.commit(&base, &again).await.unwrap_err();
+    assert!(matches!(err, TableError::CheckpointMoved { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("source src was committed up to byte 10 (line 10)"),
+        "{text}"
+    );
+    assert!(text.contains("read it from the start"), "{text}");
+
+    let table = store.load(&base.name).await.unwrap().unwrap();
+    assert_eq!(
+        table.metadata.snapshots().count(),
+        1,
+        "the refused commit left no snapshot"
+    );
+}

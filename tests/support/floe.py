@@ -1,0 +1,61 @@
+"""Running the `floe` binary from tests.
+
+The binary comes from `FLOE_BIN` (set by scripts/test.sh); by default the
+debug build under target/. Every call has a timeout so a hung run fails the
+test instead of the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("FLOE_BIN", str(ROOT / "target" / "debug" / "floe"))
+TIMEOUT = 300
+
+
+def env(**extra: str) -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if not k.startswith("FLOE_")}
+    out.update({"FLOE_LOG": "warn", "FLOE_PROGRESS": "never"})
+    out.update(extra)
+    return out
+
+
+def run(*args: str, check: bool = True, stdin: bytes | None = None, **extra_env: str) -> subprocess.CompletedProcess:
+    """Runs `floe ARGS...` and returns the completed process (text output)."""
+    proc = subprocess.run(
+        [BIN, *args],
+        input=stdin,
+        capture_output=True,
+        env=env(**extra_env),
+        timeout=TIMEOUT,
+    )
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+    if check and result.returncode != 0:
+        raise AssertionError(f"floe {' '.join(args)} exited {result.returncode}:\n{result.stderr}\n{result.stdout}")
+    return result
+
+
+def start(*args: str, **extra_env: str) -> subprocess.Popen:
+    """Starts `floe ARGS...` in the background (caller waits or kills)."""
+    return subprocess.Popen([BIN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(**extra_env))
+
+
+def generate(path: Path, events: int, seed: int, **options: float) -> Path:
+    """`floe generate` into `path`; options are passed as --dup-rate etc."""
+    args = ["generate", "--events", str(events), "--seed", str(seed), "--out", str(path)]
+    for name, value in options.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    run(*args)
+    return path
+
+
+def summary_value(stdout: str, label: str) -> int:
+    """A number from the run summary, e.g. summary_value(out, "rows written")."""
+    match = re.search(rf"^\s*{re.escape(label)}\s+([\d,]+)\s*$", stdout, re.MULTILINE)
+    if not match:
+        raise AssertionError(f"no '{label}' in summary:\n{stdout}")
+    return int(match.group(1).replace(",", ""))
