@@ -111,6 +111,8 @@ struct Tables {
     rejected_writer: DataWriter,
     events_schema: arrow_schema::SchemaRef,
     rejected_schema: arrow_schema::SchemaRef,
+    /// Data files encoded at the same time.
+    write_parallelism: usize,
 }
 
 /// Opens the warehouse's catalog and storage (creating the folder).
@@ -165,6 +167,7 @@ pub async fn run(
     let mut tables = Tables {
         events_schema: events_writer.arrow_schema()?,
         rejected_schema: rejected_writer.arrow_schema()?,
+        write_parallelism: config.decode_threads.get(),
         store,
         events,
         rejected,
@@ -353,7 +356,9 @@ async fn flush(
         tables.rejected = outcome.table;
     }
 
-    // Events: one file per partition, written in parallel.
+    // Events: one file per partition, written in parallel but at most one per
+    // core at a time, so only that many Arrow batches and encoders are alive.
+    let permits = Arc::new(tokio::sync::Semaphore::new(tables.write_parallelism));
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows_written = 0u64;
     for (partition, rows) in std::mem::take(&mut buffer.partitions) {
@@ -364,7 +369,10 @@ async fn flush(
         rows_written += rows.len() as u64;
         let writer = tables.events_writer.clone();
         let schema = tables.events_schema.clone();
+        let permits = permits.clone();
         tasks.spawn(async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _permit = permits.acquire_owned().await;
             // Sort order: event_type (constant in a partition), created_datetime.
             rows.sort_by_key(|r| r.event.created_micros);
             let refs: Vec<_> = rows.iter().collect();

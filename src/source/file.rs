@@ -304,7 +304,11 @@ impl LineSplitter {
             self.pending.extend_from_slice(bytes);
             bytes = &[];
             if let Some(last) = memchr::memrchr(b'\n', &self.pending) {
-                let rest = self.pending.split_off(last + 1);
+                // The unfinished tail moves to a fresh buffer sized for the next
+                // chunk, so `pending` never grows by reallocating.
+                let mut rest = Vec::with_capacity(2 * CHUNK_BYTES);
+                rest.extend_from_slice(&self.pending[last + 1..]);
+                self.pending.truncate(last + 1);
                 let lines = std::mem::replace(&mut self.pending, rest);
                 out.push(self.lines_chunk(lines));
             }
