@@ -35,6 +35,8 @@ pub struct RawRunConfig {
     pub flush_size: Option<String>,
     /// Age of the oldest buffered record that triggers a flush, e.g. `60s`.
     pub flush_interval: Option<String>,
+    /// Data file size to aim for, e.g. `128MiB`.
+    pub target_file_size: Option<String>,
     /// Largest accepted record, e.g. `1MiB`.
     pub max_record_size: Option<String>,
     /// zstd level for data files.
@@ -69,6 +71,7 @@ impl RawRunConfig {
             schema_dir: self.schema_dir.or(lower.schema_dir),
             flush_size: self.flush_size.or(lower.flush_size),
             flush_interval: self.flush_interval.or(lower.flush_interval),
+            target_file_size: self.target_file_size.or(lower.target_file_size),
             max_record_size: self.max_record_size.or(lower.max_record_size),
             zstd_level: self.zstd_level.or(lower.zstd_level),
             decode_threads: self.decode_threads.or(lower.decode_threads),
@@ -117,6 +120,9 @@ pub struct RunConfig {
     pub flush_size: NonZeroUsize,
     /// Flush when the oldest buffered record is this old.
     pub flush_interval: Duration,
+    /// Data file size to aim for: a partition's rows of one flush are split
+    /// into files of about this size.
+    pub target_file_size: NonZeroUsize,
     /// Largest accepted record in bytes.
     pub max_record_size: NonZeroUsize,
     /// zstd level.
@@ -141,6 +147,8 @@ pub mod defaults {
     pub const FLUSH_SIZE: &str = "128MiB";
     /// Flush interval.
     pub const FLUSH_INTERVAL: &str = "60s";
+    /// Target data file size.
+    pub const TARGET_FILE_SIZE: &str = "128MiB";
     /// Record size limit.
     pub const MAX_RECORD_SIZE: &str = "1MiB";
     /// zstd level: on the benchmark data level 1 takes ~10% less CPU than 3
@@ -203,6 +211,13 @@ impl RawRunConfig {
             self.flush_size,
             defaults::FLUSH_SIZE,
             1,
+        );
+        let target_file_size = size_setting(
+            &mut problems,
+            "target_file_size",
+            self.target_file_size,
+            defaults::TARGET_FILE_SIZE,
+            1024,
         );
         let max_record_size = size_setting(
             &mut problems,
@@ -275,6 +290,7 @@ impl RawRunConfig {
             schema_dir: self.schema_dir,
             flush_size,
             flush_interval,
+            target_file_size,
             max_record_size,
             zstd_level,
             decode_threads,

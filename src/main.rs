@@ -76,6 +76,9 @@ struct Tuning {
     /// Flush when the oldest buffered record is this old [default: 60s]
     #[arg(long, env = "FLOE_FLUSH_INTERVAL")]
     flush_interval: Option<String>,
+    /// Data file size to aim for; bigger partitions are split into several files [default: 128MiB]
+    #[arg(long, env = "FLOE_TARGET_FILE_SIZE")]
+    target_file_size: Option<String>,
     /// Longest accepted record; longer ones are rejected as too_large [default: 1MiB]
     #[arg(long, env = "FLOE_MAX_RECORD_SIZE")]
     max_record_size: Option<String>,
@@ -105,6 +108,7 @@ impl RunArgs {
             schema_dir: t.schema_dir,
             flush_size: t.flush_size,
             flush_interval: t.flush_interval,
+            target_file_size: t.target_file_size,
             max_record_size: t.max_record_size,
             zstd_level: t.zstd_level,
             decode_threads: t.decode_threads,

@@ -330,3 +330,21 @@ def test_record_size_limit_is_configurable(tmp_path, tmp_warehouse):
     assert len(pyiceberg_rows(tmp_warehouse, EVENTS)) == len(exp.rows)
     raw = sorted((r["_source_position"], r["raw"]) for r in pyiceberg_rows(tmp_warehouse, REJECTED))
     assert raw == sorted((pos, line) for _, pos, line in exp.rejected)
+
+
+def test_big_partitions_are_split_near_the_target_file_size(tmp_path, tmp_warehouse):
+    events = floe.generate(tmp_path / "e.jsonl", 30_000, seed=51, days=1)
+    target = 64 * 1024
+    floe.run(
+        "run", "--input", str(events), "--warehouse", str(tmp_warehouse.root), "--target-file-size", str(target)
+    )
+    exp = expected_from_file(events)
+    table = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS)
+    files = list(table.inspect.files().to_pylist())
+    per_partition = collections.Counter((f["partition"]["created_datetime_day"], f["partition"]["event_type"]) for f in files)
+    assert len(per_partition) == len(exp.counts_by_day_type)
+    assert max(per_partition.values()) > 1, "the largest partitions span several files"
+    assert sum(f["record_count"] for f in files) == len(exp.rows)
+    # Sized from the first guess of the compression ratio: near, not exact.
+    assert max(f["file_size_in_bytes"] for f in files) < 4 * target
+    assert len(pyiceberg_rows(tmp_warehouse, EVENTS)) == len(exp.rows)

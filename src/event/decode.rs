@@ -595,7 +595,8 @@ mod tests {
 
     #[test]
     fn enriches_type_subtype_time_and_payload() {
-        let cases: &[(&str, &str, Option<&str>, i64, Option<&str>)] = &[
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, i64, Option<&'a str>);
+        let cases: &[Case] = &[
             (
                 r#"{"event_uuid":"u1","event_name":"payment:order:completed","created_at":1780000000.25,"amount":12.50,"tags":["a", "b"]}"#,
                 "payment",

@@ -192,7 +192,7 @@ mod tests {
                 rows.rows
                     .iter()
                     .flatten()
-                    .map(move |r| (format!("{}", p.path()), r.origin.line))
+                    .map(move |r| (p.path(), r.origin.line))
             })
             .collect();
         assert_eq!(

@@ -113,6 +113,10 @@ struct Tables {
     rejected_schema: arrow_schema::SchemaRef,
     /// Data files encoded at the same time.
     write_parallelism: usize,
+    /// Target size of a data file.
+    target_file_size: usize,
+    /// File bytes per buffered (in-memory) byte, learnt from the last flush.
+    file_bytes_per_heap_byte: f64,
 }
 
 /// Opens the warehouse's catalog and storage (creating the folder).
@@ -168,6 +172,9 @@ pub async fn run(
         events_schema: events_writer.arrow_schema()?,
         rejected_schema: rejected_writer.arrow_schema()?,
         write_parallelism: config.decode_threads.get(),
+        target_file_size: config.target_file_size.get(),
+        // A first guess (zstd on JSON-ish text); corrected after every flush.
+        file_bytes_per_heap_byte: 0.3,
         store,
         events,
         rejected,
@@ -229,8 +236,10 @@ pub async fn run(
                         Some(Err(e)) => {
                             // Hand over what was decoded before the error, then the error.
                             while let Some(done) = in_flight.next().await {
-                                if let Ok(d) = done {
-                                    if decoded_tx.send(Ok(d)).await.is_err() { return; }
+                                if let Ok(d) = done
+                                    && decoded_tx.send(Ok(d)).await.is_err()
+                                {
+                                    return;
                                 }
                             }
                             let _ = decoded_tx.send(Err(e)).await;
@@ -361,12 +370,20 @@ async fn flush(
     let permits = Arc::new(tokio::sync::Semaphore::new(tables.write_parallelism));
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows_written = 0u64;
+    let mut heap_bytes = 0usize;
     for (partition, rows) in std::mem::take(&mut buffer.partitions) {
         let mut rows: Vec<_> = rows.rows.into_iter().flatten().collect();
         if rows.is_empty() {
             continue;
         }
         rows_written += rows.len() as u64;
+        let partition_bytes: usize = rows.iter().map(|r| r.event.heap_size()).sum();
+        heap_bytes += partition_bytes;
+        let files = (partition_bytes as f64 * tables.file_bytes_per_heap_byte
+            / tables.target_file_size as f64)
+            .ceil()
+            .max(1.0) as usize;
+        let per_file = rows.len().div_ceil(files);
         let writer = tables.events_writer.clone();
         let schema = tables.events_schema.clone();
         let permits = permits.clone();
@@ -374,22 +391,33 @@ async fn flush(
             // The semaphore is never closed, so acquiring only waits.
             let _permit = permits.acquire_owned().await;
             // Sort order: event_type (constant in a partition), created_datetime.
+            // Split after sorting, so files of a partition cover disjoint
+            // time ranges and scans prune by created_datetime bounds.
             rows.sort_by_key(|r| r.event.created_micros);
-            let refs: Vec<_> = rows.iter().collect();
-            let batch = events_batch(&schema, &refs)?;
-            writer.write(&partition, &batch).await
+            let mut files = Vec::new();
+            for part in rows.chunks(per_file) {
+                let refs: Vec<_> = part.iter().collect();
+                let batch = events_batch(&schema, &refs)?;
+                files.push(writer.write(&partition, &batch).await?);
+            }
+            Ok::<_, TableError>(files)
         });
     }
     let mut files: Vec<DataFile> = Vec::with_capacity(tasks.len());
     while let Some(done) = tasks.join_next().await {
-        let file = done.map_err(|e| {
+        let written = done.map_err(|e| {
             TableError::Iceberg(iceberg::Error::new(
                 iceberg::ErrorKind::Unexpected,
                 format!("writing a data file panicked: {e}"),
             ))
         })??;
-        report.bytes_written += file.file_size_in_bytes();
-        files.push(file);
+        files.extend(written);
+    }
+    let flushed_bytes: u64 = files.iter().map(|f| f.file_size_in_bytes()).sum();
+    report.bytes_written += flushed_bytes;
+    if heap_bytes > 0 && flushed_bytes > 0 {
+        // Learn how much a buffered byte weighs on disk, to size the next files.
+        tables.file_bytes_per_heap_byte = flushed_bytes as f64 / heap_bytes as f64;
     }
     report.files_written += files.len() as u64;
     let mut counts = buffer.counts.clone();

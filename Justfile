@@ -1,0 +1,36 @@
+# Floe's toolbox. CI runs `.ci/run`, which runs `scripts/test.sh` (= `just test`).
+
+# List the recipes.
+default:
+    @just --list
+
+# Generate sample events, ingest them into ./floe-demo and print what landed.
+demo dir="floe-demo":
+    cargo run --release --locked -- demo {{dir}}
+
+# Every test: Rust unit and integration tests, then the end-to-end tests
+# against PyIceberg, DuckDB and Spark (installs them into .venv first).
+test:
+    bash scripts/test.sh
+
+# Format the code.
+fmt:
+    cargo fmt
+
+# Formatting and clippy, warnings as errors.
+lint:
+    cargo fmt --check
+    cargo clippy --all-targets --locked -- -D warnings
+
+# Type-check quickly while iterating.
+check:
+    cargo check --all-targets
+
+# Ingest 1M generated events (5 runs; medians of events/s, CPU-s per 1M, peak RSS).
+bench *args:
+    cargo build --release --locked
+    python3 scripts/bench.py {{args}}
+
+# Describe the demo table.
+inspect dir="floe-demo":
+    cargo run --release --locked -- inspect --warehouse {{dir}}/warehouse
