@@ -348,3 +348,27 @@ def test_big_partitions_are_split_near_the_target_file_size(tmp_path, tmp_wareho
     # Sized from the first guess of the compression ratio: near, not exact.
     assert max(f["file_size_in_bytes"] for f in files) < 4 * target
     assert len(pyiceberg_rows(tmp_warehouse, EVENTS)) == len(exp.rows)
+
+
+def test_sigterm_commits_what_was_read_and_exits_cleanly(tmp_path, tmp_warehouse):
+    events = floe.generate(tmp_path / "e.jsonl", 60_000, seed=61, dup_rate=0, changed_dup_rate=0)
+    exp = expected_from_file(events)
+    args = ("run", "--input", str(events), "--warehouse", str(tmp_warehouse.root), "--flush-size", "192KiB")
+    proc = floe.start(*args)
+    try:
+        wait_for(lambda: events_version(tmp_warehouse) >= 3, 120, "two commits")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err.decode()
+    out = out.decode()
+    assert "stopped early by a shutdown signal" in out
+    written = floe.summary_value(out, "rows written")
+    assert 0 < written < len(exp.rows), "the signal must land mid-run"
+    # Everything the summary reports as written is committed, nothing more.
+    assert len(pyiceberg_rows(tmp_warehouse, EVENTS)) == written
+    floe.run(*args)
+    rows = pyiceberg_rows(tmp_warehouse, EVENTS)
+    assert len(rows) == len(exp.rows)
+    assert set(by_key(rows)) == set(exp.rows)

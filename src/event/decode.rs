@@ -51,7 +51,7 @@ impl RejectReason {
     ];
 
     /// The reason code, e.g. `invalid_json`.
-    pub fn code(self) -> &'static str {
+    pub const fn code(self) -> &'static str {
         match self {
             RejectReason::InvalidJson => "invalid_json",
             RejectReason::NotObject => "not_object",

@@ -16,7 +16,7 @@
 mod buffer;
 mod decode;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -330,15 +330,16 @@ async fn flush(
 
     // Rejected records not yet in the rejected table (a resumed run re-reads
     // records after the events checkpoint; some of its rejects may be stored).
+    let stored: HashMap<&str, SourcePosition> = buffer
+        .spans
+        .values()
+        .filter_map(|s| Some((&*s.source.display, rejected_checkpoint.get(&s.source.key)?)))
+        .collect();
     let rejects: Vec<_> = std::mem::take(&mut buffer.rejects)
         .into_iter()
         .filter(|r| {
-            let key = buffer
-                .spans
-                .values()
-                .find(|s| s.source.display == r.origin.source)
-                .map(|s| s.source.key.as_str());
-            key.and_then(|k| rejected_checkpoint.get(k))
+            stored
+                .get(&*r.origin.source)
                 .is_none_or(|p| r.origin.offset >= p.offset)
         })
         .collect();
