@@ -77,6 +77,7 @@ async fn change(
     );
     Change {
         added_data_files: vec![file],
+        added_delete_files: vec![],
         summary: BTreeMap::new(),
         checkpoint_from: BTreeMap::from([(
             source.to_string(),
@@ -156,6 +157,57 @@ async fn a_stale_commit_retries_on_top_of_the_winner() {
             (("2026-05-28".to_string(), "cart".to_string()), 1),
             (("2026-05-28".to_string(), "pay".to_string()), 2),
         ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn position_deletes_hide_rows_from_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, base, writer) = setup(dir.path()).await;
+    // Rows are written in the order given: positions 0, 1, 2.
+    let rows = [
+        row("d1", "pay", 1_780_000_000),
+        row("d2", "pay", 1_780_000_001),
+        row("d3", "pay", 1_780_000_002),
+    ];
+    let first = change(&writer, &rows, "src", None, 30).await;
+    let data_path = first.added_data_files[0].file_path().to_string();
+    let table = store.commit(&base, &first).await.unwrap().table;
+
+    let partition = Partition::events(rows[0].event.day(), "pay");
+    let mut deletes = vec![(data_path.clone(), 1)];
+    let delete_file = writer
+        .write_position_deletes(&partition, &mut deletes)
+        .await
+        .unwrap();
+    assert_eq!(delete_file.record_count(), 1);
+    assert_eq!(
+        delete_file.referenced_data_file().as_deref(),
+        Some(data_path.as_str())
+    );
+    let upsert = Change {
+        added_delete_files: vec![delete_file],
+        ..Default::default()
+    };
+    let outcome = store.commit(&table, &upsert).await.unwrap();
+    let summary = &outcome.table.metadata.current_snapshot().unwrap().summary();
+    assert_eq!(summary.operation.as_str(), "delete");
+    let props = &summary.additional_properties;
+    assert_eq!(props["added-position-deletes"], "1");
+    assert_eq!(props["total-position-deletes"], "1");
+    assert_eq!(props["total-delete-files"], "1");
+    assert_eq!(props["total-records"], "3");
+
+    // iceberg-rust's scan applies the delete: two rows are left.
+    let counts = rows_by_day_and_type(&store, &outcome.table).await.unwrap();
+    assert_eq!(counts.values().sum::<u64>(), 2);
+    let files = floe::table::inspect::files_by_partition(&store, &outcome.table)
+        .await
+        .unwrap();
+    let stats = files.values().next().unwrap();
+    assert_eq!(
+        (stats.data_files, stats.delete_files, stats.rows),
+        (1, 1, 3)
     );
 }
 

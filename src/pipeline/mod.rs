@@ -466,6 +466,7 @@ fn checkpointed_change(
     }
     Change {
         added_data_files: files,
+        added_delete_files: Vec::new(),
         summary: counts.to_summary(),
         checkpoint_from,
         checkpoint_to,

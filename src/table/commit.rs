@@ -22,7 +22,7 @@ use std::time::Duration;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
-    Operation, Snapshot, Summary, TableMetadata, TableMetadataBuilder,
+    Snapshot, Summary, TableMetadata, TableMetadataBuilder,
 };
 use iceberg::{MetadataLocation, TableIdent};
 use uuid::Uuid;
@@ -91,6 +91,8 @@ impl LoadedTable {
 pub struct Change {
     /// New data files.
     pub added_data_files: Vec<DataFile>,
+    /// New position delete files (rows of earlier files they remove).
+    pub added_delete_files: Vec<DataFile>,
     /// `floe.*` summary keys (quality counters).
     pub summary: BTreeMap<String, String>,
     /// Positions this commit's records start from, per source: the commit is
@@ -211,7 +213,14 @@ impl TableStore {
         change: &Change,
     ) -> Result<CommitOutcome, TableError> {
         let snapshot_id = new_snapshot_id(&base.metadata);
-        let data_manifest = self.write_data_manifest(base, snapshot_id, change).await?;
+        // Manifests of the new files are written once: their entries inherit
+        // the snapshot's sequence number, whichever attempt lands.
+        let new_manifests = [
+            self.write_manifest(base, snapshot_id, &change.added_data_files, false)
+                .await?,
+            self.write_manifest(base, snapshot_id, &change.added_delete_files, true)
+                .await?,
+        ];
         let mut table = base.clone();
         let mut conflicts = 0;
         for attempt in 0..MAX_ATTEMPTS {
@@ -238,7 +247,7 @@ impl TableStore {
                 .next_metadata(
                     &table,
                     snapshot_id,
-                    data_manifest.as_ref(),
+                    &new_manifests,
                     change,
                     &checkpoint,
                     attempt,
@@ -286,24 +295,35 @@ impl TableStore {
         })
     }
 
-    async fn write_data_manifest(
+    /// A manifest adding `files`: data files, or delete files when `deletes`.
+    async fn write_manifest(
         &self,
         table: &LoadedTable,
         snapshot_id: i64,
-        change: &Change,
+        files: &[DataFile],
+        deletes: bool,
     ) -> Result<Option<ManifestFile>, TableError> {
-        if change.added_data_files.is_empty() {
+        if files.is_empty() {
             return Ok(None);
         }
-        let path = format!("{}/metadata/{}-m0.avro", table.location(), Uuid::new_v4());
-        let mut writer = ManifestWriterBuilder::new(
+        let suffix = if deletes { "d0" } else { "m0" };
+        let path = format!(
+            "{}/metadata/{}-{suffix}.avro",
+            table.location(),
+            Uuid::new_v4()
+        );
+        let builder = ManifestWriterBuilder::new(
             self.file_io.new_output(&path)?,
             Some(snapshot_id),
             table.metadata.current_schema().clone(),
             table.metadata.default_partition_spec().as_ref().clone(),
-        )
-        .build_v2_data();
-        for file in &change.added_data_files {
+        );
+        let mut writer = if deletes {
+            builder.build_v2_deletes()
+        } else {
+            builder.build_v2_data()
+        };
+        for file in files {
             // A negative sequence number leaves it unset: the entry inherits the
             // snapshot's sequence number, whichever attempt lands.
             writer.add_file(file.clone(), -1)?;
@@ -315,7 +335,7 @@ impl TableStore {
         &self,
         table: &LoadedTable,
         snapshot_id: i64,
-        data_manifest: Option<&ManifestFile>,
+        new_manifests: &[Option<ManifestFile>],
         change: &Change,
         checkpoint: &Checkpoint,
         attempt: u32,
@@ -329,7 +349,7 @@ impl TableStore {
             let list = iceberg_table.manifest_list_reader(parent).load().await?;
             manifests.extend(list.entries().iter().cloned());
         }
-        manifests.extend(data_manifest.cloned());
+        manifests.extend(new_manifests.iter().flatten().cloned());
 
         let list_path = format!(
             "{}/metadata/snap-{snapshot_id}-{attempt}-{}.avro",
@@ -345,7 +365,7 @@ impl TableStore {
         list.add_manifests(manifests.into_iter())?;
         list.close().await?;
 
-        let delta = FileDelta::of_added(&change.added_data_files);
+        let delta = FileDelta::of_added(&change.added_data_files, &change.added_delete_files);
         let mut summary: HashMap<String, String> =
             standard_summary(parent.map(|p| &p.summary().additional_properties), &delta)
                 .into_iter()
@@ -361,7 +381,7 @@ impl TableStore {
             .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
             .with_manifest_list(list_path)
             .with_summary(Summary {
-                operation: Operation::Append,
+                operation: delta.operation(),
                 additional_properties: summary,
             })
             .with_schema_id(metadata.current_schema_id())

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use iceberg::spec::DataFile;
+use iceberg::spec::{DataContentType, DataFile, Operation};
 
 use crate::event::RejectReason;
 
@@ -22,19 +22,46 @@ pub struct FileDelta {
     pub added_files_size: u64,
     /// Distinct partitions touched.
     pub changed_partitions: u64,
+    /// Position delete files added.
+    pub added_position_delete_files: u64,
+    /// Row positions those files delete.
+    pub added_position_deletes: u64,
+    /// Bytes of those files.
+    pub added_delete_files_size: u64,
 }
 
 impl FileDelta {
-    /// The delta of adding these data files.
-    pub fn of_added(files: &[DataFile]) -> Self {
-        let mut partitions: Vec<_> = files.iter().map(|f| f.partition()).collect();
+    /// The delta of adding these data and position delete files.
+    pub fn of_added(data: &[DataFile], deletes: &[DataFile]) -> Self {
+        let mut partitions: Vec<_> = data.iter().chain(deletes).map(|f| f.partition()).collect();
         partitions.sort_by_key(|p| format!("{p:?}"));
         partitions.dedup();
+        let positional = || {
+            deletes
+                .iter()
+                .filter(|f| f.content_type() == DataContentType::PositionDeletes)
+        };
         Self {
-            added_data_files: files.len() as u64,
-            added_records: files.iter().map(|f| f.record_count()).sum(),
-            added_files_size: files.iter().map(|f| f.file_size_in_bytes()).sum(),
+            added_data_files: data.len() as u64,
+            added_records: data.iter().map(|f| f.record_count()).sum(),
+            added_files_size: data.iter().map(|f| f.file_size_in_bytes()).sum(),
             changed_partitions: partitions.len() as u64,
+            added_position_delete_files: positional().count() as u64,
+            added_position_deletes: positional().map(|f| f.record_count()).sum(),
+            added_delete_files_size: deletes.iter().map(|f| f.file_size_in_bytes()).sum(),
+        }
+    }
+
+    /// The spec's operation for this delta: `append` adds data only,
+    /// `delete` adds deletes only, `overwrite` does both (a row-level upsert).
+    pub fn operation(&self) -> Operation {
+        match (
+            self.added_data_files > 0,
+            self.added_position_delete_files > 0,
+        ) {
+            (_, false) => Operation::Append,
+            (false, true) => Operation::Delete,
+            (true, true) => Operation::Overwrite,
         }
     }
 }
@@ -65,10 +92,20 @@ pub fn standard_summary(
     put("added-records", delta.added_records);
     put("added-files-size", delta.added_files_size);
     put("changed-partition-count", delta.changed_partitions);
+    if delta.added_position_delete_files > 0 {
+        put("added-delete-files", delta.added_position_delete_files);
+        put(
+            "added-position-delete-files",
+            delta.added_position_delete_files,
+        );
+        put("added-position-deletes", delta.added_position_deletes);
+    }
     let added = |key: &str| match key {
         "total-records" => delta.added_records,
-        "total-files-size" => delta.added_files_size,
+        "total-files-size" => delta.added_files_size + delta.added_delete_files_size,
         "total-data-files" => delta.added_data_files,
+        "total-delete-files" => delta.added_position_delete_files,
+        "total-position-deletes" => delta.added_position_deletes,
         _ => 0,
     };
     for key in TOTALS {
@@ -185,7 +222,9 @@ mod tests {
             added_records: 100,
             added_files_size: 4096,
             changed_partitions: 2,
+            ..Default::default()
         };
+        assert_eq!(delta.operation(), Operation::Append);
         let first = standard_summary(None, &delta);
         assert_eq!(first["total-records"], "100");
         assert_eq!(first["total-data-files"], "3");
@@ -198,6 +237,28 @@ mod tests {
         assert_eq!(second["total-files-size"], "8192");
         assert_eq!(second["total-data-files"], "6");
         assert_eq!(second["added-records"], "100");
+
+        // Deletes count in the delete totals; `total-records` counts rows in
+        // data files (as the spec and Java do), deleted or not.
+        let upsert = FileDelta {
+            added_position_delete_files: 2,
+            added_position_deletes: 7,
+            added_delete_files_size: 1000,
+            ..delta
+        };
+        assert_eq!(upsert.operation(), Operation::Overwrite);
+        let third = standard_summary(Some(&second.clone().into_iter().collect()), &upsert);
+        assert_eq!(third["added-position-deletes"], "7");
+        assert_eq!(third["added-delete-files"], "2");
+        assert_eq!(third["total-delete-files"], "2");
+        assert_eq!(third["total-position-deletes"], "7");
+        assert_eq!(third["total-records"], "300");
+        assert_eq!(third["total-files-size"], "13288");
+        let deletes_only = FileDelta {
+            added_data_files: 0,
+            ..upsert
+        };
+        assert_eq!(deletes_only.operation(), Operation::Delete);
 
         // A parent without totals: totals are left out, not guessed.
         let bare = standard_summary(Some(&map(&[("operation", "append")])), &delta);

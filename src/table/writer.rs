@@ -8,9 +8,12 @@
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use iceberg::io::FileIO;
-use iceberg::spec::{DataFile, Literal, PartitionSpecRef, SchemaRef, Struct};
+use iceberg::spec::{
+    DataContentType, DataFile, DataFileBuilder, Literal, NestedField, PartitionSpecRef,
+    PrimitiveType, Schema, SchemaRef, Struct, Type,
+};
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -131,14 +134,7 @@ impl DataWriter {
     }
 
     fn properties(&self, rows: usize) -> Result<WriterProperties, TableError> {
-        let level =
-            ZstdLevel::try_new(self.settings.zstd_level).map_err(|e| TableError::Incompatible {
-                table: crate::catalog::TableName {
-                    namespace: String::new(),
-                    name: self.data_location.clone(),
-                },
-                message: format!("zstd level: {e}"),
-            })?;
+        let level = zstd_level(self.settings.zstd_level)?;
         let mut builder = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_created_by(format!("floe {}", env!("CARGO_PKG_VERSION")));
@@ -160,38 +156,118 @@ impl DataWriter {
         Ok(builder.build())
     }
 
+    fn location(&self, partition: &Partition, suffix: &str) -> String {
+        let path = partition.path();
+        if path.is_empty() {
+            format!("{}/{}{suffix}.parquet", self.data_location, Uuid::now_v7())
+        } else {
+            format!(
+                "{}/{path}/{}{suffix}.parquet",
+                self.data_location,
+                Uuid::now_v7()
+            )
+        }
+    }
+
     /// Writes `batch` (rows of one partition) as one Parquet file.
     pub async fn write(
         &self,
         partition: &Partition,
         batch: &RecordBatch,
     ) -> Result<DataFile, TableError> {
-        let path = partition.path();
-        let location = if path.is_empty() {
-            format!("{}/{}.parquet", self.data_location, Uuid::now_v7())
-        } else {
-            format!("{}/{path}/{}.parquet", self.data_location, Uuid::now_v7())
-        };
-        let builder =
-            ParquetWriterBuilder::new(self.properties(batch.num_rows())?, self.schema.clone());
-        let mut writer = builder.build(self.file_io.new_output(&location)?).await?;
-        writer.write(batch).await?;
-        let mut files = writer.close().await?;
-        let mut file = files.pop().ok_or_else(|| {
-            iceberg::Error::new(
-                iceberg::ErrorKind::Unexpected,
-                "Parquet writer wrote no file",
-            )
-        })?;
+        let location = self.location(partition, "");
+        let props = self.properties(batch.num_rows())?;
+        let mut file =
+            write_parquet(&self.file_io, &location, props, self.schema.clone(), batch).await?;
         file.partition(partition.values())
             .partition_spec_id(self.spec.spec_id());
-        file.build().map_err(|e| {
-            TableError::Iceberg(iceberg::Error::new(
-                iceberg::ErrorKind::Unexpected,
-                format!("data file entry for {location}: {e}"),
-            ))
-        })
+        build(file, &location)
     }
+
+    /// Writes a position delete file: it removes row `pos` of data file
+    /// `file_path` for each pair. Every target must be a data file of
+    /// `partition` (the spec scopes position deletes to their partition).
+    /// Pairs are sorted by path, then position, as the spec requires.
+    pub async fn write_position_deletes(
+        &self,
+        partition: &Partition,
+        deletes: &mut [(String, i64)],
+    ) -> Result<DataFile, TableError> {
+        deletes.sort_unstable();
+        let schema = Arc::new(position_delete_schema()?);
+        let arrow_schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema)?);
+        let paths: ArrayRef = Arc::new(StringArray::from_iter_values(
+            deletes.iter().map(|d| d.0.as_str()),
+        ));
+        let positions: ArrayRef =
+            Arc::new(Int64Array::from_iter_values(deletes.iter().map(|d| d.1)));
+        let batch = RecordBatch::try_new(arrow_schema, vec![paths, positions])?;
+        let location = self.location(partition, "-deletes");
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(zstd_level(self.settings.zstd_level)?))
+            .set_created_by(format!("floe {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let mut file = write_parquet(&self.file_io, &location, props, schema, &batch).await?;
+        let single_target = deletes
+            .first()
+            .filter(|first| deletes.iter().all(|d| d.0 == first.0));
+        file.content(DataContentType::PositionDeletes)
+            .partition(partition.values())
+            .partition_spec_id(self.spec.spec_id())
+            .referenced_data_file(single_target.map(|d| d.0.clone()));
+        build(file, &location)
+    }
+}
+
+/// The schema of position delete files, with the field ids the spec reserves.
+fn position_delete_schema() -> Result<Schema, TableError> {
+    let string = Type::Primitive(PrimitiveType::String);
+    let long = Type::Primitive(PrimitiveType::Long);
+    Ok(Schema::builder()
+        .with_fields(vec![
+            NestedField::required(2_147_483_546, "file_path", string).into(),
+            NestedField::required(2_147_483_545, "pos", long).into(),
+        ])
+        .build()?)
+}
+
+fn zstd_level(level: i32) -> Result<ZstdLevel, TableError> {
+    ZstdLevel::try_new(level).map_err(|e| {
+        TableError::Iceberg(iceberg::Error::new(
+            iceberg::ErrorKind::DataInvalid,
+            format!("zstd level {level}: {e}"),
+        ))
+    })
+}
+
+/// Writes one batch as one Parquet file with iceberg's writer, which records
+/// the column statistics manifests carry.
+async fn write_parquet(
+    file_io: &FileIO,
+    location: &str,
+    props: WriterProperties,
+    schema: SchemaRef,
+    batch: &RecordBatch,
+) -> Result<DataFileBuilder, TableError> {
+    let mut writer = ParquetWriterBuilder::new(props, schema)
+        .build(file_io.new_output(location)?)
+        .await?;
+    writer.write(batch).await?;
+    writer.close().await?.pop().ok_or_else(|| {
+        TableError::Iceberg(iceberg::Error::new(
+            iceberg::ErrorKind::Unexpected,
+            format!("Parquet writer wrote no file for {location}"),
+        ))
+    })
+}
+
+fn build(file: DataFileBuilder, location: &str) -> Result<DataFile, TableError> {
+    file.build().map_err(|e| {
+        TableError::Iceberg(iceberg::Error::new(
+            iceberg::ErrorKind::Unexpected,
+            format!("data file entry for {location}: {e}"),
+        ))
+    })
 }
 
 #[cfg(test)]
