@@ -355,7 +355,12 @@ async fn flush(
         for r in &rejects {
             counts.reject(r.reason);
         }
-        let change = checkpointed_change(&buffer, &rejected_checkpoint, vec![file], counts);
+        let change = checkpointed_change(
+            &buffer,
+            &rejected_checkpoint,
+            vec![file],
+            counts.rejected_summary(),
+        );
         let outcome = tables.store.commit(&tables.rejected, &change).await?;
         report.rejected_snapshots += 1;
         report.commit_conflicts += u64::from(outcome.conflicts);
@@ -423,7 +428,7 @@ async fn flush(
     report.files_written += files.len() as u64;
     let mut counts = buffer.counts.clone();
     counts.rows_written = rows_written;
-    let change = checkpointed_change(&buffer, &events_checkpoint, files, counts.clone());
+    let change = checkpointed_change(&buffer, &events_checkpoint, files, counts.to_summary());
     let outcome = tables.store.commit(&tables.events, &change).await?;
     report.event_snapshots += 1;
     report.commit_conflicts += u64::from(outcome.conflicts);
@@ -451,7 +456,7 @@ fn checkpointed_change(
     buffer: &Buffer,
     committed: &Checkpoint,
     files: Vec<DataFile>,
-    counts: QualityCounts,
+    summary: BTreeMap<String, String>,
 ) -> Change {
     let mut checkpoint_from = BTreeMap::new();
     let mut checkpoint_to = Checkpoint::new();
@@ -467,7 +472,7 @@ fn checkpointed_change(
     Change {
         added_data_files: files,
         added_delete_files: Vec::new(),
-        summary: counts.to_summary(),
+        summary,
         checkpoint_from,
         checkpoint_to,
     }

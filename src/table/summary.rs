@@ -184,6 +184,14 @@ impl QualityCounts {
         out
     }
 
+    /// The `floe.rejected*` keys only: the summary of a rejected-table commit,
+    /// where the other counts belong to the events table's commit.
+    pub fn rejected_summary(&self) -> BTreeMap<String, String> {
+        let mut out = self.to_summary();
+        out.retain(|k, _| k.starts_with("floe.rejected"));
+        out
+    }
+
     /// Reads the `floe.*` keys back (absent keys count 0).
     pub fn from_summary(summary: &HashMap<String, String>) -> Self {
         let get = |k: &str| summary.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -282,6 +290,15 @@ mod tests {
         assert_eq!(summary["floe.rejected.too_large"], "1");
         let back = QualityCounts::from_summary(&summary.into_iter().collect());
         assert_eq!(back, a);
+        let rejected: Vec<_> = a.rejected_summary().into_keys().collect();
+        assert_eq!(
+            rejected,
+            [
+                "floe.rejected",
+                "floe.rejected.invalid_json",
+                "floe.rejected.too_large"
+            ]
+        );
 
         let mut total = QualityCounts::default();
         total.add(&a);
