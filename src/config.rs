@@ -41,6 +41,10 @@ pub struct RawRunConfig {
     pub max_record_size: Option<String>,
     /// zstd level for data files.
     pub zstd_level: Option<i32>,
+    /// `upsert` or `keep-first`.
+    pub dedup_mode: Option<String>,
+    /// How far back (in `created_datetime`) the key index reaches, e.g. `7d`.
+    pub dedup_window: Option<String>,
     /// Threads decoding records (default: the number of cores).
     pub decode_threads: Option<usize>,
     /// `auto`, `always` or `never`.
@@ -74,6 +78,8 @@ impl RawRunConfig {
             target_file_size: self.target_file_size.or(lower.target_file_size),
             max_record_size: self.max_record_size.or(lower.max_record_size),
             zstd_level: self.zstd_level.or(lower.zstd_level),
+            dedup_mode: self.dedup_mode.or(lower.dedup_mode),
+            dedup_window: self.dedup_window.or(lower.dedup_window),
             decode_threads: self.decode_threads.or(lower.decode_threads),
             progress: self.progress.or(lower.progress),
             log_format: self.log_format.or(lower.log_format),
@@ -90,6 +96,16 @@ pub enum ProgressMode {
     Always,
     /// Never.
     Never,
+}
+
+/// What a duplicate `event_uuid` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupMode {
+    /// Last writer wins: a changed body replaces the live row (position
+    /// delete plus insert); an identical body is skipped.
+    Upsert,
+    /// The first row stays: every duplicate is skipped.
+    KeepFirst,
 }
 
 /// Log line format.
@@ -127,6 +143,10 @@ pub struct RunConfig {
     pub max_record_size: NonZeroUsize,
     /// zstd level.
     pub zstd_level: i32,
+    /// Duplicate handling.
+    pub dedup_mode: DedupMode,
+    /// Reach of the key index in `created_datetime`, whole days.
+    pub dedup_window: Duration,
     /// Decoding threads.
     pub decode_threads: NonZeroUsize,
     /// Progress display.
@@ -147,6 +167,8 @@ pub mod defaults {
     pub const FLUSH_SIZE: &str = "128MiB";
     /// Flush interval.
     pub const FLUSH_INTERVAL: &str = "60s";
+    /// Reach of the key index.
+    pub const DEDUP_WINDOW: &str = "7d";
     /// Target data file size.
     pub const TARGET_FILE_SIZE: &str = "128MiB";
     /// Record size limit.
@@ -247,6 +269,33 @@ impl RawRunConfig {
                 Duration::from_secs(60)
             }
         };
+        let dedup_mode = match self.dedup_mode.as_deref().unwrap_or("upsert") {
+            "upsert" => DedupMode::Upsert,
+            "keep-first" => DedupMode::KeepFirst,
+            other => {
+                problems.push(format!(
+                    "dedup_mode: `{other}` is not one of upsert, keep-first"
+                ));
+                DedupMode::Upsert
+            }
+        };
+        let dedup_window = match humantime::parse_duration(
+            self.dedup_window
+                .as_deref()
+                .unwrap_or(defaults::DEDUP_WINDOW),
+        ) {
+            Ok(d) if d >= Duration::from_secs(86_400) => d,
+            Ok(_) => {
+                problems.push(
+                    "dedup_window: must be at least 1 day (the index keeps whole days)".into(),
+                );
+                Duration::from_secs(86_400)
+            }
+            Err(e) => {
+                problems.push(format!("dedup_window: {e} (write e.g. `7d`)"));
+                Duration::from_secs(86_400)
+            }
+        };
         let zstd_level = self.zstd_level.unwrap_or(defaults::ZSTD_LEVEL);
         if !(1..=22).contains(&zstd_level) {
             problems.push(format!("zstd_level: {zstd_level} is not between 1 and 22"));
@@ -293,6 +342,8 @@ impl RawRunConfig {
             target_file_size,
             max_record_size,
             zstd_level,
+            dedup_mode,
+            dedup_window,
             decode_threads,
             progress,
             log_format,

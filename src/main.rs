@@ -85,6 +85,12 @@ struct Tuning {
     /// zstd level of data files, 1 to 22 [default: 1]
     #[arg(long, env = "FLOE_ZSTD_LEVEL")]
     zstd_level: Option<i32>,
+    /// Duplicate event_uuid: upsert (last writer wins, position delete) or keep-first [default: upsert]
+    #[arg(long, env = "FLOE_DEDUP_MODE")]
+    dedup_mode: Option<String>,
+    /// How far back in created_datetime the key index reaches, whole days [default: 7d]
+    #[arg(long, env = "FLOE_DEDUP_WINDOW")]
+    dedup_window: Option<String>,
     /// Threads decoding records [default: number of cores]
     #[arg(long, env = "FLOE_DECODE_THREADS")]
     decode_threads: Option<usize>,
@@ -111,6 +117,8 @@ impl RunArgs {
             target_file_size: t.target_file_size,
             max_record_size: t.max_record_size,
             zstd_level: t.zstd_level,
+            dedup_mode: t.dedup_mode,
+            dedup_window: t.dedup_window,
             decode_threads: t.decode_threads,
             progress: t.progress,
             log_format: t.log_format,

@@ -37,7 +37,11 @@ pub fn run_summary(report: &RunReport) -> String {
     };
     line("records read", thousands(c.records_read));
     line("rows written", thousands(c.rows_written));
-    line("duplicates dropped", thousands(c.duplicates_dropped));
+    line("duplicates dropped", thousands(c.duplicates_dropped()));
+    line("  identical", thousands(c.duplicates_identical));
+    line("  replaced", thousands(c.duplicates_replaced));
+    line("  skipped (keep-first)", thousands(c.duplicates_skipped));
+    line("rows deleted", thousands(c.rows_deleted));
     line("rejected", thousands(c.rejected_total()));
     for reason in RejectReason::ALL {
         if let Some(n) = c.rejected.get(&reason) {

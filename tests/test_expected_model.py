@@ -175,6 +175,24 @@ def test_last_valid_record_wins():
     assert list(result.rows) == ["v", "u"]  # dict order follows the winning lines
 
 
+def test_identical_duplicates_keep_the_live_row_and_keep_first_keeps_all():
+    data = b"\n".join(
+        [
+            b'{"event_uuid":"u","event_name":"a","created_at":1700000000,"x":1}',
+            b'{"event_uuid":"u","event_name":"a","created_at":1700000000,"x":1}',  # identical
+            b'{"event_uuid":"u","event_name":"a","created_at":1700000000,"x":2}',  # changed
+            b'{"event_uuid":"u","event_name":"a","created_at":1700000000,"x":2}',  # identical to line 3
+        ]
+    )
+    upsert = ex.expected_from_bytes(data, "s", now=NOW)
+    assert upsert.rows["u"]["_source_position"] == "3"
+    assert upsert.rows["u"]["payload"] == {"x": 2}
+    assert (upsert.duplicates, upsert.identical) == (3, 2)
+    first = ex.expected_from_bytes(data, "s", now=NOW, keep_first=True)
+    assert first.rows["u"]["_source_position"] == "1"
+    assert (first.duplicates, first.identical) == (3, 1)
+
+
 def test_counts_by_day_type_use_utc_days_of_live_rows():
     data = b"\n".join(
         [

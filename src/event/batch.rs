@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use arrow_array::builder::{LargeBinaryBuilder, StringBuilder};
 use arrow_array::{
-    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    new_null_array,
 };
 use arrow_schema::{ArrowError, DataType, SchemaRef};
 
@@ -119,6 +120,9 @@ pub fn events_batch(schema: &SchemaRef, rows: &[&Row]) -> Result<RecordBatch, Ar
             ),
             "_source_position" => Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|r| r.origin.line.to_string()),
+            )),
+            "_content_hash" => Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.event.content_hash),
             )),
             _ if field.is_nullable() => new_null_array(field.data_type(), n),
             name => return Err(unknown_column(name)),

@@ -106,6 +106,8 @@ pub struct Event {
     pub created_micros: i64,
     /// The other members as one compact JSON object, `None` when there are none.
     pub payload: Option<String>,
+    /// Hash of the body ([`content_hash`]): equal for identical duplicates.
+    pub content_hash: i64,
 }
 
 impl Event {
@@ -283,6 +285,7 @@ fn enrich(members: Members<'_>, limits: &DecodeLimits) -> Result<Event, Rejectio
     let created_micros = (created_at * 1_000_000.0 + 0.5).floor() as i64;
 
     let payload = (payload_count > 0).then(|| build_payload(&members));
+    let content_hash = content_hash(&event_name, created_at, payload.as_deref());
     Ok(Event {
         event_uuid,
         event_name,
@@ -291,7 +294,28 @@ fn enrich(members: Members<'_>, limits: &DecodeLimits) -> Result<Event, Rejectio
         created_at,
         created_micros,
         payload,
+        content_hash,
     })
+}
+
+/// XXH3-64 of an event's body: `event_name`, the bits of `created_at` and the
+/// compact `payload` text. Stable across versions and runs (it is stored in
+/// `_content_hash`), so a duplicate arriving after a restart is still
+/// recognised as identical or changed.
+pub fn content_hash(event_name: &str, created_at: f64, payload: Option<&str>) -> i64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(event_name.as_bytes());
+    h.update(&[0xff]);
+    h.update(&created_at.to_bits().to_le_bytes());
+    match payload {
+        // 0xff never occurs in UTF-8, so the separators cannot be forged.
+        Some(p) => {
+            h.update(&[0xff, 1]);
+            h.update(p.as_bytes());
+        }
+        None => h.update(&[0xff, 0]),
+    }
+    h.digest() as i64
 }
 
 /// Joins every non-common member back into one compact JSON object.

@@ -9,6 +9,6 @@ mod decode;
 
 pub use batch::{MAX_RAW_KEPT, Origin, RejectedRecord, Row, events_batch, rejected_batch};
 pub use decode::{
-    DecodeLimits, Event, MAX_FUTURE_SECONDS, MIN_CREATED_AT, RejectReason, Rejection, decode,
-    too_large,
+    DecodeLimits, Event, MAX_FUTURE_SECONDS, MIN_CREATED_AT, RejectReason, Rejection, content_hash,
+    decode, too_large,
 };

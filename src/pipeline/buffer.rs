@@ -1,5 +1,6 @@
-//! The batch being built between two flushes: rows per partition, the last row
-//! per `event_uuid` (earlier ones are dropped as duplicates), rejected
+//! The batch being built between two flushes: rows per partition, one row per
+//! `event_uuid` (an identical duplicate keeps the first row; a changed one
+//! replaces it in `upsert` mode and is skipped in `keep-first` mode), rejected
 //! records, counts, and the source positions the batch covers.
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use super::decode::Decoded;
 /// Hash maps keyed by event ids and types: foldhash is several times faster
 /// than the default SipHash on these short keys.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use crate::config::DedupMode;
 use crate::event::{RejectedRecord, Row};
 use crate::source::file::SourceInfo;
 use crate::table::checkpoint::SourcePosition;
@@ -38,8 +40,10 @@ pub struct Span {
 }
 
 /// Everything buffered for the next flush.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Buffer {
+    /// What a duplicate key does.
+    mode: DedupMode,
     /// Partitions in first-seen order.
     pub partitions: Vec<(Partition, PartitionRows)>,
     /// Partition index by day, then event type (lookups without allocating).
@@ -59,6 +63,21 @@ pub struct Buffer {
 }
 
 impl Buffer {
+    /// An empty buffer.
+    pub fn new(mode: DedupMode) -> Self {
+        Self {
+            mode,
+            partitions: Vec::new(),
+            partition_index: HashMap::default(),
+            keys: HashMap::default(),
+            rejects: Vec::new(),
+            counts: QualityCounts::default(),
+            spans: BTreeMap::new(),
+            bytes: 0,
+            since: None,
+        }
+    }
+
     /// Whether nothing at all is buffered (not even positions to commit).
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
@@ -88,16 +107,29 @@ impl Buffer {
     }
 
     fn add_row(&mut self, row: Row) {
+        if let Some(&(old_part, old_slot)) = self.keys.get(row.event.event_uuid.as_str()) {
+            let old_rows = &mut self.partitions[old_part as usize].1;
+            let old = &mut old_rows.rows[old_slot as usize];
+            let same = old
+                .as_ref()
+                .is_some_and(|o| o.event.content_hash == row.event.content_hash);
+            if same {
+                self.counts.duplicates_identical += 1;
+                return;
+            }
+            if self.mode == DedupMode::KeepFirst {
+                self.counts.duplicates_skipped += 1;
+                return;
+            }
+            if old.take().is_some() {
+                old_rows.live -= 1;
+            }
+            self.counts.duplicates_replaced += 1;
+        }
         let part = self.partition_of(&row);
         let slot = self.partitions[part].1.rows.len();
-        let place = (part as u32, slot as u32);
-        if let Some((old_part, old_slot)) = self.keys.insert(row.event.event_uuid.clone(), place) {
-            let old = &mut self.partitions[old_part as usize].1;
-            if old.rows[old_slot as usize].take().is_some() {
-                old.live -= 1;
-            }
-            self.counts.duplicates_dropped += 1;
-        }
+        self.keys
+            .insert(row.event.event_uuid.clone(), (part as u32, slot as u32));
         let rows = &mut self.partitions[part].1;
         rows.rows.push(Some(row));
         rows.live += 1;
@@ -174,29 +206,42 @@ mod tests {
     }
 
     #[test]
-    fn last_row_per_key_wins_across_partitions() {
-        let mut b = Buffer::default();
-        b.add(decoded(vec![
-            row("u1", "a:x", 1_780_000_000.0, "", 1),
-            row("u2", "a:x", 1_780_000_000.0, "", 2),
-            row("u1", "a:x", 1_780_000_000.0, r#","v":2"#, 3),
-            // A corrected duplicate may even move to another partition.
-            row("u2", "b", 1_780_100_000.0, "", 4),
-        ]));
-        assert_eq!(b.counts.duplicates_dropped, 2);
-        assert_eq!(b.live_rows(), 2);
-        let live: Vec<(String, u64)> = b
-            .partitions
-            .iter()
-            .flat_map(|(p, rows)| {
-                rows.rows
-                    .iter()
-                    .flatten()
-                    .map(move |r| (p.path(), r.origin.line))
-            })
-            .collect();
+    fn duplicates_keep_one_row_per_key() {
+        let input = || {
+            decoded(vec![
+                row("u1", "a:x", 1_780_000_000.0, "", 1),
+                row("u2", "a:x", 1_780_000_000.0, "", 2),
+                row("u1", "a:x", 1_780_000_000.0, r#","v":2"#, 3),
+                // A corrected duplicate may even move to another partition.
+                row("u2", "b", 1_780_100_000.0, "", 4),
+                // Identical to the live row of u1: the first stays.
+                row("u1", "a:x", 1_780_000_000.0, r#","v":2"#, 5),
+            ])
+        };
+        let live = |b: &Buffer| -> Vec<(String, u64)> {
+            b.partitions
+                .iter()
+                .flat_map(|(p, rows)| {
+                    rows.rows
+                        .iter()
+                        .flatten()
+                        .map(move |r| (p.path(), r.origin.line))
+                })
+                .collect()
+        };
+        let mut upsert = Buffer::new(DedupMode::Upsert);
+        upsert.add(input());
+        let c = &upsert.counts;
         assert_eq!(
-            live,
+            (
+                c.duplicates_replaced,
+                c.duplicates_identical,
+                c.duplicates_skipped
+            ),
+            (2, 1, 0)
+        );
+        assert_eq!(
+            live(&upsert),
             [
                 (
                     "created_datetime_day=2026-05-28/event_type=a".to_string(),
@@ -208,12 +253,38 @@ mod tests {
                 ),
             ]
         );
+        assert_eq!(upsert.live_rows(), 2);
         assert_eq!(
-            b.spans["k"].to,
+            upsert.spans["k"].to,
             SourcePosition {
                 offset: 10,
-                line: 4
+                line: 5
             }
+        );
+
+        let mut first = Buffer::new(DedupMode::KeepFirst);
+        first.add(input());
+        let c = &first.counts;
+        assert_eq!(
+            (
+                c.duplicates_replaced,
+                c.duplicates_identical,
+                c.duplicates_skipped
+            ),
+            (0, 0, 3)
+        );
+        assert_eq!(
+            live(&first),
+            [
+                (
+                    "created_datetime_day=2026-05-28/event_type=a".to_string(),
+                    1
+                ),
+                (
+                    "created_datetime_day=2026-05-28/event_type=a".to_string(),
+                    2
+                ),
+            ]
         );
     }
 }

@@ -28,11 +28,13 @@ use iceberg::spec::DataFile;
 use tokio::sync::{mpsc, watch};
 
 use crate::catalog::{CatalogError, SqlCatalog};
+use crate::config::DedupMode;
 use crate::config::RunConfig;
-use crate::event::{DecodeLimits, events_batch, rejected_batch};
+use crate::event::{DecodeLimits, Row, events_batch, rejected_batch};
 use crate::source::SourceError;
 use crate::source::file::{Chunk, OpenInput, expand_inputs};
 use crate::table::checkpoint::{Checkpoint, SourcePosition};
+use crate::table::index::KeyIndex;
 use crate::table::summary::QualityCounts;
 use crate::table::writer::{DataWriter, FileSettings, Partition};
 use crate::table::{
@@ -117,6 +119,10 @@ struct Tables {
     target_file_size: usize,
     /// File bytes per buffered (in-memory) byte, learnt from the last flush.
     file_bytes_per_heap_byte: f64,
+    /// Where the live row of each recent key is.
+    index: KeyIndex,
+    /// What a duplicate does.
+    dedup_mode: DedupMode,
 }
 
 /// Opens the warehouse's catalog and storage (creating the folder).
@@ -161,6 +167,17 @@ pub async fn run(
     let settings = FileSettings {
         zstd_level: config.zstd_level,
     };
+    let window_days = (config.dedup_window.as_secs() / 86_400) as i32;
+    let today = chrono::Utc::now().timestamp().div_euclid(86_400) as i32;
+    let (index, rebuilt) = KeyIndex::rebuild(&store, &events, today - window_days + 1).await?;
+    tracing::info!(
+        keys = rebuilt.keys,
+        data_files = rebuilt.data_files,
+        delete_files = rebuilt.delete_files,
+        seconds = rebuilt.seconds,
+        bytes = rebuilt.keys * KeyIndex::bytes_per_key(),
+        "rebuilt the key index from the table"
+    );
     let events_writer = DataWriter::new(&events, events_layout, store.file_io().clone(), settings);
     let rejected_writer = DataWriter::new(
         &rejected,
@@ -175,6 +192,8 @@ pub async fn run(
         target_file_size: config.target_file_size.get(),
         // A first guess (zstd on JSON-ish text); corrected after every flush.
         file_bytes_per_heap_byte: 0.3,
+        index,
+        dedup_mode: config.dedup_mode,
         store,
         events,
         rejected,
@@ -264,7 +283,7 @@ pub async fn run(
         inputs: input_count,
         ..Default::default()
     };
-    let mut buffer = Buffer::default();
+    let mut buffer = Buffer::new(config.dedup_mode);
     let mut source_error = None;
     loop {
         let deadline = buffer
@@ -277,7 +296,8 @@ pub async fn run(
                     progress.bytes_read.fetch_add(decoded.bytes, Ordering::Relaxed);
                     buffer.add(decoded);
                     if buffer.bytes >= config.flush_size.get() {
-                        flush(&mut tables, std::mem::take(&mut buffer), &mut report, &progress).await?;
+                        let full = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
+                        flush(&mut tables, full, &mut report, &progress).await?;
                     }
                 }
                 Some(Err(e)) => {
@@ -287,7 +307,8 @@ pub async fn run(
                 None => break,
             },
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
-                flush(&mut tables, std::mem::take(&mut buffer), &mut report, &progress).await?;
+                let due = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
+                flush(&mut tables, due, &mut report, &progress).await?;
             }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -377,8 +398,23 @@ async fn flush(
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows_written = 0u64;
     let mut heap_bytes = 0usize;
+    let mut deletes: BTreeMap<Partition, Vec<(String, i64)>> = BTreeMap::new();
+    let mut counts = buffer.counts.clone();
     for (partition, rows) in std::mem::take(&mut buffer.partitions) {
-        let mut rows: Vec<_> = rows.rows.into_iter().flatten().collect();
+        let mut rows: Vec<_> = rows
+            .rows
+            .into_iter()
+            .flatten()
+            .filter(|row| {
+                upsert_against_index(
+                    &tables.index,
+                    tables.dedup_mode,
+                    row,
+                    &mut deletes,
+                    &mut counts,
+                )
+            })
+            .collect();
         if rows.is_empty() {
             continue;
         }
@@ -404,21 +440,38 @@ async fn flush(
             for part in rows.chunks(per_file) {
                 let refs: Vec<_> = part.iter().collect();
                 let batch = events_batch(&schema, &refs)?;
-                files.push(writer.write(&partition, &batch).await?);
+                let file = writer.write(&partition, &batch).await?;
+                // Row i of the file is part[i]: what the index learns after the commit.
+                let keys: Vec<(u128, i64)> = part
+                    .iter()
+                    .map(|r| (KeyIndex::key(&r.event.event_uuid), r.event.content_hash))
+                    .collect();
+                files.push((file, partition.clone(), keys));
             }
             Ok::<_, TableError>(files)
         });
     }
-    let mut files: Vec<DataFile> = Vec::with_capacity(tasks.len());
+    let mut written = Vec::with_capacity(tasks.len());
     while let Some(done) = tasks.join_next().await {
-        let written = done.map_err(|e| {
+        let done = done.map_err(|e| {
             TableError::Iceberg(iceberg::Error::new(
                 iceberg::ErrorKind::Unexpected,
                 format!("writing a data file panicked: {e}"),
             ))
         })??;
-        files.extend(written);
+        written.extend(done);
     }
+    let files: Vec<DataFile> = written.iter().map(|(f, _, _)| f.clone()).collect();
+    let mut delete_files = Vec::with_capacity(deletes.len());
+    for (partition, mut positions) in deletes {
+        let file = tables
+            .events_writer
+            .write_position_deletes(&partition, &mut positions)
+            .await?;
+        report.bytes_written += file.file_size_in_bytes();
+        delete_files.push(file);
+    }
+    report.files_written += delete_files.len() as u64;
     let flushed_bytes: u64 = files.iter().map(|f| f.file_size_in_bytes()).sum();
     report.bytes_written += flushed_bytes;
     if heap_bytes > 0 && flushed_bytes > 0 {
@@ -426,10 +479,17 @@ async fn flush(
         tables.file_bytes_per_heap_byte = flushed_bytes as f64 / heap_bytes as f64;
     }
     report.files_written += files.len() as u64;
-    let mut counts = buffer.counts.clone();
     counts.rows_written = rows_written;
-    let change = checkpointed_change(&buffer, &events_checkpoint, files, counts.to_summary());
+    let mut change = checkpointed_change(&buffer, &events_checkpoint, files, counts.to_summary());
+    change.added_delete_files = delete_files;
     let outcome = tables.store.commit(&tables.events, &change).await?;
+    // The rows are in the table now: the index may point at them.
+    for (file, partition, keys) in written {
+        let id = tables.index.add_file(file.file_path(), partition);
+        for (pos, (key, hash)) in keys.into_iter().enumerate() {
+            tables.index.insert(key, id, pos as u32, hash);
+        }
+    }
     report.event_snapshots += 1;
     report.commit_conflicts += u64::from(outcome.conflicts);
     report.counts.add(&counts);
@@ -441,13 +501,47 @@ async fn flush(
         snapshot_id = outcome.snapshot_id,
         rows = rows_written,
         files = change.added_data_files.len(),
-        duplicates = counts.duplicates_dropped,
+        duplicates = counts.duplicates_dropped(),
+        deleted = counts.rows_deleted,
         rejected = counts.rejected_total(),
         conflicts = outcome.conflicts,
         "committed events"
     );
     tables.events = outcome.table;
     Ok(())
+}
+
+/// Decides a buffered row against the rows already in the table: `true`
+/// keeps it (new key, or a changed body in upsert mode, whose old row then
+/// gets a position delete); `false` drops it as a duplicate.
+fn upsert_against_index(
+    index: &KeyIndex,
+    mode: DedupMode,
+    row: &Row,
+    deletes: &mut BTreeMap<Partition, Vec<(String, i64)>>,
+    counts: &mut QualityCounts,
+) -> bool {
+    if !index.covers(row.event.day()) {
+        return true;
+    }
+    let Some(live) = index.get(&row.event.event_uuid) else {
+        return true;
+    };
+    if live.hash == row.event.content_hash {
+        counts.duplicates_identical += 1;
+        return false;
+    }
+    if mode == DedupMode::KeepFirst {
+        counts.duplicates_skipped += 1;
+        return false;
+    }
+    deletes
+        .entry(live.partition.clone())
+        .or_default()
+        .push((live.path.to_string(), live.pos));
+    counts.duplicates_replaced += 1;
+    counts.rows_deleted += 1;
+    true
 }
 
 /// A change adding `files`, moving every source of `buffer` from where

@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod commit;
+pub mod index;
 pub mod inspect;
 pub mod schema;
 pub mod summary;

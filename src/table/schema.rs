@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn embedded_layouts_load() {
         let events = TableLayout::load(TableKind::Events, &SchemaSource::Embedded).unwrap();
-        assert_eq!(events.schema.as_struct().fields().len(), 10);
+        assert_eq!(events.schema.as_struct().fields().len(), 11);
         assert_eq!(events.schema_origin, "schemas/events/0001-initial.json");
         assert_eq!(events.partition.fields().len(), 2);
         assert_eq!(events.sort.fields.len(), 2);
@@ -280,7 +280,7 @@ mod tests {
             .iter()
             .map(|f| f.id)
             .collect();
-        assert_eq!(ids, (1..=10).collect::<Vec<_>>());
+        assert_eq!(ids, (1..=11).collect::<Vec<_>>());
         let rejected = TableLayout::load(TableKind::Rejected, &SchemaSource::Embedded).unwrap();
         assert!(rejected.partition.fields().is_empty());
     }

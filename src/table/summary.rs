@@ -121,14 +121,26 @@ pub fn standard_summary(
 }
 
 /// Data-quality counts of the records behind a commit (or a whole run).
+///
+/// Every record read is exactly one of: a new row, a rejected record, an
+/// identical duplicate, a skipped duplicate (`keep-first`), or an older
+/// version replaced before it was ever written. So
+/// `records_read = rows_written + rejected + duplicates_dropped()`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QualityCounts {
     /// Records read (non-blank lines).
     pub records_read: u64,
-    /// Rows written to the events table.
+    /// Rows written to the events table (new keys and new versions).
     pub rows_written: u64,
-    /// Valid records not written because a later record had the same key.
-    pub duplicates_dropped: u64,
+    /// Duplicates with the same body as the live row: not written.
+    pub duplicates_identical: u64,
+    /// Older versions replaced by a changed duplicate (last writer wins).
+    pub duplicates_replaced: u64,
+    /// Changed duplicates skipped in `keep-first` mode.
+    pub duplicates_skipped: u64,
+    /// Of the replaced versions, those already in the table: rows removed by
+    /// a position delete (the others were replaced before being written).
+    pub rows_deleted: u64,
     /// Records sent to the rejected table, by reason.
     pub rejected: BTreeMap<RejectReason, u64>,
     /// Blank lines skipped (not records).
@@ -141,11 +153,20 @@ impl QualityCounts {
         self.rejected.values().sum()
     }
 
+    /// Valid records that did not become a new row.
+    pub fn duplicates_dropped(&self) -> u64 {
+        self.duplicates_identical + self.duplicates_skipped + self.duplicates_replaced
+            - self.rows_deleted
+    }
+
     /// Adds another set of counts to this one.
     pub fn add(&mut self, other: &QualityCounts) {
         self.records_read += other.records_read;
         self.rows_written += other.rows_written;
-        self.duplicates_dropped += other.duplicates_dropped;
+        self.duplicates_identical += other.duplicates_identical;
+        self.duplicates_replaced += other.duplicates_replaced;
+        self.duplicates_skipped += other.duplicates_skipped;
+        self.rows_deleted += other.rows_deleted;
         self.blank_lines += other.blank_lines;
         for (reason, n) in &other.rejected {
             *self.rejected.entry(*reason).or_default() += n;
@@ -159,25 +180,20 @@ impl QualityCounts {
 
     /// The `floe.*` summary keys.
     pub fn to_summary(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::from([
-            (
-                "floe.records-read".to_string(),
-                self.records_read.to_string(),
-            ),
-            (
-                "floe.rows-written".to_string(),
-                self.rows_written.to_string(),
-            ),
-            (
-                "floe.duplicates-dropped".to_string(),
-                self.duplicates_dropped.to_string(),
-            ),
-            (
-                "floe.rejected".to_string(),
-                self.rejected_total().to_string(),
-            ),
-            ("floe.blank-lines".to_string(), self.blank_lines.to_string()),
-        ]);
+        let mut out: BTreeMap<String, String> = [
+            ("floe.records-read", self.records_read),
+            ("floe.rows-written", self.rows_written),
+            ("floe.duplicates-dropped", self.duplicates_dropped()),
+            ("floe.duplicates-identical", self.duplicates_identical),
+            ("floe.duplicates-replaced", self.duplicates_replaced),
+            ("floe.duplicates-skipped", self.duplicates_skipped),
+            ("floe.rows-deleted", self.rows_deleted),
+            ("floe.rejected", self.rejected_total()),
+            ("floe.blank-lines", self.blank_lines),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         for (reason, n) in &self.rejected {
             out.insert(format!("floe.rejected.{}", reason.code()), n.to_string());
         }
@@ -205,7 +221,10 @@ impl QualityCounts {
         Self {
             records_read: get("floe.records-read"),
             rows_written: get("floe.rows-written"),
-            duplicates_dropped: get("floe.duplicates-dropped"),
+            duplicates_identical: get("floe.duplicates-identical"),
+            duplicates_replaced: get("floe.duplicates-replaced"),
+            duplicates_skipped: get("floe.duplicates-skipped"),
+            rows_deleted: get("floe.rows-deleted"),
             rejected,
             blank_lines: get("floe.blank-lines"),
         }
@@ -279,7 +298,9 @@ mod tests {
         let mut a = QualityCounts {
             records_read: 10,
             rows_written: 7,
-            duplicates_dropped: 1,
+            duplicates_identical: 1,
+            duplicates_replaced: 2,
+            rows_deleted: 2,
             blank_lines: 1,
             ..Default::default()
         };
@@ -287,6 +308,11 @@ mod tests {
         a.reject(RejectReason::TooLarge);
         let summary = a.to_summary();
         assert_eq!(summary["floe.rejected"], "2");
+        assert_eq!(summary["floe.duplicates-dropped"], "1");
+        assert_eq!(
+            a.records_read,
+            a.rows_written + a.rejected_total() + a.duplicates_dropped()
+        );
         assert_eq!(summary["floe.rejected.too_large"], "1");
         let back = QualityCounts::from_summary(&summary.into_iter().collect());
         assert_eq!(back, a);

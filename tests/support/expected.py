@@ -89,7 +89,8 @@ class Expected:
     rejected_by_reason: Counter of reason codes.
     counts_by_day_type: Counter of live rows keyed by (UTC date, event_type).
     valid: number of valid records before deduplication.
-    duplicates: valid records that lost to a later record with the same key.
+    duplicates: valid records that did not become the live row of their key.
+    identical: of those, records identical to the live row when they came.
     """
 
     rows: dict[str, dict[str, Any]]
@@ -98,6 +99,7 @@ class Expected:
     counts_by_day_type: collections.Counter
     valid: int
     duplicates: int
+    identical: int = 0
 
 
 def is_blank(line: bytes) -> bool:
@@ -235,14 +237,27 @@ def read_input(path: str | Path) -> bytes:
     return gzip.decompress(data) if path.name.endswith(".gz") else data
 
 
+def same_body(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two enriched rows are identical duplicates: same event_name,
+    created_at and payload (Floe compares a hash of exactly these)."""
+    return (a["event_name"], a["created_at"], a["payload"]) == (b["event_name"], b["created_at"], b["payload"])
+
+
 def expected_from_bytes(
     data: bytes,
     source_id: str,
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
     now: float | None = None,
+    keep_first: bool = False,
 ) -> Expected:
-    """Applies the contract to already decompressed JSON Lines bytes."""
+    """Applies the contract to already decompressed JSON Lines bytes.
+
+    Duplicates (same event_uuid): an identical body keeps the live row; a
+    changed body replaces it (last writer wins), or is skipped with
+    `keep_first` (dedup mode keep-first).
+    """
     now = time.time() if now is None else now
+    identical = 0
     rows: dict[str, dict[str, Any]] = {}
     rejected: list[tuple[str, str, bytes]] = []
     valid = 0
@@ -254,7 +269,15 @@ def expected_from_bytes(
             continue
         valid += 1
         row = enrich(obj, source_id, number)
-        # Last writer wins: drop the older entry so dict order follows the winners' lines.
+        live = rows.get(row["event_uuid"])
+        if live is not None and same_body(live, row):
+            # An identical duplicate: the live row (and its line number) stays.
+            identical += 1
+            continue
+        if live is not None and keep_first:
+            continue
+        # A changed body: last writer wins. Drop the older entry so dict order
+        # follows the winners' lines.
         rows.pop(row["event_uuid"], None)
         rows[row["event_uuid"]] = row
     by_day_type = collections.Counter(
@@ -267,6 +290,7 @@ def expected_from_bytes(
         counts_by_day_type=by_day_type,
         valid=valid,
         duplicates=valid - len(rows),
+        identical=identical,
     )
 
 
@@ -275,6 +299,7 @@ def expected_from_file(
     source_id: str | None = None,
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
     now: float | None = None,
+    keep_first: bool = False,
 ) -> Expected:
     """What Floe must write after ingesting `path` (plain or .gz JSON Lines).
 
@@ -283,4 +308,4 @@ def expected_from_file(
     upper bound of `created_at` is `now + 86400`.
     """
     source = str(path) if source_id is None else source_id
-    return expected_from_bytes(read_input(path), source, max_record_size, now)
+    return expected_from_bytes(read_input(path), source, max_record_size, now, keep_first)

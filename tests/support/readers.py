@@ -153,10 +153,11 @@ def from_micros(value: int) -> datetime.datetime:
 def as_model_row(row: dict[str, Any]) -> dict[str, Any]:
     """An `analytics.events` reader row in the shape of `expected.enrich`.
 
-    Drops `_ingested_at` (the model cannot know it), turns `created_datetime`
+    Drops `_ingested_at` and `_content_hash` (the model cannot know them:
+    a clock reading and a hash of Floe's payload text), turns `created_datetime`
     into microseconds and parses `payload` JSON text into a dict.
     """
-    out = {k: v for k, v in row.items() if k != "_ingested_at"}
+    out = {k: v for k, v in row.items() if k not in ("_ingested_at", "_content_hash")}
     out["created_datetime"] = micros(out["created_datetime"])
     if out.get("payload") is not None:
         out["payload"] = json.loads(out["payload"])

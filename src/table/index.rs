@@ -1,0 +1,320 @@
+//! The key index: where the live row of each recent `event_uuid` is.
+//!
+//! It maps the key (a 128-bit XXH3 of `event_uuid`, so a collision is out of
+//! reach even at billions of keys) to the data file, the row position in it,
+//! the row's content hash and its day. With it a flush decides, without
+//! reading the table, whether a record is new, an identical duplicate (skip),
+//! or a changed one (position delete on the old row, insert the new).
+//!
+//! It covers rows whose `created_datetime` day is at or after `oldest_day`
+//! (the dedup window). At startup it is rebuilt from the current snapshot by
+//! reading only the `event_uuid` and `_content_hash` columns of the data files
+//! of those days, minus the rows their position deletes remove. Between
+//! commits it is updated only after a commit lands, so it never names a row
+//! that is not in the table.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use iceberg::spec::{DataContentType, Literal, PrimitiveLiteral};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::writer::Partition;
+use super::{LoadedTable, TableError, TableStore};
+
+/// Hash maps of the index: keys are already hashes, so foldhash's fast
+/// mixing is plenty.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Where one live row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    /// Index into `KeyIndex::files`.
+    file: u32,
+    /// Row position in that file.
+    pos: u32,
+    /// The row's `_content_hash`.
+    hash: i64,
+}
+
+/// A data file the index points into.
+#[derive(Debug, Clone)]
+struct IndexedFile {
+    path: String,
+    partition: Partition,
+}
+
+/// The live row of a key, as the index knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located<'a> {
+    /// The data file.
+    pub path: &'a str,
+    /// Its partition (a position delete must be written in the same one).
+    pub partition: &'a Partition,
+    /// The row's position in the file.
+    pub pos: i64,
+    /// The row's content hash.
+    pub hash: i64,
+}
+
+/// Key to live row, for the rows of the dedup window.
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    entries: Map<u128, Entry>,
+    files: Vec<IndexedFile>,
+    /// First day (since the epoch) the index covers.
+    oldest_day: i32,
+}
+
+/// What a rebuild read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RebuildStats {
+    /// Data files read.
+    pub data_files: usize,
+    /// Position delete files read.
+    pub delete_files: usize,
+    /// Keys indexed.
+    pub keys: usize,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+impl KeyIndex {
+    /// An empty index covering days from `oldest_day` on.
+    pub fn new(oldest_day: i32) -> Self {
+        Self {
+            oldest_day,
+            ..Self::default()
+        }
+    }
+
+    /// The index key of an `event_uuid`.
+    pub fn key(event_uuid: &str) -> u128 {
+        xxhash_rust::xxh3::xxh3_128(event_uuid.as_bytes())
+    }
+
+    /// Whether rows of `day` are covered (older ones are not looked up).
+    pub fn covers(&self, day: i32) -> bool {
+        day >= self.oldest_day
+    }
+
+    /// The live row of `event_uuid`, if the index has one.
+    pub fn get(&self, event_uuid: &str) -> Option<Located<'_>> {
+        let entry = self.entries.get(&Self::key(event_uuid))?;
+        let file = &self.files[entry.file as usize];
+        Some(Located {
+            path: &file.path,
+            partition: &file.partition,
+            pos: i64::from(entry.pos),
+            hash: entry.hash,
+        })
+    }
+
+    /// Registers a data file; returns its id for [`insert`](Self::insert).
+    pub fn add_file(&mut self, path: &str, partition: Partition) -> u32 {
+        self.files.push(IndexedFile {
+            path: path.to_string(),
+            partition,
+        });
+        (self.files.len() - 1) as u32
+    }
+
+    /// Records that the live row of `key` is row `pos` of file `file`.
+    pub fn insert(&mut self, key: u128, file: u32, pos: u32, hash: i64) {
+        self.entries.insert(key, Entry { file, pos, hash });
+    }
+
+    /// Keys indexed.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no key is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Memory one key costs: the entry, one control byte, and the slack of a
+    /// hash table that is between 7/16 and 7/8 full (3/4 on average).
+    pub fn bytes_per_key() -> usize {
+        (std::mem::size_of::<(u128, Entry)>() + 1) * 4 / 3
+    }
+
+    /// Rebuilds the index from the table's current snapshot.
+    pub async fn rebuild(
+        store: &TableStore,
+        table: &LoadedTable,
+        oldest_day: i32,
+    ) -> Result<(Self, RebuildStats), TableError> {
+        let started = Instant::now();
+        let mut index = Self::new(oldest_day);
+        let mut stats = RebuildStats::default();
+        let Some(snapshot) = table.metadata.current_snapshot() else {
+            return Ok((index, stats));
+        };
+        let iceberg_table = table.to_iceberg(store.file_io())?;
+        let list = iceberg_table.manifest_list_reader(snapshot).load().await?;
+        let mut data = Vec::new();
+        let mut deleted: Map<String, Vec<i64>> = Map::default();
+        for manifest_file in list.entries() {
+            let manifest = manifest_file.load_manifest(store.file_io()).await?;
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                let file = entry.data_file();
+                let Some(partition) = events_partition(file.partition().iter()) else {
+                    continue;
+                };
+                if partition.day.is_none_or(|d| d < oldest_day) {
+                    continue;
+                }
+                match file.content_type() {
+                    DataContentType::Data => {
+                        data.push((
+                            entry.sequence_number().unwrap_or(0),
+                            file.file_path().to_string(),
+                            partition,
+                        ));
+                    }
+                    DataContentType::PositionDeletes => {
+                        stats.delete_files += 1;
+                        read_position_deletes(store, file.file_path(), &mut deleted).await?;
+                    }
+                    // Floe never writes equality deletes (not every engine reads them).
+                    DataContentType::EqualityDeletes => {
+                        return Err(TableError::Incompatible {
+                            table: table.name.clone(),
+                            message: format!(
+                                "{} is an equality delete file; Floe's tables hold position deletes only",
+                                file.file_path()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        // Older rows first: should a key be live twice (written by a tool
+        // other than Floe), the newest row wins, as it does for readers.
+        data.sort_by_key(|(sequence, _, _)| *sequence);
+        for (_, path, partition) in data {
+            let mut gone = deleted.remove(&path).unwrap_or_default();
+            gone.sort_unstable();
+            let file = index.add_file(&path, partition);
+            read_keys(store, &path, |pos, uuid, hash| {
+                if gone.binary_search(&(pos as i64)).is_err() {
+                    index.insert(Self::key(uuid), file, pos, hash);
+                }
+            })
+            .await?;
+            stats.data_files += 1;
+        }
+        stats.keys = index.len();
+        stats.seconds = started.elapsed().as_secs_f64();
+        Ok((index, stats))
+    }
+}
+
+/// The events-table partition of a data file's partition tuple.
+fn events_partition<'a>(
+    mut values: impl Iterator<Item = Option<&'a Literal>>,
+) -> Option<Partition> {
+    match (values.next(), values.next()) {
+        (
+            Some(Some(Literal::Primitive(PrimitiveLiteral::Int(day)))),
+            Some(Some(Literal::Primitive(PrimitiveLiteral::String(t)))),
+        ) => Some(Partition::events(*day, t)),
+        _ => None,
+    }
+}
+
+fn parquet_err(path: &str, e: parquet::errors::ParquetError) -> TableError {
+    TableError::Iceberg(iceberg::Error::new(
+        iceberg::ErrorKind::DataInvalid,
+        format!("reading {path}: {e}"),
+    ))
+}
+
+/// Calls `each(position, event_uuid, content_hash)` for every row of a data file.
+async fn read_keys(
+    store: &TableStore,
+    path: &str,
+    mut each: impl FnMut(u32, &str, i64),
+) -> Result<(), TableError> {
+    let bytes = store.file_io().new_input(path)?.read().await?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| parquet_err(path, e))?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_uuid", "_content_hash"]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| parquet_err(path, e))?;
+    let mut pos = 0u32;
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet_err(path, e.into()))?;
+        let (Some(uuids), Some(hashes)) = (
+            batch.column_by_name("event_uuid"),
+            batch.column_by_name("_content_hash"),
+        ) else {
+            return Err(parquet_err(
+                path,
+                parquet::errors::ParquetError::General(
+                    "no event_uuid or _content_hash column".into(),
+                ),
+            ));
+        };
+        let uuids = uuids.as_string::<i32>();
+        let hashes = hashes.as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            each(pos, uuids.value(i), hashes.value(i));
+            pos += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the (data file, position) pairs of a position delete file to `deleted`.
+async fn read_position_deletes(
+    store: &TableStore,
+    path: &str,
+    deleted: &mut Map<String, Vec<i64>>,
+) -> Result<(), TableError> {
+    let bytes = store.file_io().new_input(path)?.read().await?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| parquet_err(path, e))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet_err(path, e.into()))?;
+        let paths = batch.column(0).as_string::<i32>();
+        let positions = batch.column(1).as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            deleted
+                .entry(paths.value(i).to_string())
+                .or_default()
+                .push(positions.value(i));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_return_the_latest_location() {
+        let mut index = KeyIndex::new(100);
+        let a = index.add_file("a.parquet", Partition::events(100, "pay"));
+        let b = index.add_file("b.parquet", Partition::events(101, "cart"));
+        index.insert(KeyIndex::key("k1"), a, 3, 7);
+        index.insert(KeyIndex::key("k1"), b, 0, 8);
+        let got = index.get("k1").unwrap();
+        assert_eq!((got.path, got.pos, got.hash), ("b.parquet", 0, 8));
+        assert_eq!(got.partition, &Partition::events(101, "cart"));
+        assert_eq!(index.get("k2"), None);
+        assert_eq!(index.len(), 1);
+        assert!(index.covers(100) && !index.covers(99));
+        assert_eq!(KeyIndex::bytes_per_key(), 44);
+    }
+}

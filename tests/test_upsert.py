@@ -1,0 +1,165 @@
+"""Upserts keyed by event_uuid across commits and restarts, written as position
+deletes only, checked with PyIceberg, DuckDB and Spark.
+
+Each run below is a restart: Floe rebuilds its key index from the table.
+The inputs are built so that every duplicate's original sits in an earlier
+run, which makes the expected number of deleted positions exact.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+from support import floe
+from support.expected import expected_from_bytes
+from support.readers import as_model_row, by_key, duckdb_query, pyiceberg_catalog, pyiceberg_rows, spark_sql
+
+EVENTS = "analytics.events"
+DAY = 86_400
+# Recent events: inside the default dedup window (7 days back from today).
+RECENT = {"start": int(time.time()) - 3 * DAY, "days": 2}
+
+
+def valid_lines(path) -> list[bytes]:
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("event_uuid"), str) and len(line) < 10_000:
+            out.append(line)
+    return out
+
+
+def changed(line: bytes, shift_days: int = 0) -> bytes:
+    """The same event_uuid with another body (and maybe another day)."""
+    obj = json.loads(line)
+    obj["revision"] = obj.get("revision", 0) + 1
+    obj["created_at"] = obj["created_at"] + shift_days * DAY
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def write(path, lines: list[bytes]):
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def table_files(wh):
+    """(content, record_count) of every live file, from PyIceberg's metadata tables."""
+    table = pyiceberg_catalog(wh).load_table(EVENTS)
+    return [(f["content"], f["record_count"]) for f in table.inspect.files().to_pylist()]
+
+
+def build_runs(tmp_path, seed: int):
+    """Three inputs: A fresh; B with exact and changed duplicates of A (some
+    moved to another day); C with changed duplicates of B's new versions."""
+    rng = random.Random(seed)
+    quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0, **RECENT}
+    a = valid_lines(floe.generate(tmp_path / "gen-a.jsonl", 6_000, seed=seed, **quiet))
+    fresh_b = valid_lines(floe.generate(tmp_path / "gen-b.jsonl", 3_000, seed=seed + 1, **quiet))
+    picked = rng.sample(a, 260)
+    exact_b, changed_b, moved_b = picked[:150], picked[150:250], picked[250:]
+    b_dups = exact_b + [changed(l) for l in changed_b] + [changed(l, shift_days=1) for l in moved_b]
+    b = fresh_b + b_dups
+    rng.shuffle(b)
+    c = [changed(l) for l in rng.sample([changed(l) for l in changed_b], 40)]
+    replaced = set(changed_b + moved_b)
+    c += rng.sample([l for l in a if l not in replaced], 30)  # identical to rows still live from A
+    rng.shuffle(c)
+    return [write(tmp_path / f"{name}.jsonl", lines) for name, lines in (("a", a), ("b", b), ("c", c))], {
+        "b_replaced": len(changed_b) + len(moved_b),
+        "c_replaced": 40,
+    }
+
+
+def run_all(inputs, wh, *extra):
+    outs = []
+    for path in inputs:
+        outs.append(floe.run("run", "--input", str(path), "--warehouse", str(wh.root), "--flush-size", "256KiB", *extra).stdout)
+    return outs
+
+
+def expected_for(inputs, keep_first=False):
+    """The model over the runs as one stream, with each run's own source id."""
+    rows = {}
+    for path in inputs:
+        exp = expected_from_bytes(path.read_bytes(), str(path), keep_first=keep_first)
+        for key, row in exp.rows.items():
+            live = rows.get(key)
+            if live is None or (
+                not keep_first
+                and (live["event_name"], live["created_at"], live["payload"])
+                != (row["event_name"], row["created_at"], row["payload"])
+            ):
+                rows[key] = row
+    return rows
+
+
+def test_upserts_across_restarts_leave_one_row_per_key_in_every_reader(spark, tmp_path, tmp_warehouse):
+    inputs, plan = build_runs(tmp_path, seed=71)
+    outs = run_all(inputs, tmp_warehouse)
+    want = expected_for(inputs)
+
+    # Floe counted what the inputs hold.
+    assert floe.summary_value(outs[1], "identical") == 150
+    assert floe.summary_value(outs[1], "rows deleted") == plan["b_replaced"]
+    assert floe.summary_value(outs[2], "rows deleted") == plan["c_replaced"]
+    assert floe.summary_value(outs[2], "identical") == 30
+
+    # PyIceberg: exactly the model's rows, the latest body for changed keys.
+    rows = pyiceberg_rows(tmp_warehouse, EVENTS)
+    got = by_key(rows)
+    assert {k: as_model_row(r) for k, r in got.items()} == want
+
+    # DuckDB and Spark: one row per key, same count, same bodies for a sample.
+    assert duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t") == [
+        {"n": len(want), "k": len(want)}
+    ]
+    counts = spark_sql(spark, tmp_warehouse, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM {table}")
+    assert counts == [{"n": len(want), "k": len(want)}]
+    sample = sorted(want)[::500]
+    quoted = ", ".join(f"'{k}'" for k in sample)
+    for reader_rows in (
+        duckdb_query(tmp_warehouse, EVENTS, f"SELECT * FROM t WHERE event_uuid IN ({quoted})"),
+        spark_sql(spark, tmp_warehouse, f"SELECT * FROM {{table}} WHERE event_uuid IN ({quoted})"),
+    ):
+        assert {r["event_uuid"]: as_model_row(r) for r in reader_rows} == {k: want[k] for k in sample}
+
+    # Only position deletes; deleted positions = changed duplicates of committed rows.
+    files = table_files(tmp_warehouse)
+    assert {content for content, _ in files} == {0, 1}, "data (0) and position deletes (1), no equality deletes (2)"
+    deleted = sum(n for content, n in files if content == 1)
+    assert deleted == plan["b_replaced"] + plan["c_replaced"]
+    assert sum(n for content, n in files if content == 0) - deleted == len(want)
+
+    # Every upsert snapshot says what it did.
+    table = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS)
+    operations = {s.summary.operation.value for s in table.snapshots()}
+    assert operations == {"append", "overwrite"}
+    assert sum(int(s.summary.get("added-position-deletes") or 0) for s in table.snapshots()) == deleted
+
+
+def test_exact_duplicates_across_restarts_create_no_deletes(tmp_path, tmp_warehouse):
+    a = valid_lines(
+        floe.generate(tmp_path / "a.jsonl", 3_000, seed=81, dup_rate=0, changed_dup_rate=0, bad_rate=0, **RECENT)
+    )
+    b = write(tmp_path / "b.jsonl", random.Random(1).sample(a, 500))
+    out = run_all([tmp_path / "a.jsonl", b], tmp_warehouse)[1]
+    assert floe.summary_value(out, "identical") == 500
+    assert floe.summary_value(out, "rows written") == 0
+    assert {content for content, _ in table_files(tmp_warehouse)} == {0}
+    assert len(pyiceberg_rows(tmp_warehouse, EVENTS)) == 3_000
+
+
+def test_keep_first_skips_every_duplicate(tmp_path, tmp_warehouse):
+    inputs, plan = build_runs(tmp_path, seed=91)
+    outs = run_all(inputs, tmp_warehouse, "--dedup-mode", "keep-first")
+    want = expected_for(inputs, keep_first=True)
+    assert floe.summary_value(outs[1], "skipped (keep-first)") == plan["b_replaced"]
+    assert sum(floe.summary_value(o, "rows deleted") for o in outs) == 0
+    assert {content for content, _ in table_files(tmp_warehouse)} == {0}
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
+    assert {k: as_model_row(r) for k, r in got.items()} == want
