@@ -15,8 +15,9 @@
 
 mod buffer;
 mod decode;
+mod upsert;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use crate::catalog::{CatalogError, SqlCatalog};
 use crate::config::DedupMode;
 use crate::config::RunConfig;
-use crate::event::{DecodeLimits, Row, events_batch, rejected_batch};
+use crate::event::{DecodeLimits, events_batch, rejected_batch};
 use crate::source::SourceError;
 use crate::source::file::{Chunk, OpenInput, expand_inputs};
 use crate::table::checkpoint::{Checkpoint, SourcePosition};
@@ -42,6 +43,7 @@ use crate::table::{
 };
 use buffer::Buffer;
 use decode::{Decoded, decode_chunk};
+use upsert::{Deletes, KeyRebase, Written, upsert_against_index};
 
 /// Why a run stopped before its end.
 #[derive(Debug, thiserror::Error)]
@@ -398,7 +400,7 @@ async fn flush(
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows_written = 0u64;
     let mut heap_bytes = 0usize;
-    let mut deletes: BTreeMap<Partition, Vec<(String, i64)>> = BTreeMap::new();
+    let mut deletes = Deletes::new();
     let mut counts = buffer.counts.clone();
     for (partition, rows) in std::mem::take(&mut buffer.partitions) {
         let mut rows: Vec<_> = rows
@@ -446,7 +448,11 @@ async fn flush(
                     .iter()
                     .map(|r| (KeyIndex::key(&r.event.event_uuid), r.event.content_hash))
                     .collect();
-                files.push((file, partition.clone(), keys));
+                files.push(Written {
+                    file,
+                    partition: partition.clone(),
+                    keys,
+                });
             }
             Ok::<_, TableError>(files)
         });
@@ -461,7 +467,7 @@ async fn flush(
         })??;
         written.extend(done);
     }
-    let files: Vec<DataFile> = written.iter().map(|(f, _, _)| f.clone()).collect();
+    let files: Vec<DataFile> = written.iter().map(|w| w.file.clone()).collect();
     let mut delete_files = Vec::with_capacity(deletes.len());
     for (partition, mut positions) in deletes {
         let file = tables
@@ -482,12 +488,29 @@ async fn flush(
     counts.rows_written = rows_written;
     let mut change = checkpointed_change(&buffer, &events_checkpoint, files, counts.to_summary());
     change.added_delete_files = delete_files;
-    let outcome = tables.store.commit(&tables.events, &change).await?;
+    let mut rebase = KeyRebase {
+        store: &tables.store,
+        writer: &tables.events_writer,
+        index: &mut tables.index,
+        mode: tables.dedup_mode,
+        written: &written,
+        withdrawn: HashSet::new(),
+        counts: &mut counts,
+    };
+    let outcome = tables
+        .store
+        .commit_rebasing(&tables.events, &mut change, Some(&mut rebase))
+        .await?;
+    let withdrawn = std::mem::take(&mut rebase.withdrawn);
     // The rows are in the table now: the index may point at them.
-    for (file, partition, keys) in written {
-        let id = tables.index.add_file(file.file_path(), partition);
-        for (pos, (key, hash)) in keys.into_iter().enumerate() {
-            tables.index.insert(key, id, pos as u32, hash);
+    for (i, w) in written.iter().enumerate() {
+        let id = tables
+            .index
+            .add_file(w.file.file_path(), w.partition.clone());
+        for (pos, (key, hash)) in w.keys.iter().enumerate() {
+            if !withdrawn.contains(&(i, pos as u32)) {
+                tables.index.insert(*key, id, pos as u32, *hash);
+            }
         }
     }
     report.event_snapshots += 1;
@@ -495,11 +518,11 @@ async fn flush(
     report.counts.add(&counts);
     progress
         .rows_committed
-        .fetch_add(rows_written, Ordering::Relaxed);
+        .fetch_add(counts.rows_written, Ordering::Relaxed);
     tracing::info!(
         table = %tables.events.name,
         snapshot_id = outcome.snapshot_id,
-        rows = rows_written,
+        rows = counts.rows_written,
         files = change.added_data_files.len(),
         duplicates = counts.duplicates_dropped(),
         deleted = counts.rows_deleted,
@@ -509,39 +532,6 @@ async fn flush(
     );
     tables.events = outcome.table;
     Ok(())
-}
-
-/// Decides a buffered row against the rows already in the table: `true`
-/// keeps it (new key, or a changed body in upsert mode, whose old row then
-/// gets a position delete); `false` drops it as a duplicate.
-fn upsert_against_index(
-    index: &KeyIndex,
-    mode: DedupMode,
-    row: &Row,
-    deletes: &mut BTreeMap<Partition, Vec<(String, i64)>>,
-    counts: &mut QualityCounts,
-) -> bool {
-    if !index.covers(row.event.day()) {
-        return true;
-    }
-    let Some(live) = index.get(&row.event.event_uuid) else {
-        return true;
-    };
-    if live.hash == row.event.content_hash {
-        counts.duplicates_identical += 1;
-        return false;
-    }
-    if mode == DedupMode::KeepFirst {
-        counts.duplicates_skipped += 1;
-        return false;
-    }
-    deletes
-        .entry(live.partition.clone())
-        .or_default()
-        .push((live.path.to_string(), live.pos));
-    counts.duplicates_replaced += 1;
-    counts.rows_deleted += 1;
-    true
 }
 
 /// A change adding `files`, moving every source of `buffer` from where

@@ -102,6 +102,18 @@ pub struct Change {
     pub checkpoint_to: Checkpoint,
 }
 
+/// Reconciles a pending change with commits that landed first.
+pub trait Rebase: Send {
+    /// `previous` is the table the change was built on, `current` the table
+    /// now; the change may gain delete files (and its summary new counts).
+    fn rebase<'a>(
+        &'a mut self,
+        previous: &'a LoadedTable,
+        current: &'a LoadedTable,
+        change: &'a mut Change,
+    ) -> futures::future::BoxFuture<'a, Result<(), TableError>>;
+}
+
 /// What a successful commit produced.
 #[derive(Debug, Clone)]
 pub struct CommitOutcome {
@@ -212,10 +224,24 @@ impl TableStore {
         base: &LoadedTable,
         change: &Change,
     ) -> Result<CommitOutcome, TableError> {
+        let mut change = change.clone();
+        self.commit_rebasing(base, &mut change, None).await
+    }
+
+    /// Commits `change` on top of `base`; after each lost swap, `rebase`
+    /// sees the table as it now is and may add delete files to the change
+    /// (a row-level writer reconciling with rows another writer committed).
+    pub async fn commit_rebasing(
+        &self,
+        base: &LoadedTable,
+        change: &mut Change,
+        mut rebase: Option<&mut dyn Rebase>,
+    ) -> Result<CommitOutcome, TableError> {
         let snapshot_id = new_snapshot_id(&base.metadata);
         // Manifests of the new files are written once: their entries inherit
-        // the snapshot's sequence number, whichever attempt lands.
-        let new_manifests = [
+        // the snapshot's sequence number, whichever attempt lands. Only a
+        // rebase that adds delete files rewrites the delete manifest.
+        let mut new_manifests = [
             self.write_manifest(base, snapshot_id, &change.added_data_files, false)
                 .await?,
             self.write_manifest(base, snapshot_id, &change.added_delete_files, true)
@@ -226,21 +252,31 @@ impl TableStore {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
-                table = self
-                    .load(&base.name)
-                    .await?
-                    .ok_or_else(|| TableError::Incompatible {
-                        table: base.name.clone(),
-                        message: "dropped while Floe was committing to it".into(),
-                    })?;
-                if table.metadata.snapshot_by_id(snapshot_id).is_some() {
+                let current =
+                    self.load(&base.name)
+                        .await?
+                        .ok_or_else(|| TableError::Incompatible {
+                            table: base.name.clone(),
+                            message: "dropped while Floe was committing to it".into(),
+                        })?;
+                if current.metadata.snapshot_by_id(snapshot_id).is_some() {
                     // An earlier attempt whose outcome looked lost did land.
                     return Ok(CommitOutcome {
-                        table,
+                        table: current,
                         snapshot_id,
                         conflicts,
                     });
                 }
+                if let Some(rebase) = rebase.as_deref_mut() {
+                    let deletes_before = change.added_delete_files.len();
+                    rebase.rebase(&table, &current, change).await?;
+                    if change.added_delete_files.len() != deletes_before {
+                        new_manifests[1] = self
+                            .write_manifest(&current, snapshot_id, &change.added_delete_files, true)
+                            .await?;
+                    }
+                }
+                table = current;
             }
             let checkpoint = checked_checkpoint(&table, change)?;
             let next = self

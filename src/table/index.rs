@@ -27,7 +27,7 @@ use super::{LoadedTable, TableError, TableStore};
 
 /// Hash maps of the index: keys are already hashes, so foldhash's fast
 /// mixing is plenty.
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Where one live row is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,7 +216,7 @@ impl KeyIndex {
 }
 
 /// The events-table partition of a data file's partition tuple.
-fn events_partition<'a>(
+pub(crate) fn events_partition<'a>(
     mut values: impl Iterator<Item = Option<&'a Literal>>,
 ) -> Option<Partition> {
     match (values.next(), values.next()) {
@@ -236,7 +236,7 @@ fn parquet_err(path: &str, e: parquet::errors::ParquetError) -> TableError {
 }
 
 /// Calls `each(position, event_uuid, content_hash)` for every row of a data file.
-async fn read_keys(
+pub(crate) async fn read_keys(
     store: &TableStore,
     path: &str,
     mut each: impl FnMut(u32, &str, i64),
@@ -275,7 +275,7 @@ async fn read_keys(
 }
 
 /// Adds the (data file, position) pairs of a position delete file to `deleted`.
-async fn read_position_deletes(
+pub(crate) async fn read_position_deletes(
     store: &TableStore,
     path: &str,
     deleted: &mut Map<String, Vec<i64>>,

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use crate::catalog::{CatalogError, TableName};
 use checkpoint::CheckpointError;
 
-pub use commit::{Change, CommitOutcome, LoadedTable, TableStore};
+pub use commit::{Change, CommitOutcome, LoadedTable, Rebase, TableStore};
 pub use schema::{SchemaSource, TableKind, TableLayout};
 
 /// What can go wrong on the table side.

@@ -1,0 +1,250 @@
+//! Upsert decisions: a buffered row against the key index (before writing),
+//! and a written batch against rows another writer committed first (after a
+//! lost commit), so the table keeps one live row per key whoever commits.
+
+use std::collections::{BTreeMap, HashSet};
+
+use futures::future::BoxFuture;
+use iceberg::spec::{DataContentType, DataFile, ManifestStatus};
+
+use crate::config::DedupMode;
+use crate::event::Row;
+use crate::table::index::{KeyIndex, Map, events_partition, read_keys, read_position_deletes};
+use crate::table::summary::QualityCounts;
+use crate::table::writer::{DataWriter, Partition};
+use crate::table::{Change, LoadedTable, Rebase, TableError, TableStore};
+
+/// Row positions to delete, per partition of the rows.
+pub type Deletes = BTreeMap<Partition, Vec<(String, i64)>>;
+
+/// A data file this flush wrote, with the key and content hash of each row
+/// (row `i` of the file is `keys[i]`).
+pub struct Written {
+    /// The file.
+    pub file: DataFile,
+    /// Its partition.
+    pub partition: Partition,
+    /// Key and content hash per row position.
+    pub keys: Vec<(u128, i64)>,
+}
+
+/// Decides a buffered row against the rows already in the table: `true`
+/// keeps it (new key, or a changed body in upsert mode, whose old row then
+/// gets a position delete); `false` drops it as a duplicate.
+pub fn upsert_against_index(
+    index: &KeyIndex,
+    mode: DedupMode,
+    row: &Row,
+    deletes: &mut Deletes,
+    counts: &mut QualityCounts,
+) -> bool {
+    if !index.covers(row.event.day()) {
+        return true;
+    }
+    let Some(live) = index.get(&row.event.event_uuid) else {
+        return true;
+    };
+    if live.hash == row.event.content_hash {
+        counts.duplicates_identical += 1;
+        return false;
+    }
+    if mode == DedupMode::KeepFirst {
+        counts.duplicates_skipped += 1;
+        return false;
+    }
+    deletes
+        .entry(live.partition.clone())
+        .or_default()
+        .push((live.path.to_string(), live.pos));
+    counts.duplicates_replaced += 1;
+    counts.rows_deleted += 1;
+    true
+}
+
+/// A live row another writer committed.
+struct Theirs {
+    path: String,
+    partition: Partition,
+    pos: i64,
+    hash: i64,
+}
+
+/// Reconciles this flush's rows with rows other writers committed while it
+/// was being written. A key both wrote keeps one row: identical bodies keep
+/// theirs (ours gets a position delete); changed bodies keep ours in upsert
+/// mode (this commit lands later: last writer wins) and theirs in keep-first.
+pub struct KeyRebase<'a> {
+    /// Where the table's files are.
+    pub store: &'a TableStore,
+    /// Writes the extra delete files.
+    pub writer: &'a DataWriter,
+    /// Learns the other writers' rows.
+    pub index: &'a mut KeyIndex,
+    /// Duplicate handling.
+    pub mode: DedupMode,
+    /// The rows this flush wrote.
+    pub written: &'a [Written],
+    /// Positions of `written` already deleted again: (file, position).
+    pub withdrawn: HashSet<(usize, u32)>,
+    /// The flush's counts, corrected as rows are withdrawn or replaced.
+    pub counts: &'a mut QualityCounts,
+}
+
+impl KeyRebase<'_> {
+    async fn rebase_now(
+        &mut self,
+        previous: &LoadedTable,
+        current: &LoadedTable,
+        change: &mut Change,
+    ) -> Result<(), TableError> {
+        let theirs = self.rows_committed_since(previous, current).await?;
+        if theirs.is_empty() {
+            return Ok(());
+        }
+        let mut deletes = Deletes::new();
+        let mut superseded = HashSet::new();
+        for (i, w) in self.written.iter().enumerate() {
+            for (pos, (key, hash)) in w.keys.iter().enumerate() {
+                let pos = pos as u32;
+                if self.withdrawn.contains(&(i, pos)) {
+                    continue;
+                }
+                let Some(t) = theirs.get(key) else { continue };
+                if t.hash == *hash || self.mode == DedupMode::KeepFirst {
+                    deletes
+                        .entry(w.partition.clone())
+                        .or_default()
+                        .push((w.file.file_path().to_string(), i64::from(pos)));
+                    self.withdrawn.insert((i, pos));
+                    self.counts.rows_written -= 1;
+                    if t.hash == *hash {
+                        self.counts.duplicates_identical += 1;
+                    } else {
+                        self.counts.duplicates_skipped += 1;
+                    }
+                } else {
+                    deletes
+                        .entry(t.partition.clone())
+                        .or_default()
+                        .push((t.path.clone(), t.pos));
+                    superseded.insert(*key);
+                    self.counts.duplicates_replaced += 1;
+                    self.counts.rows_deleted += 1;
+                }
+            }
+        }
+        // Their rows are in the table whatever happens to this commit.
+        let mut files: Map<String, u32> = Map::default();
+        for (key, t) in &theirs {
+            if superseded.contains(key) {
+                continue;
+            }
+            let file = *files
+                .entry(t.path.clone())
+                .or_insert_with(|| self.index.add_file(&t.path, t.partition.clone()));
+            self.index.insert(*key, file, t.pos as u32, t.hash);
+        }
+        for (partition, mut positions) in deletes {
+            let file = self
+                .writer
+                .write_position_deletes(&partition, &mut positions)
+                .await?;
+            change.added_delete_files.push(file);
+        }
+        let checkpoint = change
+            .summary
+            .remove(crate::table::checkpoint::CHECKPOINT_SUMMARY_KEY);
+        change.summary = self.counts.to_summary();
+        if let Some(c) = checkpoint {
+            change
+                .summary
+                .insert(crate::table::checkpoint::CHECKPOINT_SUMMARY_KEY.into(), c);
+        }
+        Ok(())
+    }
+
+    /// Live rows added by the snapshots between `previous` and `current`
+    /// (minus the rows their own deletes removed), by key.
+    async fn rows_committed_since(
+        &self,
+        previous: &LoadedTable,
+        current: &LoadedTable,
+    ) -> Result<Map<u128, Theirs>, TableError> {
+        let mut new_snapshots = HashSet::new();
+        let stop = previous.metadata.current_snapshot_id();
+        let mut cursor = current.metadata.current_snapshot().cloned();
+        while let Some(s) = cursor {
+            if Some(s.snapshot_id()) == stop {
+                break;
+            }
+            new_snapshots.insert(s.snapshot_id());
+            cursor = s
+                .parent_snapshot_id()
+                .and_then(|p| current.metadata.snapshot_by_id(p).cloned());
+        }
+        let mut out = Map::default();
+        let Some(snapshot) = current.metadata.current_snapshot() else {
+            return Ok(out);
+        };
+        let iceberg_table = current.to_iceberg(self.store.file_io())?;
+        let list = iceberg_table.manifest_list_reader(snapshot).load().await?;
+        let mut data = Vec::new();
+        let mut deleted: Map<String, Vec<i64>> = Map::default();
+        for manifest_file in list.entries() {
+            if !new_snapshots.contains(&manifest_file.added_snapshot_id) {
+                continue;
+            }
+            let manifest = manifest_file.load_manifest(self.store.file_io()).await?;
+            for entry in manifest.entries() {
+                let added = entry.status() == ManifestStatus::Added
+                    && entry
+                        .snapshot_id()
+                        .is_some_and(|id| new_snapshots.contains(&id));
+                if !added {
+                    continue;
+                }
+                let file = entry.data_file();
+                match file.content_type() {
+                    DataContentType::Data => {
+                        if let Some(partition) = events_partition(file.partition().iter()) {
+                            data.push((file.file_path().to_string(), partition));
+                        }
+                    }
+                    DataContentType::PositionDeletes => {
+                        read_position_deletes(self.store, file.file_path(), &mut deleted).await?;
+                    }
+                    DataContentType::EqualityDeletes => {}
+                }
+            }
+        }
+        for (path, partition) in data {
+            let gone = deleted.remove(&path).unwrap_or_default();
+            read_keys(self.store, &path, |pos, uuid, hash| {
+                if !gone.contains(&i64::from(pos)) {
+                    out.insert(
+                        KeyIndex::key(uuid),
+                        Theirs {
+                            path: path.clone(),
+                            partition: partition.clone(),
+                            pos: i64::from(pos),
+                            hash,
+                        },
+                    );
+                }
+            })
+            .await?;
+        }
+        Ok(out)
+    }
+}
+
+impl Rebase for KeyRebase<'_> {
+    fn rebase<'a>(
+        &'a mut self,
+        previous: &'a LoadedTable,
+        current: &'a LoadedTable,
+        change: &'a mut Change,
+    ) -> BoxFuture<'a, Result<(), TableError>> {
+        Box::pin(self.rebase_now(previous, current, change))
+    }
+}
