@@ -53,14 +53,14 @@ def table_files(wh):
     return [(f["content"], f["record_count"]) for f in table.inspect.files().to_pylist()]
 
 
-def build_runs(tmp_path, seed: int):
+def build_runs(tmp_path, seed: int, when=RECENT, moved: int = 10):
     """Three inputs: A fresh; B with exact and changed duplicates of A (some
     moved to another day); C with changed duplicates of B's new versions."""
     rng = random.Random(seed)
-    quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0, **RECENT}
+    quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0, **when}
     a = valid_lines(floe.generate(tmp_path / "gen-a.jsonl", 6_000, seed=seed, **quiet))
     fresh_b = valid_lines(floe.generate(tmp_path / "gen-b.jsonl", 3_000, seed=seed + 1, **quiet))
-    picked = rng.sample(a, 260)
+    picked = rng.sample(a, 250 + moved)
     exact_b, changed_b, moved_b = picked[:150], picked[150:250], picked[250:]
     b_dups = exact_b + [changed(l) for l in changed_b] + [changed(l, shift_days=1) for l in moved_b]
     b = fresh_b + b_dups
@@ -229,3 +229,35 @@ def test_concurrent_writers_with_overlapping_keys_keep_one_row_per_key(tmp_path,
     ]
     # The writers did race: commits were lost and rebased on the winner's rows.
     assert sum(floe.summary_value(o, "commit conflicts") for o in outs) > 0
+
+
+def test_late_events_beyond_the_window_are_probed_in_the_table(tmp_path, tmp_warehouse):
+    # Half a year old: outside the 7-day key index, so every lookup goes to
+    # the table (partition, created_datetime bounds, bloom filter on event_uuid).
+    old = {"start": int(time.time()) - 200 * DAY, "days": 3}
+    # A duplicate keeps its original's created_at (DESIGN section 6), so no
+    # correction here moves to another day: the probe looks in one partition.
+    inputs, plan = build_runs(tmp_path, seed=111, when=old, moved=0)
+    outs = []
+    logs = []
+    for path in inputs:
+        result = floe.run(
+            "run", "--input", str(path), "--warehouse", str(tmp_warehouse.root), "--flush-size", "256KiB",
+            "--log-format", "json", FLOE_LOG="floe=info",
+        )
+        outs.append(result.stdout)
+        logs += [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    want = expected_for(inputs)
+    assert floe.summary_value(outs[1], "identical") == 150
+    assert floe.summary_value(outs[1], "rows deleted") == plan["b_replaced"]
+    assert floe.summary_value(outs[2], "rows deleted") == plan["c_replaced"]
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
+    assert {k: as_model_row(r) for k, r in got.items()} == want
+    files = table_files(tmp_warehouse)
+    assert sum(n for content, n in files if content == 1) == plan["b_replaced"] + plan["c_replaced"]
+
+    probes = [l["fields"] for l in logs if "probed the table" in l["fields"].get("message", "")]
+    assert probes, "late rows were looked up in the table"
+    checks = sum(p["bloom_checks"] for p in probes)
+    read = sum(p["files_read"] for p in probes)
+    assert 0 < read < checks, f"bloom filters ruled out files: {read} read of {checks} checked"

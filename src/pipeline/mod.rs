@@ -36,6 +36,7 @@ use crate::source::SourceError;
 use crate::source::file::{Chunk, OpenInput, expand_inputs};
 use crate::table::checkpoint::{Checkpoint, SourcePosition};
 use crate::table::index::KeyIndex;
+use crate::table::probe::Probe;
 use crate::table::summary::QualityCounts;
 use crate::table::writer::{DataWriter, FileSettings, Partition};
 use crate::table::{
@@ -43,7 +44,7 @@ use crate::table::{
 };
 use buffer::Buffer;
 use decode::{Decoded, decode_chunk};
-use upsert::{Deletes, KeyRebase, Written, upsert_against_index};
+use upsert::{Deletes, KeyRebase, Written, upsert_against_index, upsert_against_table};
 
 /// Why a run stopped before its end.
 #[derive(Debug, thiserror::Error)]
@@ -402,21 +403,53 @@ async fn flush(
     let mut heap_bytes = 0usize;
     let mut deletes = Deletes::new();
     let mut counts = buffer.counts.clone();
-    for (partition, rows) in std::mem::take(&mut buffer.partitions) {
-        let mut rows: Vec<_> = rows
+    let mut partitions = Vec::with_capacity(buffer.partitions.len());
+    let mut late = Vec::new();
+    for (i, (partition, rows)) in std::mem::take(&mut buffer.partitions)
+        .into_iter()
+        .enumerate()
+    {
+        let rows: Vec<_> = rows
             .rows
             .into_iter()
             .flatten()
-            .filter(|row| {
+            .filter_map(|row| {
+                if !tables.index.covers(row.event.day()) {
+                    late.push((i, row));
+                    return None;
+                }
                 upsert_against_index(
                     &tables.index,
                     tables.dedup_mode,
-                    row,
+                    &row,
                     &mut deletes,
                     &mut counts,
                 )
+                .then_some(row)
             })
             .collect();
+        partitions.push((partition, rows));
+    }
+    if !late.is_empty() {
+        let mut probe = Probe::new(&tables.store, &tables.events).await?;
+        for (i, row) in late {
+            let partition = &partitions[i].0;
+            let live = probe
+                .find(partition, &row.event.event_uuid, row.event.created_micros)
+                .await?;
+            if upsert_against_table(live, tables.dedup_mode, &row, &mut deletes, &mut counts) {
+                partitions[i].1.push(row);
+            }
+        }
+        let stats = probe.stats;
+        tracing::info!(
+            lookups = stats.lookups,
+            bloom_checks = stats.bloom_checks,
+            files_read = stats.files_read,
+            "probed the table for events older than the dedup window"
+        );
+    }
+    for (partition, mut rows) in partitions {
         if rows.is_empty() {
             continue;
         }

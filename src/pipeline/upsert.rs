@@ -10,6 +10,7 @@ use iceberg::spec::{DataContentType, DataFile, ManifestStatus};
 use crate::config::DedupMode;
 use crate::event::Row;
 use crate::table::index::{KeyIndex, Map, events_partition, read_keys, read_position_deletes};
+use crate::table::probe::Found;
 use crate::table::summary::QualityCounts;
 use crate::table::writer::{DataWriter, Partition};
 use crate::table::{Change, LoadedTable, Rebase, TableError, TableStore};
@@ -38,13 +39,37 @@ pub fn upsert_against_index(
     deletes: &mut Deletes,
     counts: &mut QualityCounts,
 ) -> bool {
-    if !index.covers(row.event.day()) {
-        return true;
-    }
-    let Some(live) = index.get(&row.event.event_uuid) else {
+    let live = index
+        .get(&row.event.event_uuid)
+        .map(|l| (l.path, l.partition, l.pos, l.hash));
+    decide(live, mode, row, deletes, counts)
+}
+
+/// The same decision for a late row, against what the table probe found.
+pub fn upsert_against_table(
+    live: Option<Found>,
+    mode: DedupMode,
+    row: &Row,
+    deletes: &mut Deletes,
+    counts: &mut QualityCounts,
+) -> bool {
+    let live = live
+        .as_ref()
+        .map(|f| (f.path.as_str(), &f.partition, f.pos, f.hash));
+    decide(live, mode, row, deletes, counts)
+}
+
+fn decide(
+    live: Option<(&str, &Partition, i64, i64)>,
+    mode: DedupMode,
+    row: &Row,
+    deletes: &mut Deletes,
+    counts: &mut QualityCounts,
+) -> bool {
+    let Some((path, partition, pos, hash)) = live else {
         return true;
     };
-    if live.hash == row.event.content_hash {
+    if hash == row.event.content_hash {
         counts.duplicates_identical += 1;
         return false;
     }
@@ -53,9 +78,9 @@ pub fn upsert_against_index(
         return false;
     }
     deletes
-        .entry(live.partition.clone())
+        .entry(partition.clone())
         .or_default()
-        .push((live.path.to_string(), live.pos));
+        .push((path.to_string(), pos));
     counts.duplicates_replaced += 1;
     counts.rows_deleted += 1;
     true

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod commit;
 pub mod index;
 pub mod inspect;
+pub mod probe;
 pub mod schema;
 pub mod summary;
 pub mod writer;
