@@ -45,6 +45,8 @@ pub struct RawRunConfig {
     pub dedup_mode: Option<String>,
     /// How far back (in `created_datetime`) the key index reaches, e.g. `7d`.
     pub dedup_window: Option<String>,
+    /// Memory the key index may use, e.g. `1GiB`.
+    pub index_memory: Option<String>,
     /// Threads decoding records (default: the number of cores).
     pub decode_threads: Option<usize>,
     /// `auto`, `always` or `never`.
@@ -80,6 +82,7 @@ impl RawRunConfig {
             zstd_level: self.zstd_level.or(lower.zstd_level),
             dedup_mode: self.dedup_mode.or(lower.dedup_mode),
             dedup_window: self.dedup_window.or(lower.dedup_window),
+            index_memory: self.index_memory.or(lower.index_memory),
             decode_threads: self.decode_threads.or(lower.decode_threads),
             progress: self.progress.or(lower.progress),
             log_format: self.log_format.or(lower.log_format),
@@ -147,6 +150,8 @@ pub struct RunConfig {
     pub dedup_mode: DedupMode,
     /// Reach of the key index in `created_datetime`, whole days.
     pub dedup_window: Duration,
+    /// Memory budget of the key index: past it, its oldest days are dropped.
+    pub index_memory: NonZeroUsize,
     /// Decoding threads.
     pub decode_threads: NonZeroUsize,
     /// Progress display.
@@ -169,6 +174,8 @@ pub mod defaults {
     pub const FLUSH_INTERVAL: &str = "60s";
     /// Reach of the key index.
     pub const DEDUP_WINDOW: &str = "7d";
+    /// Memory budget of the key index (about 24M keys).
+    pub const INDEX_MEMORY: &str = "1GiB";
     /// Target data file size.
     pub const TARGET_FILE_SIZE: &str = "128MiB";
     /// Record size limit.
@@ -296,6 +303,13 @@ impl RawRunConfig {
                 Duration::from_secs(86_400)
             }
         };
+        let index_memory = size_setting(
+            &mut problems,
+            "index_memory",
+            self.index_memory,
+            defaults::INDEX_MEMORY,
+            1,
+        );
         let zstd_level = self.zstd_level.unwrap_or(defaults::ZSTD_LEVEL);
         if !(1..=22).contains(&zstd_level) {
             problems.push(format!("zstd_level: {zstd_level} is not between 1 and 22"));
@@ -344,6 +358,7 @@ impl RawRunConfig {
             zstd_level,
             dedup_mode,
             dedup_window,
+            index_memory,
             decode_threads,
             progress,
             log_format,

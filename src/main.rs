@@ -91,6 +91,9 @@ struct Tuning {
     /// How far back in created_datetime the key index reaches, whole days [default: 7d]
     #[arg(long, env = "FLOE_DEDUP_WINDOW")]
     dedup_window: Option<String>,
+    /// Memory the key index may use; past it, its oldest days are dropped [default: 1GiB]
+    #[arg(long, env = "FLOE_INDEX_MEMORY")]
+    index_memory: Option<String>,
     /// Threads decoding records [default: number of cores]
     #[arg(long, env = "FLOE_DECODE_THREADS")]
     decode_threads: Option<usize>,
@@ -119,6 +122,7 @@ impl RunArgs {
             zstd_level: t.zstd_level,
             dedup_mode: t.dedup_mode,
             dedup_window: t.dedup_window,
+            index_memory: t.index_memory,
             decode_threads: t.decode_threads,
             progress: t.progress,
             log_format: t.log_format,

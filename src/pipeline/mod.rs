@@ -172,13 +172,20 @@ pub async fn run(
     };
     let window_days = (config.dedup_window.as_secs() / 86_400) as i32;
     let today = chrono::Utc::now().timestamp().div_euclid(86_400) as i32;
-    let (index, rebuilt) = KeyIndex::rebuild(&store, &events, today - window_days + 1).await?;
+    let (index, rebuilt) = KeyIndex::rebuild(
+        &store,
+        &events,
+        today - window_days + 1,
+        config.index_memory.get(),
+    )
+    .await?;
     tracing::info!(
         keys = rebuilt.keys,
         data_files = rebuilt.data_files,
         delete_files = rebuilt.delete_files,
         seconds = rebuilt.seconds,
         bytes = rebuilt.keys * KeyIndex::bytes_per_key(),
+        oldest_day = %crate::table::writer::format_day(index.oldest_day()),
         "rebuilt the key index from the table"
     );
     let events_writer = DataWriter::new(&events, events_layout, store.file_io().clone(), settings);
@@ -545,6 +552,14 @@ async fn flush(
                 tables.index.insert(*key, id, pos as u32, *hash);
             }
         }
+    }
+    let dropped = tables.index.evict_to_budget();
+    if dropped > 0 {
+        tracing::warn!(
+            days = dropped,
+            oldest_day = %crate::table::writer::format_day(tables.index.oldest_day()),
+            "the key index reached its memory budget: older days are now checked in the table"
+        );
     }
     report.event_snapshots += 1;
     report.commit_conflicts += u64::from(outcome.conflicts);

@@ -67,6 +67,8 @@ pub struct KeyIndex {
     files: Vec<IndexedFile>,
     /// First day (since the epoch) the index covers.
     oldest_day: i32,
+    /// Most keys the memory budget allows; older days are dropped past it.
+    max_keys: usize,
 }
 
 /// What a rebuild read.
@@ -83,12 +85,43 @@ pub struct RebuildStats {
 }
 
 impl KeyIndex {
-    /// An empty index covering days from `oldest_day` on.
-    pub fn new(oldest_day: i32) -> Self {
+    /// An empty index covering days from `oldest_day` on, holding at most
+    /// `memory_budget` bytes of keys.
+    pub fn new(oldest_day: i32, memory_budget: usize) -> Self {
         Self {
             oldest_day,
+            max_keys: (memory_budget / Self::bytes_per_key()).max(1),
             ..Self::default()
         }
+    }
+
+    /// First day covered.
+    pub fn oldest_day(&self) -> i32 {
+        self.oldest_day
+    }
+
+    /// Drops whole days, oldest first, until the keys fit the memory budget
+    /// (the newest day stays whatever its size). Returns the days dropped.
+    pub fn evict_to_budget(&mut self) -> u32 {
+        let mut dropped = 0;
+        while self.entries.len() > self.max_keys {
+            let files = &self.files;
+            let day_of = |e: &Entry| files[e.file as usize].partition.day.unwrap_or(i32::MIN);
+            let (Some(oldest), Some(newest)) = (
+                self.entries.values().map(day_of).min(),
+                self.entries.values().map(day_of).max(),
+            ) else {
+                break;
+            };
+            if oldest >= newest {
+                break;
+            }
+            self.oldest_day = oldest + 1;
+            let keep_from = self.oldest_day;
+            self.entries.retain(|_, e| day_of(e) >= keep_from);
+            dropped += 1;
+        }
+        dropped
     }
 
     /// The index key of an `event_uuid`.
@@ -148,9 +181,10 @@ impl KeyIndex {
         store: &TableStore,
         table: &LoadedTable,
         oldest_day: i32,
+        memory_budget: usize,
     ) -> Result<(Self, RebuildStats), TableError> {
         let started = Instant::now();
-        let mut index = Self::new(oldest_day);
+        let mut index = Self::new(oldest_day, memory_budget);
         let mut stats = RebuildStats::default();
         let Some(snapshot) = table.metadata.current_snapshot() else {
             return Ok((index, stats));
@@ -158,7 +192,8 @@ impl KeyIndex {
         let iceberg_table = table.to_iceberg(store.file_io())?;
         let list = iceberg_table.manifest_list_reader(snapshot).load().await?;
         let mut data = Vec::new();
-        let mut deleted: Map<String, Vec<i64>> = Map::default();
+        let mut delete_files = Vec::new();
+        let mut rows_per_day: std::collections::BTreeMap<i32, u64> = Default::default();
         for manifest_file in list.entries() {
             let manifest = manifest_file.load_manifest(store.file_io()).await?;
             for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
@@ -169,8 +204,10 @@ impl KeyIndex {
                 if partition.day.is_none_or(|d| d < oldest_day) {
                     continue;
                 }
+                let day = partition.day.unwrap_or(i32::MIN);
                 match file.content_type() {
                     DataContentType::Data => {
+                        *rows_per_day.entry(day).or_default() += file.record_count();
                         data.push((
                             entry.sequence_number().unwrap_or(0),
                             file.file_path().to_string(),
@@ -178,8 +215,7 @@ impl KeyIndex {
                         ));
                     }
                     DataContentType::PositionDeletes => {
-                        stats.delete_files += 1;
-                        read_position_deletes(store, file.file_path(), &mut deleted).await?;
+                        delete_files.push((day, file.file_path().to_string()));
                     }
                     // Floe never writes equality deletes (not every engine reads them).
                     DataContentType::EqualityDeletes => {
@@ -194,8 +230,27 @@ impl KeyIndex {
                 }
             }
         }
+        // Keep the newest days that fit the budget (rows counted before
+        // deletes: a slight overestimate, on the safe side).
+        let mut rows = 0;
+        for (day, n) in rows_per_day.iter().rev() {
+            rows += n;
+            if rows as usize > index.max_keys
+                && *day < *rows_per_day.keys().next_back().unwrap_or(day)
+            {
+                index.oldest_day = index.oldest_day.max(day + 1);
+                break;
+            }
+        }
+        let oldest_day = index.oldest_day;
+        let mut deleted: Map<String, Vec<i64>> = Map::default();
+        for (_, path) in delete_files.iter().filter(|(day, _)| *day >= oldest_day) {
+            stats.delete_files += 1;
+            read_position_deletes(store, path, &mut deleted).await?;
+        }
         // Older rows first: should a key be live twice (written by a tool
         // other than Floe), the newest row wins, as it does for readers.
+        data.retain(|(_, _, p)| p.day.is_some_and(|d| d >= oldest_day));
         data.sort_by_key(|(sequence, _, _)| *sequence);
         for (_, path, partition) in data {
             let mut gone = deleted.remove(&path).unwrap_or_default();
@@ -304,7 +359,7 @@ mod tests {
 
     #[test]
     fn lookups_return_the_latest_location() {
-        let mut index = KeyIndex::new(100);
+        let mut index = KeyIndex::new(100, 1 << 20);
         let a = index.add_file("a.parquet", Partition::events(100, "pay"));
         let b = index.add_file("b.parquet", Partition::events(101, "cart"));
         index.insert(KeyIndex::key("k1"), a, 3, 7);
@@ -316,5 +371,22 @@ mod tests {
         assert_eq!(index.len(), 1);
         assert!(index.covers(100) && !index.covers(99));
         assert_eq!(KeyIndex::bytes_per_key(), 44);
+    }
+
+    #[test]
+    fn the_memory_budget_drops_oldest_days_first() {
+        // Room for 3 keys.
+        let mut index = KeyIndex::new(10, 3 * KeyIndex::bytes_per_key());
+        for (day, keys) in [(10, ["a", "b"]), (11, ["c", "d"]), (12, ["e", "f"])] {
+            let file = index.add_file(&format!("{day}.parquet"), Partition::events(day, "t"));
+            for (pos, key) in keys.iter().enumerate() {
+                index.insert(KeyIndex::key(key), file, pos as u32, 0);
+            }
+        }
+        assert_eq!(index.evict_to_budget(), 2);
+        assert_eq!(index.oldest_day(), 12);
+        assert!(!index.covers(11));
+        assert_eq!(index.len(), 2, "the newest day stays even over budget");
+        assert!(index.get("e").is_some() && index.get("a").is_none());
     }
 }

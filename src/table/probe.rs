@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use iceberg::spec::{DataContentType, PrimitiveLiteral};
+use parquet::bloom_filter::Sbbf;
 use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
@@ -53,6 +54,9 @@ pub struct Probe<'a> {
     delete_files: HashMap<Partition, Vec<String>>,
     /// Key columns of the files read so far: key -> (pos, hash).
     keys: HashMap<String, Map<u128, (i64, i64)>>,
+    /// Bloom filters of `event_uuid` per file, one per row group (`None`:
+    /// a row group without one, so the file must be read).
+    blooms: HashMap<String, Option<Vec<Sbbf>>>,
     /// Files whose bloom filter was consulted, and files read.
     pub stats: ProbeStats,
 }
@@ -84,6 +88,7 @@ impl<'a> Probe<'a> {
             deleted: Map::default(),
             delete_files: HashMap::new(),
             keys: HashMap::new(),
+            blooms: HashMap::new(),
             stats: ProbeStats::default(),
         };
         let Some(snapshot) = table.metadata.current_snapshot() else {
@@ -146,7 +151,15 @@ impl<'a> Probe<'a> {
         for path in candidates {
             if !self.keys.contains_key(&path) {
                 self.stats.bloom_checks += 1;
-                if !self.bloom_may_contain(&path, event_uuid).await? {
+                if !self.blooms.contains_key(&path) {
+                    let blooms = self.load_blooms(&path).await?;
+                    self.blooms.insert(path.clone(), blooms);
+                }
+                let may_contain = match &self.blooms[&path] {
+                    Some(filters) => filters.iter().any(|f| f.check(event_uuid)),
+                    None => true,
+                };
+                if !may_contain {
                     continue;
                 }
                 self.load_keys(partition, &path).await?;
@@ -164,7 +177,8 @@ impl<'a> Probe<'a> {
         Ok(found)
     }
 
-    async fn bloom_may_contain(&self, path: &str, event_uuid: &str) -> Result<bool, TableError> {
+    /// Reads a file's `event_uuid` bloom filters (once per file and probe).
+    async fn load_blooms(&self, path: &str) -> Result<Option<Vec<Sbbf>>, TableError> {
         let bytes = self.store.file_io().new_input(path)?.read().await?;
         let options = ReadOptionsBuilder::new()
             .with_reader_properties(
@@ -184,18 +198,18 @@ impl<'a> Probe<'a> {
         let Some(column) =
             (0..schema.num_columns()).find(|&i| schema.column(i).name() == "event_uuid")
         else {
-            return Ok(true);
+            return Ok(None);
         };
+        let mut filters = Vec::with_capacity(reader.num_row_groups());
         for i in 0..reader.num_row_groups() {
             let group = reader.get_row_group(i).map_err(err)?;
             match group.get_column_bloom_filter(column) {
+                Some(filter) => filters.push(filter.clone()),
                 // No filter: the file must be read to know.
-                None => return Ok(true),
-                Some(filter) if filter.check(event_uuid) => return Ok(true),
-                Some(_) => {}
+                None => return Ok(None),
             }
         }
-        Ok(false)
+        Ok(Some(filters))
     }
 
     async fn load_keys(&mut self, partition: &Partition, path: &str) -> Result<(), TableError> {
