@@ -1,16 +1,26 @@
 #!/usr/bin/env python3
-"""Benchmark: ingest generated events from a file into a fresh warehouse.
+"""Benchmarks of `floe run`, file to committed Iceberg table.
 
-Prints, per run and as medians: wall seconds, events/s, CPU seconds per
-1M events (user + system of the floe process), peak RSS, data files and
-bytes written. Runs alternate between input sizes so that machine noise
-spreads evenly; compare figures of the same run only.
+1. Throughput: 1M generated events (2% exact and 1% changed duplicates, 0.1%
+   malformed) against the same number of duplicate-free events, alternating,
+   each into a fresh warehouse. Per input: wall seconds, events/s, CPU
+   seconds per 1M events (user + system of the floe process), peak RSS, data
+   files and bytes; then the dedup overhead as a ratio of medians.
+2. Key index: ingest --rebuild-events duplicate-free events, then start
+   `floe run` on an empty input and read how long rebuilding the index took,
+   how many keys it holds and what the process's peak RSS was.
 
-Usage: scripts/bench.py [--bin target/release/floe] [--runs 5] [--sizes 1000000]
+Events are dated within the last days, as in a live stream, so the key
+index (not the table probe for late events) handles duplicates. Compare
+figures of the same run only: the machine is shared and noisy.
+
+Usage: scripts/bench.py [--bin target/release/floe] [--runs 5] [--events 1000000]
+                        [--rebuild-events 1000000]
 Only the standard library is used.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -22,92 +32,137 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DAY = 86_400
 
 
-def generate(binary: str, events: int, path: Path) -> None:
+def generate(binary: str, path: Path, events: int, start: int, **rates: float) -> Path:
     if path.exists():
-        return
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    subprocess.run(
-        [binary, "generate", "--events", str(events), "--seed", "1", "--out", str(tmp)],
-        check=True,
-        stderr=subprocess.DEVNULL,
-    )
+    args = [binary, "generate", "--events", str(events), "--seed", "1", "--start", str(start), "--days", "3"]
+    for name, value in rates.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    subprocess.run([*args, "--out", str(tmp)], check=True, stderr=subprocess.DEVNULL)
     tmp.rename(path)
+    return path
 
 
-def run_once(binary: str, input_path: Path) -> dict:
-    """One `floe run` into a fresh warehouse; CPU time and peak RSS come from
-    the child's own rusage (wait4), so runs do not blur into each other."""
+def floe_run(binary: str, input_path: Path, warehouse: Path) -> dict:
+    """One `floe run`; CPU time and peak RSS come from the child's own rusage
+    (wait4), so runs do not blur into each other."""
+    env = dict(os.environ, FLOE_LOG="floe=info", FLOE_LOG_FORMAT="json", FLOE_PROGRESS="never")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [binary, "run", "--input", str(input_path), "--warehouse", str(warehouse)], stdout=out, stderr=err, env=env
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"floe run failed:\n{stderr}")
+    records = int(re.search(r"records read\s+([\d,]+)", stdout).group(1).replace(",", ""))
+    files = list((warehouse / "analytics" / "events" / "data").rglob("*.parquet"))
+    logs = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        # Linux reports ru_maxrss in KiB.
+        "rss_mib": usage.ru_maxrss / 1024,
+        "records": records,
+        "files": len(files),
+        "bytes": sum(f.stat().st_size for f in files),
+        "logs": logs,
+    }
+
+
+def fresh_run(binary: str, input_path: Path) -> dict:
     warehouse = Path(tempfile.mkdtemp(prefix="floe-bench-"))
     try:
-        env = dict(os.environ, FLOE_LOG="warn")
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            started = time.perf_counter()
-            proc = subprocess.Popen(
-                [binary, "run", "--input", str(input_path), "--warehouse", str(warehouse), "--progress", "never"],
-                stdout=out,
-                stderr=err,
-                env=env,
-            )
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.perf_counter() - started
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            out.seek(0)
-            err.seek(0)
-            stdout, stderr = out.read().decode(), err.read().decode()
-        if proc.returncode != 0:
-            sys.exit(f"floe run failed:\n{stderr}")
-        records = int(re.search(r"records read\s+([\d,]+)", stdout).group(1).replace(",", ""))
-        files = list((warehouse / "analytics" / "events" / "data").rglob("*.parquet"))
-        return {
-            "wall": wall,
-            "cpu": usage.ru_utime + usage.ru_stime,
-            # Linux reports ru_maxrss in KiB.
-            "rss_mib": usage.ru_maxrss / 1024,
-            "records": records,
-            "files": len(files),
-            "bytes": sum(f.stat().st_size for f in files),
-        }
+        return floe_run(binary, input_path, warehouse)
     finally:
         shutil.rmtree(warehouse, ignore_errors=True)
+
+
+def median(rs: list, key: str) -> float:
+    return statistics.median(r[key] for r in rs)
+
+
+def throughput(binary: str, runs: int, events: int, start: int) -> None:
+    bench = ROOT / "target" / "bench"
+    day = start // DAY
+    inputs = {
+        "with duplicates": generate(binary, bench / f"dups-{events}-d{day}.jsonl", events, start),
+        "duplicate-free": generate(
+            binary, bench / f"unique-{events}-d{day}.jsonl", events, start, dup_rate=0, changed_dup_rate=0, bad_rate=0
+        ),
+    }
+    results = {name: [] for name in inputs}
+    for i in range(runs):
+        for name, path in inputs.items():
+            r = fresh_run(binary, path)
+            results[name].append(r)
+            print(
+                f"run {i + 1}/{runs} {name:>16}: {r['wall']:.2f} s wall, {r['cpu']:.2f} CPU-s, "
+                f"{r['rss_mib']:.0f} MiB peak, {r['files']} files, {r['bytes'] / 1048576:.1f} MiB",
+                flush=True,
+            )
+    print(f"\nmedians of {runs} runs, {events:,} events each")
+    print(f"{'input':>16} {'MB':>6} {'wall s':>7} {'events/s':>10} {'CPU-s/1M':>9} {'peak RSS MiB':>13} {'files':>6} {'output MiB':>11}")
+    for name, rs in results.items():
+        wall, records = median(rs, "wall"), rs[0]["records"]
+        print(
+            f"{name:>16} {inputs[name].stat().st_size / 1e6:>6.0f} {wall:>7.2f} {records / wall:>10,.0f} "
+            f"{median(rs, 'cpu') / (records / 1e6):>9.2f} {median(rs, 'rss_mib'):>13.0f} "
+            f"{median(rs, 'files'):>6.0f} {median(rs, 'bytes') / 1048576:>11.1f}"
+        )
+    dups, clean = results["with duplicates"], results["duplicate-free"]
+    print(
+        f"dedup overhead: throughput ratio {median(clean, 'wall') / median(dups, 'wall'):.2f} "
+        f"(with duplicates / duplicate-free, events/s), CPU ratio {median(dups, 'cpu') / median(clean, 'cpu'):.2f}"
+    )
+
+
+def rebuild(binary: str, events: int, start: int) -> None:
+    bench = ROOT / "target" / "bench"
+    source = generate(
+        binary, bench / f"unique-{events}-d{start // DAY}.jsonl", events, start, dup_rate=0, changed_dup_rate=0, bad_rate=0
+    )
+    empty = bench / "empty.jsonl"
+    empty.write_bytes(b"")
+    warehouse = Path(tempfile.mkdtemp(prefix="floe-bench-index-"))
+    try:
+        floe_run(binary, source, warehouse)
+        baseline = fresh_run(binary, empty)
+        r = floe_run(binary, empty, warehouse)
+    finally:
+        shutil.rmtree(warehouse, ignore_errors=True)
+    line = next(l["fields"] for l in r["logs"] if "rebuilt the key index" in l["fields"].get("message", ""))
+    keys, seconds = line["keys"], line["seconds"]
+    grown = (r["rss_mib"] - baseline["rss_mib"]) * 1048576
+    print(
+        f"\nkey index rebuild: {keys:,} keys from {line['data_files']} files in {seconds:.2f} s "
+        f"({keys / max(seconds, 1e-9):,.0f} keys/s); estimated {line['bytes'] / max(keys, 1):.0f} bytes/key, "
+        f"peak RSS {r['rss_mib']:.0f} MiB vs {baseline['rss_mib']:.0f} MiB on an empty table "
+        f"({grown / max(keys, 1):.0f} bytes/key measured, including read buffers)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=str(ROOT / "target" / "release" / "floe"))
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--sizes", default="1000000", help="comma-separated event counts")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--rebuild-events", type=int, default=1_000_000)
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    inputs = {n: ROOT / "target" / "bench" / f"events-{n}-seed1.jsonl" for n in sizes}
-    for n, path in inputs.items():
-        generate(args.bin, n, path)
-
-    results = {n: [] for n in sizes}
-    for i in range(args.runs):
-        for n in sorted(sizes):
-            r = run_once(args.bin, inputs[n])
-            results[n].append(r)
-            print(
-                f"run {i + 1}/{args.runs} {n:>9} events: {r['wall']:.2f} s wall, "
-                f"{r['cpu']:.2f} CPU-s, {r['files']} files, {r['bytes'] / 1048576:.1f} MiB",
-                flush=True,
-            )
-
-    print("\nmedians")
-    print(f"{'events':>10} {'input MB':>9} {'wall s':>8} {'events/s':>10} {'CPU-s/1M':>9} {'peak RSS MiB':>13} {'files':>6} {'output MiB':>11}")
-    for n in sorted(sizes):
-        rs = results[n]
-        wall = statistics.median(r["wall"] for r in rs)
-        cpu = statistics.median(r["cpu"] for r in rs)
-        records = rs[0]["records"]
-        print(
-            f"{n:>10} {inputs[n].stat().st_size / 1e6:>9.0f} {wall:>8.2f} {records / wall:>10,.0f} "
-            f"{cpu / (records / 1e6):>9.2f} {statistics.median(r['rss_mib'] for r in rs):>13.0f} "
-            f"{statistics.median(r['files'] for r in rs):>6.0f} {statistics.median(r['bytes'] for r in rs) / 1048576:>11.1f}"
-        )
+    # Whole days, so the generated files are reused within a day.
+    start = (int(time.time()) // DAY - 4) * DAY
+    throughput(args.bin, args.runs, args.events, start)
+    if args.rebuild_events:
+        rebuild(args.bin, args.rebuild_events, start)
 
 
 if __name__ == "__main__":

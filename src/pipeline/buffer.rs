@@ -155,6 +155,12 @@ impl Buffer {
         i
     }
 
+    /// Frees the key and partition maps (the flush needs only the rows).
+    pub fn forget_keys(&mut self) {
+        self.keys = HashMap::default();
+        self.partition_index = HashMap::default();
+    }
+
     /// Live rows buffered.
     #[cfg(test)]
     pub fn live_rows(&self) -> usize {

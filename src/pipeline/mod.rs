@@ -410,6 +410,7 @@ async fn flush(
     let mut heap_bytes = 0usize;
     let mut deletes = Deletes::new();
     let mut counts = buffer.counts.clone();
+    buffer.forget_keys();
     let mut partitions = Vec::with_capacity(buffer.partitions.len());
     let mut late = Vec::new();
     for (i, (partition, rows)) in std::mem::take(&mut buffer.partitions)
@@ -479,15 +480,20 @@ async fn flush(
             // time ranges and scans prune by created_datetime bounds.
             rows.sort_by_key(|r| r.event.created_micros);
             let mut files = Vec::new();
-            for part in rows.chunks(per_file) {
+            while !rows.is_empty() {
+                let rest = rows.split_off(per_file.min(rows.len()));
+                let part = std::mem::replace(&mut rows, rest);
                 let refs: Vec<_> = part.iter().collect();
                 let batch = events_batch(&schema, &refs)?;
-                let file = writer.write(&partition, &batch).await?;
                 // Row i of the file is part[i]: what the index learns after the commit.
                 let keys: Vec<(u128, i64)> = part
                     .iter()
                     .map(|r| (KeyIndex::key(&r.event.event_uuid), r.event.content_hash))
                     .collect();
+                // The batch holds copies of the values: free the rows before encoding.
+                drop(refs);
+                drop(part);
+                let file = writer.write(&partition, &batch).await?;
                 files.push(Written {
                     file,
                     partition: partition.clone(),
