@@ -515,6 +515,11 @@ async fn flush(
     }
     let files: Vec<DataFile> = written.iter().map(|w| w.file.clone()).collect();
     let mut delete_files = Vec::with_capacity(deletes.len());
+    let delete_targets: HashSet<String> = deletes
+        .values()
+        .flatten()
+        .map(|(path, _)| path.clone())
+        .collect();
     for (partition, mut positions) in deletes {
         let file = tables
             .events_writer
@@ -540,6 +545,7 @@ async fn flush(
         index: &mut tables.index,
         mode: tables.dedup_mode,
         written: &written,
+        delete_targets: &delete_targets,
         withdrawn: HashSet::new(),
         counts: &mut counts,
     };

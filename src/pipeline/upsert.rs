@@ -109,6 +109,8 @@ pub struct KeyRebase<'a> {
     pub mode: DedupMode,
     /// The rows this flush wrote.
     pub written: &'a [Written],
+    /// Data files this flush's position deletes point into.
+    pub delete_targets: &'a HashSet<String>,
     /// Positions of `written` already deleted again: (file, position).
     pub withdrawn: HashSet<(usize, u32)>,
     /// The flush's counts, corrected as rows are withdrawn or replaced.
@@ -122,7 +124,15 @@ impl KeyRebase<'_> {
         current: &LoadedTable,
         change: &mut Change,
     ) -> Result<(), TableError> {
-        let theirs = self.rows_committed_since(previous, current).await?;
+        let (theirs, removed) = self.rows_committed_since(previous, current).await?;
+        // A data file our deletes point into was rewritten meanwhile (by a
+        // compaction or another engine): the positions would hit other rows.
+        if let Some(path) = removed.iter().find(|p| self.delete_targets.contains(*p)) {
+            return Err(TableError::DeleteTargetRemoved {
+                table: current.name.clone(),
+                path: path.clone(),
+            });
+        }
         if theirs.is_empty() {
             return Ok(());
         }
@@ -189,12 +199,13 @@ impl KeyRebase<'_> {
     }
 
     /// Live rows added by the snapshots between `previous` and `current`
-    /// (minus the rows their own deletes removed), by key.
+    /// (minus the rows their own deletes removed), by key; and the data
+    /// files those snapshots removed.
     async fn rows_committed_since(
         &self,
         previous: &LoadedTable,
         current: &LoadedTable,
-    ) -> Result<Map<u128, Theirs>, TableError> {
+    ) -> Result<(Map<u128, Theirs>, HashSet<String>), TableError> {
         let mut new_snapshots = HashSet::new();
         let stop = previous.metadata.current_snapshot_id();
         let mut cursor = current.metadata.current_snapshot().cloned();
@@ -208,8 +219,9 @@ impl KeyRebase<'_> {
                 .and_then(|p| current.metadata.snapshot_by_id(p).cloned());
         }
         let mut out = Map::default();
+        let mut removed = HashSet::new();
         let Some(snapshot) = current.metadata.current_snapshot() else {
-            return Ok(out);
+            return Ok((out, removed));
         };
         let iceberg_table = current.to_iceberg(self.store.file_io())?;
         let list = iceberg_table.manifest_list_reader(snapshot).load().await?;
@@ -221,11 +233,16 @@ impl KeyRebase<'_> {
             }
             let manifest = manifest_file.load_manifest(self.store.file_io()).await?;
             for entry in manifest.entries() {
-                let added = entry.status() == ManifestStatus::Added
-                    && entry
-                        .snapshot_id()
-                        .is_some_and(|id| new_snapshots.contains(&id));
-                if !added {
+                let by_new = entry
+                    .snapshot_id()
+                    .is_some_and(|id| new_snapshots.contains(&id));
+                if by_new
+                    && entry.status() == ManifestStatus::Deleted
+                    && entry.content_type() == DataContentType::Data
+                {
+                    removed.insert(entry.file_path().to_string());
+                }
+                if !(by_new && entry.status() == ManifestStatus::Added) {
                     continue;
                 }
                 let file = entry.data_file();
@@ -259,7 +276,7 @@ impl KeyRebase<'_> {
             })
             .await?;
         }
-        Ok(out)
+        Ok((out, removed))
     }
 }
 
