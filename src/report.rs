@@ -33,7 +33,7 @@ pub fn run_summary(report: &RunReport) -> String {
     let secs = report.elapsed.as_secs_f64();
     let mut out = String::new();
     let mut line = |label: &str, value: String| {
-        let _ = writeln!(out, "  {label:<22}{value:>14}");
+        let _ = writeln!(out, "  {label:<26}{value:>12}");
     };
     line("records read", thousands(c.records_read));
     line("rows written", thousands(c.rows_written));

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
-    Snapshot, Summary, TableMetadata, TableMetadataBuilder,
+    DataFile, FormatVersion, MAIN_BRANCH, ManifestEntryRef, ManifestFile, ManifestListWriter,
+    ManifestWriterBuilder, Snapshot, Summary, TableMetadata, TableMetadataBuilder,
 };
 use iceberg::{MetadataLocation, TableIdent};
 use uuid::Uuid;
@@ -143,6 +143,28 @@ impl TableStore {
     /// The location of a table Floe creates: `<warehouse>/<namespace>/<table>`.
     pub fn table_location(&self, name: &TableName) -> String {
         format!("{}/{}/{}", self.warehouse, name.namespace, name.name)
+    }
+
+    /// Every live file entry (data and delete files) of the table's current
+    /// snapshot, read from its manifests.
+    pub async fn live_entries(
+        &self,
+        table: &LoadedTable,
+    ) -> Result<Vec<ManifestEntryRef>, TableError> {
+        let Some(snapshot) = table.metadata.current_snapshot() else {
+            return Ok(Vec::new());
+        };
+        let list = table
+            .to_iceberg(&self.file_io)?
+            .manifest_list_reader(snapshot)
+            .load()
+            .await?;
+        let mut out = Vec::new();
+        for manifest_file in list.entries() {
+            let manifest = manifest_file.load_manifest(&self.file_io).await?;
+            out.extend(manifest.entries().iter().filter(|e| e.is_alive()).cloned());
+        }
+        Ok(out)
     }
 
     /// Loads a table, `None` when the catalog has no such table.

@@ -186,47 +186,39 @@ impl KeyIndex {
         let started = Instant::now();
         let mut index = Self::new(oldest_day, memory_budget);
         let mut stats = RebuildStats::default();
-        let Some(snapshot) = table.metadata.current_snapshot() else {
-            return Ok((index, stats));
-        };
-        let iceberg_table = table.to_iceberg(store.file_io())?;
-        let list = iceberg_table.manifest_list_reader(snapshot).load().await?;
         let mut data = Vec::new();
         let mut delete_files = Vec::new();
         let mut rows_per_day: std::collections::BTreeMap<i32, u64> = Default::default();
-        for manifest_file in list.entries() {
-            let manifest = manifest_file.load_manifest(store.file_io()).await?;
-            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
-                let file = entry.data_file();
-                let Some(partition) = events_partition(file.partition().iter()) else {
-                    continue;
-                };
-                if partition.day.is_none_or(|d| d < oldest_day) {
-                    continue;
+        for entry in store.live_entries(table).await? {
+            let file = entry.data_file();
+            let Some(partition) = events_partition(file.partition().iter()) else {
+                continue;
+            };
+            if partition.day.is_none_or(|d| d < oldest_day) {
+                continue;
+            }
+            let day = partition.day.unwrap_or(i32::MIN);
+            match file.content_type() {
+                DataContentType::Data => {
+                    *rows_per_day.entry(day).or_default() += file.record_count();
+                    data.push((
+                        entry.sequence_number().unwrap_or(0),
+                        file.file_path().to_string(),
+                        partition,
+                    ));
                 }
-                let day = partition.day.unwrap_or(i32::MIN);
-                match file.content_type() {
-                    DataContentType::Data => {
-                        *rows_per_day.entry(day).or_default() += file.record_count();
-                        data.push((
-                            entry.sequence_number().unwrap_or(0),
-                            file.file_path().to_string(),
-                            partition,
-                        ));
-                    }
-                    DataContentType::PositionDeletes => {
-                        delete_files.push((day, file.file_path().to_string()));
-                    }
-                    // Floe never writes equality deletes (not every engine reads them).
-                    DataContentType::EqualityDeletes => {
-                        return Err(TableError::Incompatible {
-                            table: table.name.clone(),
-                            message: format!(
-                                "{} is an equality delete file; Floe's tables hold position deletes only",
-                                file.file_path()
-                            ),
-                        });
-                    }
+                DataContentType::PositionDeletes => {
+                    delete_files.push((day, file.file_path().to_string()));
+                }
+                // Floe never writes equality deletes (not every engine reads them).
+                DataContentType::EqualityDeletes => {
+                    return Err(TableError::Incompatible {
+                        table: table.name.clone(),
+                        message: format!(
+                            "{} is an equality delete file; Floe's tables hold position deletes only",
+                            file.file_path()
+                        ),
+                    });
                 }
             }
         }

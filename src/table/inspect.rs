@@ -31,25 +31,17 @@ pub async fn files_by_partition(
     table: &LoadedTable,
 ) -> Result<BTreeMap<String, PartitionFiles>, TableError> {
     let mut out: BTreeMap<String, PartitionFiles> = BTreeMap::new();
-    let Some(snapshot) = table.metadata.current_snapshot() else {
-        return Ok(out);
-    };
-    let iceberg_table = table.to_iceberg(store.file_io())?;
-    let list = iceberg_table.manifest_list_reader(snapshot).load().await?;
-    for manifest_file in list.entries() {
-        let manifest = manifest_file.load_manifest(store.file_io()).await?;
-        for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
-            let file = entry.data_file();
-            let label = partition_label(file.partition().iter());
-            let stats = out.entry(label).or_default();
-            match file.content_type() {
-                DataContentType::Data => {
-                    stats.data_files += 1;
-                    stats.rows += file.record_count();
-                    stats.bytes += file.file_size_in_bytes();
-                }
-                _ => stats.delete_files += 1,
+    for entry in store.live_entries(table).await? {
+        let file = entry.data_file();
+        let label = partition_label(file.partition().iter());
+        let stats = out.entry(label).or_default();
+        match file.content_type() {
+            DataContentType::Data => {
+                stats.data_files += 1;
+                stats.rows += file.record_count();
+                stats.bytes += file.file_size_in_bytes();
             }
+            _ => stats.delete_files += 1,
         }
     }
     Ok(out)

@@ -91,37 +91,29 @@ impl<'a> Probe<'a> {
             blooms: HashMap::new(),
             stats: ProbeStats::default(),
         };
-        let Some(snapshot) = table.metadata.current_snapshot() else {
-            return Ok(probe);
-        };
-        let iceberg_table = table.to_iceberg(store.file_io())?;
-        let list = iceberg_table.manifest_list_reader(snapshot).load().await?;
-        for manifest_file in list.entries() {
-            let manifest = manifest_file.load_manifest(store.file_io()).await?;
-            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
-                let file = entry.data_file();
-                let Some(partition) = events_partition(file.partition().iter()) else {
-                    continue;
-                };
-                match file.content_type() {
-                    DataContentType::Data => {
-                        probe.files.entry(partition).or_default().push(Candidate {
-                            path: file.file_path().to_string(),
-                            lower: bound_micros(file.lower_bounds().get(&CREATED_DATETIME_ID))
-                                .unwrap_or(i64::MIN),
-                            upper: bound_micros(file.upper_bounds().get(&CREATED_DATETIME_ID))
-                                .unwrap_or(i64::MAX),
-                        });
-                    }
-                    DataContentType::PositionDeletes => {
-                        probe
-                            .delete_files
-                            .entry(partition)
-                            .or_default()
-                            .push(file.file_path().to_string());
-                    }
-                    DataContentType::EqualityDeletes => {}
+        for entry in store.live_entries(table).await? {
+            let file = entry.data_file();
+            let Some(partition) = events_partition(file.partition().iter()) else {
+                continue;
+            };
+            match file.content_type() {
+                DataContentType::Data => {
+                    probe.files.entry(partition).or_default().push(Candidate {
+                        path: file.file_path().to_string(),
+                        lower: bound_micros(file.lower_bounds().get(&CREATED_DATETIME_ID))
+                            .unwrap_or(i64::MIN),
+                        upper: bound_micros(file.upper_bounds().get(&CREATED_DATETIME_ID))
+                            .unwrap_or(i64::MAX),
+                    });
                 }
+                DataContentType::PositionDeletes => {
+                    probe
+                        .delete_files
+                        .entry(partition)
+                        .or_default()
+                        .push(file.file_path().to_string());
+                }
+                DataContentType::EqualityDeletes => {}
             }
         }
         Ok(probe)
