@@ -106,21 +106,24 @@ def expected_for(inputs, keep_first=False):
     return rows
 
 
-def test_upserts_across_restarts_leave_one_row_per_key_in_every_reader(spark, tmp_path, tmp_warehouse):
-    inputs, plan = build_runs(tmp_path, seed=71)
-    outs = run_all(inputs, tmp_warehouse)
+def assert_runs_as_planned(outs, inputs, plan, wh) -> dict:
+    """Each run's counts and the rows the table ends with, for `build_runs` inputs."""
     want = expected_for(inputs)
-
-    # Floe counted what the inputs hold.
     assert floe.summary_value(outs[1], "identical") == 150
     assert floe.summary_value(outs[1], "rows deleted") == plan["b_replaced"]
     assert floe.summary_value(outs[2], "rows deleted") == plan["c_replaced"]
     assert floe.summary_value(outs[2], "identical") == 30
-
-    # PyIceberg: exactly the model's rows, the latest body for changed keys.
-    rows = pyiceberg_rows(tmp_warehouse, EVENTS)
-    got = by_key(rows)
+    got = by_key(pyiceberg_rows(wh, EVENTS))  # raises on a second live row
     assert {k: as_model_row(r) for k, r in got.items()} == want
+    return want
+
+
+def test_upserts_across_restarts_leave_one_row_per_key_in_every_reader(spark, tmp_path, tmp_warehouse):
+    inputs, plan = build_runs(tmp_path, seed=71)
+    outs = run_all(inputs, tmp_warehouse)
+    # Floe counted what the inputs hold; PyIceberg reads exactly the model's
+    # rows, the latest body for changed keys.
+    want = assert_runs_as_planned(outs, inputs, plan, tmp_warehouse)
 
     # DuckDB and Spark: one row per key, same count, same bodies for a sample.
     assert duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t") == [
@@ -255,12 +258,7 @@ def test_late_events_beyond_the_window_are_probed_in_the_table(tmp_path, tmp_war
         )
         outs.append(result.stdout)
         logs += [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-    want = expected_for(inputs)
-    assert floe.summary_value(outs[1], "identical") == 150
-    assert floe.summary_value(outs[1], "rows deleted") == plan["b_replaced"]
-    assert floe.summary_value(outs[2], "rows deleted") == plan["c_replaced"]
-    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
-    assert {k: as_model_row(r) for k, r in got.items()} == want
+    assert_runs_as_planned(outs, inputs, plan, tmp_warehouse)
     files = table_files(tmp_warehouse)
     assert sum(n for content, n in files if content == 1) == plan["b_replaced"] + plan["c_replaced"]
 
@@ -329,9 +327,4 @@ def test_a_small_index_memory_budget_changes_cost_not_results(tmp_path, tmp_ware
     # (No day-moving corrections: outside the index they are not found, see README.)
     inputs, plan = build_runs(tmp_path, seed=121, moved=0)
     outs = run_all(inputs, tmp_warehouse, "--index-memory", "64KiB")
-    want = expected_for(inputs)
-    assert floe.summary_value(outs[1], "identical") == 150
-    assert floe.summary_value(outs[1], "rows deleted") == plan["b_replaced"]
-    assert floe.summary_value(outs[2], "rows deleted") == plan["c_replaced"]
-    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
-    assert {k: as_model_row(r) for k, r in got.items()} == want
+    assert_runs_as_planned(outs, inputs, plan, tmp_warehouse)
