@@ -261,21 +261,14 @@ impl RawRunConfig {
                 max_record_size
             ));
         }
-        let flush_interval = match humantime::parse_duration(
-            self.flush_interval
-                .as_deref()
-                .unwrap_or(defaults::FLUSH_INTERVAL),
-        ) {
-            Ok(d) if d >= Duration::from_millis(100) => d,
-            Ok(_) => {
-                problems.push("flush_interval: must be at least 100ms".into());
-                Duration::from_secs(60)
-            }
-            Err(e) => {
-                problems.push(format!("flush_interval: {e} (write e.g. `60s`, `5m`)"));
-                Duration::from_secs(60)
-            }
-        };
+        let flush_interval = duration_setting(
+            &mut problems,
+            "flush_interval",
+            self.flush_interval,
+            defaults::FLUSH_INTERVAL,
+            (Duration::from_millis(100), "100ms"),
+            "`60s`, `5m`",
+        );
         let dedup_mode = match self.dedup_mode.as_deref().unwrap_or("upsert") {
             "upsert" => DedupMode::Upsert,
             "keep-first" => DedupMode::KeepFirst,
@@ -286,23 +279,17 @@ impl RawRunConfig {
                 DedupMode::Upsert
             }
         };
-        let dedup_window = match humantime::parse_duration(
-            self.dedup_window
-                .as_deref()
-                .unwrap_or(defaults::DEDUP_WINDOW),
-        ) {
-            Ok(d) if d >= Duration::from_secs(86_400) => d,
-            Ok(_) => {
-                problems.push(
-                    "dedup_window: must be at least 1 day (the index keeps whole days)".into(),
-                );
-                Duration::from_secs(86_400)
-            }
-            Err(e) => {
-                problems.push(format!("dedup_window: {e} (write e.g. `7d`)"));
-                Duration::from_secs(86_400)
-            }
-        };
+        let dedup_window = duration_setting(
+            &mut problems,
+            "dedup_window",
+            self.dedup_window,
+            defaults::DEDUP_WINDOW,
+            (
+                Duration::from_secs(86_400),
+                "1 day (the index keeps whole days)",
+            ),
+            "`7d`",
+        );
         let index_memory = size_setting(
             &mut problems,
             "index_memory",
@@ -383,6 +370,27 @@ fn size_setting(
         Err(e) => {
             problems.push(format!("{key}: {e}"));
             NonZeroUsize::MIN
+        }
+    }
+}
+
+fn duration_setting(
+    problems: &mut Vec<String>,
+    key: &str,
+    value: Option<String>,
+    default: &str,
+    (min, min_text): (Duration, &str),
+    example: &str,
+) -> Duration {
+    match humantime::parse_duration(value.as_deref().unwrap_or(default)) {
+        Ok(d) if d >= min => d,
+        Ok(_) => {
+            problems.push(format!("{key}: must be at least {min_text}"));
+            min
+        }
+        Err(e) => {
+            problems.push(format!("{key}: {e} (write e.g. {example})"));
+            min
         }
     }
 }

@@ -28,7 +28,8 @@ pub fn init_logging(format: LogFormat, default_level: &str) {
     };
 }
 
-/// Draws progress on stderr every `every` until the returned guard is dropped.
+/// Draws progress on stderr (every 250 ms on a terminal, every 5 s
+/// otherwise) until the returned task is aborted.
 pub fn spawn_progress(
     mode: ProgressMode,
     progress: Arc<Progress>,
