@@ -22,12 +22,14 @@
 //!   summaries and the snapshot producer ([`table::commit`]).
 //! - [`catalog`]: catalog pointers and their compare-and-swap (SQLite).
 //! - [`generate`]: deterministic sample events for demos, tests and benchmarks.
+//! - [`failpoint`]: named points in the commit path where tests crash the process.
 //! - [`report`]: run summaries and table descriptions.
 //! - [`telemetry`]: logs and live progress.
 
 pub mod catalog;
 pub mod config;
 pub mod event;
+pub mod failpoint;
 pub mod generate;
 pub mod pipeline;
 pub mod report;

@@ -245,6 +245,7 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
                 None => RawRunConfig::default(),
             };
             let config = args.raw().or(file).validate()?;
+            floe::failpoint::init().map_err(|e| ConfigError { problems: vec![e] })?;
             telemetry::init_logging(config.log_format, "info");
             let rt = runtime()?;
             let report = rt.block_on(ingest(&config))?;

@@ -12,6 +12,8 @@ import gzip
 import signal
 import time
 
+import pytest
+
 from support import floe
 from support.expected import expected_from_file
 from support.readers import (
@@ -216,6 +218,47 @@ def test_resume_after_sigkill_keeps_each_record_once(tmp_path, tmp_warehouse):
     assert rejected == sorted((reason, pos) for reason, pos, _ in exp.rejected)
     count = duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t")
     assert count == [{"n": len(exp.rows), "k": len(exp.rows)}]
+
+
+# Each flush passes the first four points twice (rejected table, then events)
+# and the last once: these hits all fall in the second flush, after one
+# complete flush landed.
+FAIL_POINTS = {
+    "after-data-files": 4,
+    "after-manifests": 4,
+    "after-metadata-file": 4,
+    "after-catalog-swap": 4,
+    "before-positions-advance": 2,
+}
+
+
+@pytest.mark.parametrize("point", FAIL_POINTS)
+def test_death_at_each_fail_point_then_restart_keeps_each_record_once(point, tmp_path, tmp_warehouse):
+    events = floe.generate(
+        tmp_path / "e.jsonl", 8_000, seed=17, dup_rate=0.02, changed_dup_rate=0.01, bad_rate=0.01
+    )
+    exp = expected_from_file(events)
+    args = ("run", "--input", str(events), "--warehouse", str(tmp_warehouse.root), "--flush-size", "256KiB")
+    died = floe.run(*args, check=False, FLOE_FAILPOINT=f"{point}@{FAIL_POINTS[point]}")
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert f"fail point {point} reached" in died.stderr
+
+    out = floe.run(*args).stdout
+    assert 0 < floe.summary_value(out, "records read") < exp.valid + len(exp.rejected), "resumed, not restarted"
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))  # raises on a second live row
+    assert mismatches({k: as_model_row(r) for k, r in got.items()}, exp.rows) == []
+    rejected = sorted((r["reason"], r["_source_position"]) for r in pyiceberg_rows(tmp_warehouse, REJECTED))
+    assert rejected == sorted((reason, pos) for reason, pos, _ in exp.rejected)
+    count = duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t")
+    assert count == [{"n": len(exp.rows), "k": len(exp.rows)}]
+
+
+def test_a_bad_fail_point_is_a_configuration_error(tmp_path, tmp_warehouse):
+    events = floe.generate(tmp_path / "e.jsonl", 10, seed=1)
+    out = floe.run("run", "--input", str(events), "--warehouse", str(tmp_warehouse.root), check=False, FLOE_FAILPOINT="after-lunch")
+    assert out.returncode == 2
+    assert "FLOE_FAILPOINT=after-lunch: unknown fail point `after-lunch`" in out.stderr
+    assert not (tmp_warehouse.root / "analytics").exists()
 
 
 def test_concurrent_writers_both_commit_everything(tmp_path, tmp_warehouse):

@@ -9,8 +9,12 @@ run, which makes the expected number of deleted positions exact.
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import time
+
+import pyarrow.parquet as pq
 
 from support import floe
 from support.expected import expected_from_bytes
@@ -240,6 +244,86 @@ def test_concurrent_writers_with_overlapping_keys_keep_one_row_per_key(tmp_path,
     ]
     # The writers did race: commits were lost and rebased on the winner's rows.
     assert sum(floe.summary_value(o, "commit conflicts") for o in outs) > 0
+
+
+def test_deletes_into_a_file_rewritten_meanwhile_are_recomputed(spark, tmp_path, tmp_warehouse):
+    """Floe decides deletes against files another engine then rewrites (here
+    PyIceberg's copy-on-write delete) before Floe commits: the commit is lost,
+    and the rebase must delete the replaced rows where they now are."""
+    from pyiceberg.expressions import In
+
+    rng = random.Random(11)
+    quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0, **RECENT}
+    a = valid_lines(floe.generate(tmp_path / "gen-a.jsonl", 3_000, seed=301, **quiet))
+    fresh = valid_lines(floe.generate(tmp_path / "gen-b.jsonl", 500, seed=302, **quiet))
+    a_path = write(tmp_path / "a.jsonl", a)
+    floe.run("run", "--input", str(a_path), "--warehouse", str(tmp_warehouse.root))
+    table = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS)
+    rows = table.scan(selected_fields=("event_uuid", "event_type", "created_datetime")).to_arrow().to_pylist()
+    by_partition: dict = {}
+    for r in rows:
+        by_partition.setdefault((r["event_type"], r["created_datetime"].date()), []).append(r["event_uuid"])
+    # In 12 files: change 2 rows and have PyIceberg delete a third, which
+    # rewrites the file with the changed rows' originals at new positions.
+    crowded = rng.sample(sorted(p for p, keys in by_partition.items() if len(keys) >= 3), 12)
+    to_change, to_delete = set(), []
+    for p in crowded:
+        picked = rng.sample(by_partition[p], 3)
+        to_change.update(picked[:2])
+        to_delete.append(picked[2])
+    # ... and in 12 other files, change 2 rows that nobody rewrites.
+    untouched = [p for p in sorted(by_partition) if p not in crowded and len(by_partition[p]) >= 2]
+    for p in rng.sample(untouched, 12):
+        to_change.update(rng.sample(by_partition[p], 2))
+    uuid_of = {json.loads(l)["event_uuid"]: l for l in a}
+    b = fresh + [changed(uuid_of[k]) for k in sorted(to_change)]
+    rng.shuffle(b)
+    b_path = write(tmp_path / "b.jsonl", b)
+
+    proc = floe.start(
+        "run", "--input", str(b_path), "--warehouse", str(tmp_warehouse.root),
+        FLOE_FAILPOINT="after-data-files:stop",
+    )
+    try:
+        floe.wait_stopped(proc)
+        table = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS)
+        before = {f["file_path"] for f in table.inspect.files().to_pylist()}
+        table.delete(In("event_uuid", to_delete))
+        table = table.refresh()
+        rewritten = before - {f["file_path"] for f in table.inspect.files().to_pylist()}
+        assert len(rewritten) == len(crowded)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    out, err = proc.communicate(timeout=floe.TIMEOUT)
+    assert proc.returncode == 0, err.decode()
+    out = out.decode()
+    assert floe.summary_value(out, "commit conflicts") == 1
+    assert floe.summary_value(out, "replaced") == len(to_change) == 48
+    assert floe.summary_value(out, "rows deleted") == 48
+
+    want = expected_for([a_path, b_path])
+    for key in to_delete:
+        del want[key]
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))  # raises on a second live row
+    assert {k: as_model_row(r) for k, r in got.items()} == want
+    assert duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t") == [
+        {"n": len(want), "k": len(want)}
+    ]
+    assert spark_sql(spark, tmp_warehouse, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM {table}") == [
+        {"n": len(want), "k": len(want)}
+    ]
+    # Only position deletes, one per replaced row, none into a removed file.
+    table = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS)
+    deletes = [f for f in table.inspect.files().to_pylist() if f["content"] != 0]
+    assert {f["content"] for f in deletes} == {1}
+    assert sum(f["record_count"] for f in deletes) == 48
+    live = {f["file_path"] for f in table.inspect.files().to_pylist() if f["content"] == 0}
+    targets = {
+        path
+        for f in deletes
+        for path in pq.read_table(f["file_path"].removeprefix("file://"), columns=["file_path"]).column(0).to_pylist()
+    }
+    assert targets <= live and not targets & rewritten
 
 
 def test_late_events_beyond_the_window_are_probed_in_the_table(tmp_path, tmp_warehouse):

@@ -32,6 +32,7 @@ use crate::catalog::{CatalogError, SqlCatalog};
 use crate::config::DedupMode;
 use crate::config::RunConfig;
 use crate::event::{DecodeLimits, events_batch, rejected_batch};
+use crate::failpoint::{self, FailPoint};
 use crate::source::SourceError;
 use crate::source::file::{Chunk, OpenInput, expand_inputs};
 use crate::table::checkpoint::{Checkpoint, SourcePosition};
@@ -382,6 +383,7 @@ async fn flush(
             .await?;
         report.files_written += 1;
         report.bytes_written += file.file_size_in_bytes();
+        failpoint::hit(FailPoint::AfterDataFiles);
         let mut counts = QualityCounts::default();
         for r in &rejects {
             counts.reject(r.reason);
@@ -515,15 +517,10 @@ async fn flush(
     }
     let files: Vec<DataFile> = written.iter().map(|w| w.file.clone()).collect();
     let mut delete_files = Vec::with_capacity(deletes.len());
-    let delete_targets: HashSet<String> = deletes
-        .values()
-        .flatten()
-        .map(|(path, _)| path.clone())
-        .collect();
-    for (partition, mut positions) in deletes {
+    for (partition, positions) in &mut deletes {
         let file = tables
             .events_writer
-            .write_position_deletes(&partition, &mut positions)
+            .write_position_deletes(partition, positions)
             .await?;
         report.bytes_written += file.file_size_in_bytes();
         delete_files.push(file);
@@ -539,13 +536,14 @@ async fn flush(
     counts.rows_written = rows_written;
     let mut change = checkpointed_change(&buffer, &events_checkpoint, files, counts.to_summary());
     change.added_delete_files = delete_files;
+    failpoint::hit(FailPoint::AfterDataFiles);
     let mut rebase = KeyRebase {
         store: &tables.store,
         writer: &tables.events_writer,
         index: &mut tables.index,
         mode: tables.dedup_mode,
         written: &written,
-        delete_targets: &delete_targets,
+        deletes,
         withdrawn: HashSet::new(),
         counts: &mut counts,
     };
@@ -554,6 +552,7 @@ async fn flush(
         .commit_rebasing(&tables.events, &mut change, Some(&mut rebase))
         .await?;
     let withdrawn = std::mem::take(&mut rebase.withdrawn);
+    failpoint::hit(FailPoint::BeforePositionsAdvance);
     // The rows are in the table now: the index may point at them.
     for (i, w) in written.iter().enumerate() {
         let id = tables

@@ -109,8 +109,8 @@ pub struct KeyRebase<'a> {
     pub mode: DedupMode,
     /// The rows this flush wrote.
     pub written: &'a [Written],
-    /// Data files this flush's position deletes point into.
-    pub delete_targets: &'a HashSet<String>,
+    /// Every position this change deletes, as written into its delete files.
+    pub deletes: Deletes,
     /// Positions of `written` already deleted again: (file, position).
     pub withdrawn: HashSet<(usize, u32)>,
     /// The flush's counts, corrected as rows are withdrawn or replaced.
@@ -125,15 +125,22 @@ impl KeyRebase<'_> {
         change: &mut Change,
     ) -> Result<(), TableError> {
         let (theirs, removed) = self.rows_committed_since(previous, current).await?;
+        // Rows of removed data files are no longer where the index says.
+        self.index.forget_files(&removed);
         // A data file our deletes point into was rewritten meanwhile (by a
-        // compaction or another engine): the positions would hit other rows.
-        if let Some(path) = removed.iter().find(|p| self.delete_targets.contains(*p)) {
-            return Err(TableError::DeleteTargetRemoved {
-                table: current.name.clone(),
-                path: path.clone(),
-            });
+        // compaction or another engine): its positions now hold other rows.
+        // Drop those deletes; the rewritten rows are among `theirs`, so the
+        // key rule below deletes each replaced row again where it now is.
+        let mut stale = 0;
+        for positions in self.deletes.values_mut() {
+            let before = positions.len();
+            positions.retain(|(path, _)| !removed.contains(path));
+            stale += (before - positions.len()) as u64;
         }
-        if theirs.is_empty() {
+        self.deletes.retain(|_, positions| !positions.is_empty());
+        self.counts.duplicates_replaced -= stale;
+        self.counts.rows_deleted -= stale;
+        if theirs.is_empty() && stale == 0 {
             return Ok(());
         }
         let mut deletes = Deletes::new();
@@ -179,10 +186,25 @@ impl KeyRebase<'_> {
                 .or_insert_with(|| self.index.add_file(&t.path, t.partition.clone()));
             self.index.insert(*key, file, t.pos as u32, t.hash);
         }
-        for (partition, mut positions) in deletes {
+        let rewrite_all = stale > 0;
+        if rewrite_all {
+            // Every delete file may hold stale positions: write them anew.
+            for file in std::mem::take(&mut change.added_delete_files) {
+                // Nothing points at the old file; a leftover is only an orphan.
+                let _ = self.store.file_io().delete(file.file_path()).await;
+            }
+        }
+        for (partition, positions) in &deletes {
+            self.deletes
+                .entry(partition.clone())
+                .or_default()
+                .extend(positions.iter().cloned());
+        }
+        let to_write = if rewrite_all { &self.deletes } else { &deletes };
+        for (partition, positions) in to_write {
             let file = self
                 .writer
-                .write_position_deletes(&partition, &mut positions)
+                .write_position_deletes(partition, &mut positions.clone())
                 .await?;
             change.added_delete_files.push(file);
         }

@@ -32,6 +32,7 @@ use super::checkpoint::{CHECKPOINT_PROPERTY, CHECKPOINT_SUMMARY_KEY, Checkpoint,
 use super::schema::TableLayout;
 use super::summary::{FileDelta, standard_summary};
 use crate::catalog::{SqlCatalog, SwapOutcome, TableName};
+use crate::failpoint::{self, FailPoint};
 
 /// How many times a commit is tried before giving up on conflicts.
 const MAX_ATTEMPTS: u32 = 25;
@@ -105,7 +106,8 @@ pub struct Change {
 /// Reconciles a pending change with commits that landed first.
 pub trait Rebase: Send {
     /// `previous` is the table the change was built on, `current` the table
-    /// now; the change may gain delete files (and its summary new counts).
+    /// now; the change's delete files may be added to or replaced (and its
+    /// summary given new counts).
     fn rebase<'a>(
         &'a mut self,
         previous: &'a LoadedTable,
@@ -290,9 +292,9 @@ impl TableStore {
                     });
                 }
                 if let Some(rebase) = rebase.as_deref_mut() {
-                    let deletes_before = change.added_delete_files.len();
+                    let deletes_before = delete_paths(change);
                     rebase.rebase(&table, &current, change).await?;
-                    if change.added_delete_files.len() != deletes_before {
+                    if delete_paths(change) != deletes_before {
                         new_manifests[1] = self
                             .write_manifest(&current, snapshot_id, &change.added_delete_files, true)
                             .await?;
@@ -311,18 +313,21 @@ impl TableStore {
                     attempt,
                 )
                 .await?;
+            failpoint::hit(FailPoint::AfterManifests);
             let location = table
                 .metadata_location
                 .parse::<MetadataLocation>()?
                 .with_next_version()
                 .with_new_metadata(&next);
             next.write_to(&self.file_io, &location).await?;
+            failpoint::hit(FailPoint::AfterMetadataFile);
             let location = location.to_string();
             match self
                 .catalog
                 .swap(&table.name, &table.metadata_location, &location)
             {
                 Ok(SwapOutcome::Swapped) => {
+                    failpoint::hit(FailPoint::AfterCatalogSwap);
                     tracing::debug!(table = %table.name, snapshot_id, attempt, "committed snapshot");
                     return Ok(CommitOutcome {
                         table: LoadedTable {
@@ -483,6 +488,15 @@ fn checked_checkpoint(table: &LoadedTable, change: &Change) -> Result<Checkpoint
     }
     checkpoint.merge(&change.checkpoint_to);
     Ok(checkpoint)
+}
+
+/// The delete files of a change, to notice a rebase changing them.
+fn delete_paths(change: &Change) -> Vec<String> {
+    change
+        .added_delete_files
+        .iter()
+        .map(|f| f.file_path().to_string())
+        .collect()
 }
 
 /// A positive snapshot id not yet used in the table.

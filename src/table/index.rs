@@ -13,7 +13,7 @@
 //! commits it is updated only after a commit lands, so it never names a row
 //! that is not in the table.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use arrow_array::cast::AsArray;
@@ -158,6 +158,20 @@ impl KeyIndex {
     /// Records that the live row of `key` is row `pos` of file `file`.
     pub fn insert(&mut self, key: u128, file: u32, pos: u32, hash: i64) {
         self.entries.insert(key, Entry { file, pos, hash });
+    }
+
+    /// Forgets the rows of data files a commit removed (their rows were
+    /// rewritten into other files, or deleted); returns the keys dropped.
+    pub fn forget_files(&mut self, removed: &HashSet<String>) -> usize {
+        let gone: HashSet<u32> = (0..self.files.len() as u32)
+            .filter(|&i| removed.contains(&self.files[i as usize].path))
+            .collect();
+        if gone.is_empty() {
+            return 0;
+        }
+        let before = self.entries.len();
+        self.entries.retain(|_, e| !gone.contains(&e.file));
+        before - self.entries.len()
     }
 
     /// Keys indexed.

@@ -85,19 +85,6 @@ pub enum TableError {
         /// The position found in the table.
         found: String,
     },
-    /// A data file this commit's position deletes point into was removed by
-    /// a concurrent commit (a rewrite): the deletes would hit other rows.
-    /// Nothing was committed; a restart decides again from the new files.
-    #[error(
-        "table {table}: data file {path} was rewritten by a concurrent commit while Floe was \
-         deleting rows in it; nothing was committed, restart to re-read from the checkpoint"
-    )]
-    DeleteTargetRemoved {
-        /// The table.
-        table: TableName,
-        /// The removed data file.
-        path: String,
-    },
     /// Commit conflicts went on longer than the retry budget.
     #[error("table {table}: gave up after {attempts} commit attempts, each lost to another writer")]
     TooManyConflicts {

@@ -59,3 +59,20 @@ def summary_value(stdout: str, label: str) -> int:
     if not match:
         raise AssertionError(f"no '{label}' in summary:\n{stdout}")
     return int(match.group(1).replace(",", ""))
+
+
+def wait_stopped(proc: subprocess.Popen, timeout: float = TIMEOUT) -> None:
+    """Waits until `proc` froze itself at a `stop` fail point (state T)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    stat = Path(f"/proc/{proc.pid}/stat")
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"floe exited {proc.returncode} before its fail point:\n{err.decode()}")
+        # The state follows the parenthesised command name.
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "T":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"floe did not reach its fail point within {timeout} s")
