@@ -21,6 +21,15 @@ use crate::catalog::TableName;
 pub struct RawRunConfig {
     /// Input paths, globs, `-` for stdin.
     pub input: Option<Vec<String>>,
+    /// Kinesis data stream, name or ARN (instead of `input`).
+    pub stream: Option<String>,
+    /// Name this reader's shard checkpoints are kept under.
+    pub consumer_name: Option<String>,
+    /// Where a shard without a checkpoint starts: `trim-horizon`, `latest`,
+    /// `at-timestamp:<RFC 3339 or Unix seconds>`.
+    pub start_position: Option<String>,
+    /// Stop once every shard is read to its tip and all of it is committed.
+    pub drain: Option<bool>,
     /// Warehouse folder (holds `catalog.db` and the tables' files).
     pub warehouse: Option<PathBuf>,
     /// Catalog name inside `catalog.db`.
@@ -49,6 +58,8 @@ pub struct RawRunConfig {
     pub index_memory: Option<String>,
     /// Threads decoding records (default: the number of cores).
     pub decode_threads: Option<usize>,
+    /// Longest time from a shutdown signal to exit, e.g. `90s`.
+    pub shutdown_deadline: Option<String>,
     /// `auto`, `always` or `never`.
     pub progress: Option<String>,
     /// `text` or `json`.
@@ -70,6 +81,10 @@ impl RawRunConfig {
     pub fn or(self, lower: RawRunConfig) -> RawRunConfig {
         RawRunConfig {
             input: self.input.or(lower.input),
+            stream: self.stream.or(lower.stream),
+            consumer_name: self.consumer_name.or(lower.consumer_name),
+            start_position: self.start_position.or(lower.start_position),
+            drain: self.drain.or(lower.drain),
             warehouse: self.warehouse.or(lower.warehouse),
             catalog_name: self.catalog_name.or(lower.catalog_name),
             table: self.table.or(lower.table),
@@ -84,6 +99,7 @@ impl RawRunConfig {
             dedup_window: self.dedup_window.or(lower.dedup_window),
             index_memory: self.index_memory.or(lower.index_memory),
             decode_threads: self.decode_threads.or(lower.decode_threads),
+            shutdown_deadline: self.shutdown_deadline.or(lower.shutdown_deadline),
             progress: self.progress.or(lower.progress),
             log_format: self.log_format.or(lower.log_format),
         }
@@ -120,11 +136,37 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where a shard without a checkpoint starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The oldest record kept.
+    TrimHorizon,
+    /// Records arriving from now on.
+    Latest,
+    /// Records arriving at or after this instant (Unix seconds).
+    AtTimestamp(i64),
+}
+
+/// The Kinesis source's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KinesisConfig {
+    /// Stream name or ARN as given.
+    pub stream: String,
+    /// Checkpoints are kept per stream and consumer name.
+    pub consumer_name: String,
+    /// Start of a shard without a checkpoint.
+    pub start_position: StartPosition,
+    /// Stop when caught up (for backfills and tests) instead of running on.
+    pub drain: bool,
+}
+
 /// Validated settings of `floe run`.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Input paths, globs, `-`.
+    /// Input paths, globs, `-` (empty when reading Kinesis).
     pub inputs: Vec<String>,
+    /// The Kinesis stream to read instead of inputs.
+    pub kinesis: Option<KinesisConfig>,
     /// Warehouse folder.
     pub warehouse: PathBuf,
     /// Catalog name.
@@ -154,6 +196,8 @@ pub struct RunConfig {
     pub index_memory: NonZeroUsize,
     /// Decoding threads.
     pub decode_threads: NonZeroUsize,
+    /// After a shutdown signal, the last commit must land within this.
+    pub shutdown_deadline: Duration,
     /// Progress display.
     pub progress: ProgressMode,
     /// Log format.
@@ -178,6 +222,10 @@ pub mod defaults {
     pub const INDEX_MEMORY: &str = "1GiB";
     /// Target data file size.
     pub const TARGET_FILE_SIZE: &str = "128MiB";
+    /// Shutdown deadline: under the 120 s ECS waits before SIGKILL.
+    pub const SHUTDOWN_DEADLINE: &str = "90s";
+    /// Name shard checkpoints are kept under.
+    pub const CONSUMER_NAME: &str = "floe";
     /// Record size limit.
     pub const MAX_RECORD_SIZE: &str = "1MiB";
     /// zstd level: on the benchmark data level 1 takes ~10% less CPU than 3
@@ -198,10 +246,56 @@ impl RawRunConfig {
     pub fn validate(self) -> Result<RunConfig, ConfigError> {
         let mut problems = Vec::new();
         let inputs = self.input.unwrap_or_default();
-        if inputs.is_empty() {
-            problems.push(
-                "input: at least one path, glob or `-` is required (--input, FLOE_INPUT)".into(),
-            );
+        let consumer_name_set = self.consumer_name.is_some();
+        let kinesis = self.stream.map(|stream| {
+            if stream.is_empty() {
+                problems.push("stream: must not be empty".into());
+            }
+            let consumer_name = self
+                .consumer_name
+                .unwrap_or_else(|| defaults::CONSUMER_NAME.into());
+            if consumer_name.is_empty() || consumer_name.contains([':', '/']) {
+                problems.push(format!(
+                    "consumer_name: `{consumer_name}` must be non-empty without `:` or `/`"
+                ));
+            }
+            let start_position = self
+                .start_position
+                .as_deref()
+                .map_or(Ok(StartPosition::TrimHorizon), parse_start_position)
+                .unwrap_or_else(|e| {
+                    problems.push(format!("start_position: {e}"));
+                    StartPosition::TrimHorizon
+                });
+            KinesisConfig {
+                stream,
+                consumer_name,
+                start_position,
+                drain: self.drain.unwrap_or(false),
+            }
+        });
+        match (inputs.is_empty(), &kinesis) {
+            (true, None) => problems.push(
+                "input: give input files (--input, FLOE_INPUT) or a Kinesis stream (--stream, FLOE_STREAM)"
+                    .into(),
+            ),
+            (false, Some(_)) => problems.push(
+                "stream: give either input files or a Kinesis stream, not both".into(),
+            ),
+            _ => {}
+        }
+        if kinesis.is_none() {
+            for (key, set) in [
+                ("consumer_name", consumer_name_set),
+                ("start_position", self.start_position.is_some()),
+                ("drain", self.drain.is_some()),
+            ] {
+                if set {
+                    problems.push(format!(
+                        "{key}: only applies to a Kinesis stream (--stream)"
+                    ));
+                }
+            }
         }
         if inputs.iter().filter(|i| *i == "-").count() > 1 {
             problems.push("input: `-` (stdin) may be given once".into());
@@ -269,6 +363,14 @@ impl RawRunConfig {
             (Duration::from_millis(100), "100ms"),
             "`60s`, `5m`",
         );
+        let shutdown_deadline = duration_setting(
+            &mut problems,
+            "shutdown_deadline",
+            self.shutdown_deadline,
+            defaults::SHUTDOWN_DEADLINE,
+            (Duration::from_secs(1), "1s"),
+            "`90s`",
+        );
         let dedup_mode = match self.dedup_mode.as_deref().unwrap_or("upsert") {
             "upsert" => DedupMode::Upsert,
             "keep-first" => DedupMode::KeepFirst,
@@ -333,6 +435,7 @@ impl RawRunConfig {
         }
         Ok(RunConfig {
             inputs,
+            kinesis,
             warehouse,
             catalog_name,
             table,
@@ -347,10 +450,33 @@ impl RawRunConfig {
             dedup_window,
             index_memory,
             decode_threads,
+            shutdown_deadline,
             progress,
             log_format,
         })
     }
+}
+
+/// `trim-horizon`, `latest`, `at-timestamp:<RFC 3339 or Unix seconds>`.
+fn parse_start_position(text: &str) -> Result<StartPosition, String> {
+    match text {
+        "trim-horizon" => return Ok(StartPosition::TrimHorizon),
+        "latest" => return Ok(StartPosition::Latest),
+        _ => {}
+    }
+    let Some(when) = text.strip_prefix("at-timestamp:") else {
+        return Err(format!(
+            "`{text}` is not one of trim-horizon, latest, at-timestamp:<time>"
+        ));
+    };
+    if let Ok(seconds) = when.parse::<i64>() {
+        return Ok(StartPosition::AtTimestamp(seconds));
+    }
+    chrono::DateTime::parse_from_rfc3339(when)
+        .map(|t| StartPosition::AtTimestamp(t.timestamp()))
+        .map_err(|e| {
+            format!("`{when}` is neither Unix seconds nor an RFC 3339 time like 2026-11-01T00:00:00Z ({e})")
+        })
 }
 
 fn size_setting(
@@ -464,7 +590,7 @@ mod tests {
         let e = raw.validate().unwrap_err();
         let text = e.to_string();
         for part in [
-            "input: at least one",
+            "input: give input files (--input, FLOE_INPUT) or a Kinesis stream",
             "warehouse: a folder is required",
             "table: table name `events`",
             "flush_size: `12 parsecs`: unknown unit",
@@ -476,6 +602,53 @@ mod tests {
             assert!(text.contains(part), "missing {part:?} in:\n{text}");
         }
         assert_eq!(e.problems.len(), 8, "{text}");
+    }
+
+    #[test]
+    fn kinesis_settings_are_checked() {
+        let raw = RawRunConfig {
+            stream: Some("arn:aws:kinesis:us-east-1:123456789012:stream/clicks".into()),
+            warehouse: Some("w".into()),
+            start_position: Some("at-timestamp:2026-11-01T00:00:00Z".into()),
+            drain: Some(true),
+            ..Default::default()
+        };
+        let k = raw.validate().unwrap().kinesis.unwrap();
+        assert_eq!(k.consumer_name, "floe");
+        assert_eq!(k.start_position, StartPosition::AtTimestamp(1_793_491_200));
+        assert!(k.drain);
+        for (position, want) in [
+            ("latest", Ok(StartPosition::Latest)),
+            ("trim-horizon", Ok(StartPosition::TrimHorizon)),
+            (
+                "at-timestamp:1700000000",
+                Ok(StartPosition::AtTimestamp(1_700_000_000)),
+            ),
+        ] {
+            assert_eq!(parse_start_position(position), want);
+        }
+        let e = parse_start_position("at-timestamp:yesterday").unwrap_err();
+        assert!(
+            e.contains("neither Unix seconds nor an RFC 3339 time"),
+            "{e}"
+        );
+
+        let raw = RawRunConfig {
+            input: Some(vec!["x.jsonl".into()]),
+            warehouse: Some("w".into()),
+            consumer_name: Some("a:b".into()),
+            drain: Some(true),
+            ..Default::default()
+        };
+        let text = raw.validate().unwrap_err().to_string();
+        assert!(
+            text.contains("consumer_name: only applies to a Kinesis stream"),
+            "{text}"
+        );
+        assert!(
+            text.contains("drain: only applies to a Kinesis stream"),
+            "{text}"
+        );
     }
 
     #[test]

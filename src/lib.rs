@@ -1,6 +1,6 @@
 //! Floe streams JSON events into an Apache Iceberg table, exactly once.
 //!
-//! Records come from a source (files or stdin today; Kinesis later), are
+//! Records come from a source (files, stdin or a Kinesis stream), are
 //! decoded, validated and enriched, batched per partition with duplicates
 //! dropped, written as Parquet, and committed as one Iceberg snapshot that
 //! also carries the source checkpoint. Bad records go to a rejected-records
@@ -15,7 +15,8 @@
 //! # Layout
 //!
 //! - [`config`]: flags, `FLOE_*` variables and a TOML file, validated into typed settings.
-//! - [`source`]: where records come from; [`source::file`] reads JSON Lines files and stdin.
+//! - [`source`]: where records come from; [`source::file`] reads JSON Lines files and
+//!   stdin, [`source::kinesis`] the shards of a Kinesis data stream.
 //! - [`event`]: pure record handling: [`event::decode`] and Arrow batches.
 //! - [`pipeline`]: the run loop: bounded stages, flushes, shutdown.
 //! - [`table`]: schema files and layouts, Parquet data files, checkpoints,

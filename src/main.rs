@@ -48,6 +48,18 @@ struct RunArgs {
     /// Input files or globs, `-` for stdin; repeat the flag or separate with commas.
     #[arg(long, short, env = "FLOE_INPUT", value_delimiter = ',', num_args = 1..)]
     input: Vec<String>,
+    /// Kinesis data stream to read (name or ARN) instead of input files
+    #[arg(long, env = "FLOE_STREAM")]
+    stream: Option<String>,
+    /// Name the stream's shard checkpoints are kept under [default: floe]
+    #[arg(long, env = "FLOE_CONSUMER_NAME")]
+    consumer_name: Option<String>,
+    /// Where a shard without a checkpoint starts: trim-horizon, latest, at-timestamp:<RFC 3339 or Unix seconds> [default: trim-horizon]
+    #[arg(long, env = "FLOE_START_POSITION")]
+    start_position: Option<String>,
+    /// Stop once every shard is read to its tip and committed, instead of running on
+    #[arg(long, env = "FLOE_DRAIN")]
+    drain: bool,
     /// Warehouse folder: holds catalog.db and the tables' files (created if absent).
     #[arg(long, short, env = "FLOE_WAREHOUSE")]
     warehouse: Option<PathBuf>,
@@ -97,6 +109,9 @@ struct Tuning {
     /// Threads decoding records [default: number of cores]
     #[arg(long, env = "FLOE_DECODE_THREADS")]
     decode_threads: Option<usize>,
+    /// After SIGTERM or SIGINT, exit within this: the last commit must land by then [default: 90s]
+    #[arg(long, env = "FLOE_SHUTDOWN_DEADLINE")]
+    shutdown_deadline: Option<String>,
     /// Live progress on stderr: auto (on a terminal), always, never [default: auto]
     #[arg(long, env = "FLOE_PROGRESS")]
     progress: Option<String>,
@@ -110,6 +125,10 @@ impl RunArgs {
         let t = self.tuning;
         RawRunConfig {
             input: (!self.input.is_empty()).then_some(self.input),
+            stream: self.stream,
+            consumer_name: self.consumer_name,
+            start_position: self.start_position,
+            drain: self.drain.then_some(true),
             warehouse: self.warehouse,
             catalog_name: t.catalog_name,
             table: t.table,
@@ -124,6 +143,7 @@ impl RunArgs {
             dedup_window: t.dedup_window,
             index_memory: t.index_memory,
             decode_threads: t.decode_threads,
+            shutdown_deadline: t.shutdown_deadline,
             progress: t.progress,
             log_format: t.log_format,
         }
@@ -267,6 +287,7 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
                 input: vec![input.display().to_string()],
                 warehouse: Some(dir.join("warehouse")),
                 tuning: args.tuning,
+                ..RunArgs::default()
             }
             .raw();
             let config = raw.validate()?;
@@ -327,9 +348,20 @@ fn open_existing(warehouse: &Path, catalog_name: &str) -> anyhow::Result<floe::t
 async fn ingest(config: &RunConfig) -> anyhow::Result<RunReport> {
     let progress = Arc::new(Progress::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let deadline = config.shutdown_deadline;
     tokio::spawn(async move {
         wait_for_signal().await;
         let _ = stop_tx.send(true);
+        // A thread, not a task: it fires even if the runtime is stuck.
+        std::thread::spawn(move || {
+            std::thread::sleep(deadline);
+            eprintln!(
+                "floe: the last commit did not land within the shutdown deadline ({}); \
+                 records after the committed checkpoint will be read again on the next start",
+                humantime::format_duration(deadline)
+            );
+            std::process::exit(1);
+        });
     });
     let drawer = telemetry::spawn_progress(config.progress, progress.clone());
     let result = pipeline::run(config, progress, stop_rx).await;

@@ -66,6 +66,21 @@ pub fn run_summary(report: &RunReport) -> String {
     );
     let mut text = String::from("Floe run summary\n");
     text.push_str(&out);
+    if !report.shards.is_empty() {
+        let _ = writeln!(text, "  kinesis shards ({}):", report.shards.len());
+        for (shard, lag) in &report.shards {
+            let behind = lag.millis_behind.map_or_else(
+                || "lag unknown".to_string(),
+                |ms| format!("{} ms behind", thousands(ms.max(0) as u64)),
+            );
+            let state = if lag.ended { ", ended" } else { "" };
+            let _ = writeln!(
+                text,
+                "    {shard:<28}{:>12} records, {behind}{state}",
+                thousands(lag.records)
+            );
+        }
+    }
     text.push_str("  (snapshots: events table + rejected table)\n");
     if report.interrupted {
         text.push_str("  stopped early by a shutdown signal; rerun to continue\n");

@@ -7,9 +7,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use floe::catalog::TableName;
-use floe::event::{DecodeLimits, Origin, Row, decode, events_batch};
+use floe::event::{DecodeLimits, Origin, RecordPosition, Row, decode, events_batch};
 use floe::pipeline::open_store;
-use floe::table::checkpoint::{Checkpoint, SourcePosition};
+use floe::table::checkpoint::{Checkpoint, FilePosition, SourcePosition};
+
+/// A file position `offset` bytes and lines in.
+fn at(offset: u64) -> SourcePosition {
+    SourcePosition::File(FilePosition {
+        offset,
+        line: offset,
+    })
+}
 use floe::table::inspect::rows_by_day_and_type;
 use floe::table::writer::{DataWriter, FileSettings, Partition};
 use floe::table::{
@@ -28,8 +36,7 @@ fn row(uuid: &str, event_name: &str, created_at: u64) -> Row {
         event: decode(line.as_bytes(), &limits).expect("valid test event"),
         origin: Origin {
             source: Arc::from("test"),
-            line: 1,
-            offset: 0,
+            position: RecordPosition::Line { line: 1, offset: 0 },
             ingested_micros: 0,
         },
     }
@@ -68,21 +75,12 @@ async fn change(
         .await
         .unwrap();
     let mut checkpoint_to = Checkpoint::new();
-    checkpoint_to.set(
-        source,
-        SourcePosition {
-            offset: to,
-            line: to,
-        },
-    );
+    checkpoint_to.set(source, at(to));
     Change {
         added_data_files: vec![file],
         added_delete_files: vec![],
         summary: BTreeMap::new(),
-        checkpoint_from: BTreeMap::from([(
-            source.to_string(),
-            from.map(|o| SourcePosition { offset: o, line: o }),
-        )]),
+        checkpoint_from: BTreeMap::from([(source.to_string(), from.map(at))]),
         checkpoint_to,
     }
 }
@@ -134,20 +132,8 @@ async fn a_stale_commit_retries_on_top_of_the_winner() {
     );
 
     let checkpoint = table.checkpoint().unwrap();
-    assert_eq!(
-        checkpoint.get("src-a"),
-        Some(SourcePosition {
-            offset: 10,
-            line: 10
-        })
-    );
-    assert_eq!(
-        checkpoint.get("src-b"),
-        Some(SourcePosition {
-            offset: 20,
-            line: 20
-        })
-    );
+    assert_eq!(checkpoint.get("src-a"), Some(&at(10)));
+    assert_eq!(checkpoint.get("src-b"), Some(&at(20)));
 
     let counts = rows_by_day_and_type(&store, &table).await.unwrap();
     let got: Vec<_> = counts.into_iter().collect();

@@ -16,14 +16,46 @@ use super::{Event, RejectReason};
 /// Where a record came from and when it was read: the ingestion columns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Origin {
-    /// The source: a file path as given, `-` for stdin.
+    /// The source: a file path as given, `-` for stdin, `kinesis:<stream>/<shard>`.
     pub source: Arc<str>,
-    /// 1-based line number in the (decompressed) source.
-    pub line: u64,
-    /// Byte offset of the record's first byte in the (decompressed) source.
-    pub offset: u64,
+    /// The record's place in the source.
+    pub position: RecordPosition,
     /// When the record was read, microseconds since the epoch.
     pub ingested_micros: i64,
+}
+
+/// Where in its source a record is (the `_source_position` column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordPosition {
+    /// A line of a file.
+    Line {
+        /// 1-based line number in the (decompressed) source.
+        line: u64,
+        /// Byte offset of the line's first byte in the (decompressed) source.
+        offset: u64,
+    },
+    /// A Kinesis record, or one event of a record holding several.
+    Record {
+        /// The record's sequence number.
+        seq: Arc<str>,
+        /// The event's 0-based place in the record, when it holds several.
+        index: Option<u32>,
+    },
+}
+
+impl RecordPosition {
+    /// The `_source_position` text: the line number; the sequence number,
+    /// followed by `:<index>` for an event of a record holding several.
+    pub fn text(&self) -> String {
+        match self {
+            RecordPosition::Line { line, .. } => line.to_string(),
+            RecordPosition::Record { seq, index: None } => seq.to_string(),
+            RecordPosition::Record {
+                seq,
+                index: Some(i),
+            } => format!("{seq}:{i}"),
+        }
+    }
 }
 
 /// A valid event and its origin: one future table row.
@@ -119,7 +151,7 @@ pub fn events_batch(schema: &SchemaRef, rows: &[&Row]) -> Result<RecordBatch, Ar
                 rows.iter().map(|r| r.origin.source.len()).sum(),
             ),
             "_source_position" => Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| r.origin.line.to_string()),
+                rows.iter().map(|r| r.origin.position.text()),
             )),
             "_content_hash" => Arc::new(Int64Array::from_iter_values(
                 rows.iter().map(|r| r.event.content_hash),
@@ -163,7 +195,7 @@ pub fn rejected_batch(
                 records.iter().map(|r| r.origin.source.as_ref()),
             )),
             "_source_position" => Arc::new(StringArray::from_iter_values(
-                records.iter().map(|r| r.origin.line.to_string()),
+                records.iter().map(|r| r.origin.position.text()),
             )),
             _ if field.is_nullable() => new_null_array(field.data_type(), n),
             name => return Err(unknown_column(name)),

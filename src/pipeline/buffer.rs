@@ -14,7 +14,7 @@ use super::decode::Decoded;
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use crate::config::DedupMode;
 use crate::event::{RejectedRecord, Row};
-use crate::source::file::SourceInfo;
+use crate::source::SourceInfo;
 use crate::table::checkpoint::SourcePosition;
 use crate::table::summary::QualityCounts;
 use crate::table::writer::Partition;
@@ -93,14 +93,19 @@ impl Buffer {
             self.counts.reject(reject.reason);
         }
         self.rejects.extend(decoded.rejects);
-        self.spans
-            .entry(decoded.source.key.clone())
-            .and_modify(|span| span.to = decoded.end)
-            .or_insert_with(|| Span {
-                source: decoded.source.clone(),
-                from: decoded.start,
-                to: decoded.end,
-            });
+        match self.spans.get_mut(&decoded.source.key) {
+            Some(span) => span.to = decoded.end,
+            None => {
+                self.spans.insert(
+                    decoded.source.key.clone(),
+                    Span {
+                        source: decoded.source.clone(),
+                        from: decoded.start,
+                        to: decoded.end,
+                    },
+                );
+            }
+        }
         for row in decoded.rows {
             self.add_row(row);
         }
@@ -171,7 +176,15 @@ impl Buffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{DecodeLimits, Origin, decode};
+    use crate::event::{DecodeLimits, Origin, RecordPosition, decode};
+    use crate::table::checkpoint::FilePosition;
+
+    fn line_of(origin: &Origin) -> u64 {
+        match origin.position {
+            RecordPosition::Line { line, .. } => line,
+            RecordPosition::Record { .. } => panic!("not a file line"),
+        }
+    }
 
     fn row(uuid: &str, name: &str, created: f64, extra: &str, line: u64) -> Row {
         let text = format!(
@@ -185,8 +198,10 @@ mod tests {
             event: decode(text.as_bytes(), &limits).unwrap(),
             origin: Origin {
                 source: Arc::from("t"),
-                line,
-                offset: line * 100,
+                position: RecordPosition::Line {
+                    line,
+                    offset: line * 100,
+                },
                 ingested_micros: 0,
             },
         }
@@ -198,11 +213,12 @@ mod tests {
                 key: "k".into(),
                 display: Arc::from("t"),
             }),
-            start: SourcePosition { offset: 0, line: 0 },
-            end: SourcePosition {
+            start: SourcePosition::File(FilePosition { offset: 0, line: 0 }),
+            end: SourcePosition::File(FilePosition {
                 offset: 10,
                 line: rows.len() as u64,
-            },
+            }),
+            ends_shard: false,
             records: rows.len() as u64,
             rows,
             rejects: vec![],
@@ -231,7 +247,7 @@ mod tests {
                     rows.rows
                         .iter()
                         .flatten()
-                        .map(move |r| (p.path(), r.origin.line))
+                        .map(move |r| (p.path(), line_of(&r.origin)))
                 })
                 .collect()
         };
@@ -262,10 +278,10 @@ mod tests {
         assert_eq!(upsert.live_rows(), 2);
         assert_eq!(
             upsert.spans["k"].to,
-            SourcePosition {
+            SourcePosition::File(FilePosition {
                 offset: 10,
                 line: 5
-            }
+            })
         );
 
         let mut first = Buffer::new(DedupMode::KeepFirst);

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::event::{self, DecodeLimits, MAX_RAW_KEPT, Origin, RejectedRecord, Row};
-use crate::source::file::{Chunk, ChunkBody, SourceInfo};
+use crate::event::{self, DecodeLimits, MAX_RAW_KEPT, Origin, RecordPosition, RejectedRecord, Row};
+use crate::source::file::{Chunk, ChunkBody};
+use crate::source::kinesis::ShardBatch;
+use crate::source::{SourceChunk, SourceInfo};
 use crate::table::checkpoint::SourcePosition;
 
 /// A decoded chunk.
@@ -26,25 +28,105 @@ pub struct Decoded {
     pub blank_lines: u64,
     /// Input bytes the chunk covered.
     pub bytes: u64,
+    /// The chunk ends a closed shard: commit soon, so its children can start.
+    pub ends_shard: bool,
+}
+
+/// Decodes a chunk of any source.
+pub fn decode_source_chunk(
+    chunk: SourceChunk,
+    limits: &DecodeLimits,
+    ingested_micros: i64,
+) -> Decoded {
+    match chunk {
+        SourceChunk::File(chunk) => decode_chunk(chunk, limits, ingested_micros),
+        SourceChunk::Shard(batch) => decode_shard_batch(batch, limits, ingested_micros),
+    }
+}
+
+/// Decodes the records of a shard batch: each record holds one event, or
+/// several as JSON Lines.
+pub fn decode_shard_batch(
+    batch: ShardBatch,
+    limits: &DecodeLimits,
+    ingested_micros: i64,
+) -> Decoded {
+    let mut out = Decoded {
+        source: batch.source.clone(),
+        start: SourcePosition::Shard(batch.start),
+        ends_shard: batch.end.end,
+        end: SourcePosition::Shard(batch.end),
+        rows: Vec::with_capacity(batch.records.len()),
+        rejects: Vec::new(),
+        records: 0,
+        blank_lines: 0,
+        bytes: batch.records.iter().map(|r| r.data.len() as u64).sum(),
+    };
+    for record in &batch.records {
+        let body = record.data.strip_suffix(b"\n").unwrap_or(&record.data);
+        let lines: Vec<&[u8]> = body
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        if lines.is_empty() {
+            out.blank_lines += 1;
+        }
+        let several = lines.len() > 1;
+        for (i, line) in lines.into_iter().enumerate() {
+            let origin = Origin {
+                source: batch.source.display.clone(),
+                position: RecordPosition::Record {
+                    seq: record.seq.clone(),
+                    index: several.then_some(i as u32),
+                },
+                ingested_micros,
+            };
+            decode_line(line, limits, origin, &mut out);
+        }
+    }
+    out
+}
+
+/// Decodes one record into a row or a rejected record.
+fn decode_line(line: &[u8], limits: &DecodeLimits, origin: Origin, out: &mut Decoded) {
+    out.records += 1;
+    let verdict = if line.len() > limits.max_record_size {
+        Err(event::too_large(line.len(), limits.max_record_size))
+    } else {
+        event::decode(line, limits)
+    };
+    match verdict {
+        Ok(event) => out.rows.push(Row { event, origin }),
+        Err(rejection) => {
+            let kept = line.len().min(MAX_RAW_KEPT);
+            out.rejects.push(RejectedRecord {
+                reason: rejection.reason,
+                message: rejection.message,
+                raw: line[..kept].to_vec(),
+                origin,
+            });
+        }
+    }
 }
 
 /// Decodes every line of `chunk`.
 pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -> Decoded {
     let origin = |line: u64, offset: u64| Origin {
         source: chunk.source.display.clone(),
-        line,
-        offset,
+        position: RecordPosition::Line { line, offset },
         ingested_micros,
     };
     let mut out = Decoded {
         source: chunk.source.clone(),
-        start: chunk.start,
-        end: chunk.end,
+        start: SourcePosition::File(chunk.start),
+        end: SourcePosition::File(chunk.end),
         rows: Vec::new(),
         rejects: Vec::new(),
         records: 0,
         blank_lines: 0,
         bytes: chunk.end.offset - chunk.start.offset,
+        ends_shard: false,
     };
     match &chunk.body {
         ChunkBody::Oversized { len, head } => {
@@ -71,22 +153,7 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
                     out.blank_lines += 1;
                     continue;
                 }
-                out.records += 1;
-                match event::decode(line, limits) {
-                    Ok(event) => out.rows.push(Row {
-                        event,
-                        origin: origin(line_no, line_offset),
-                    }),
-                    Err(rejection) => {
-                        let kept = line.len().min(MAX_RAW_KEPT);
-                        out.rejects.push(RejectedRecord {
-                            reason: rejection.reason,
-                            message: rejection.message,
-                            raw: line[..kept].to_vec(),
-                            origin: origin(line_no, line_offset),
-                        });
-                    }
-                }
+                decode_line(line, limits, origin(line_no, line_offset), &mut out);
             }
         }
     }
@@ -97,6 +164,54 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
 mod tests {
     use super::*;
     use crate::event::RejectReason;
+    use crate::source::kinesis::ShardRecord;
+    use crate::table::checkpoint::{FilePosition, ShardPosition};
+
+    #[test]
+    fn shard_records_hold_one_event_or_several_lines() {
+        let source = Arc::new(SourceInfo {
+            key: "kinesis:s:floe:shardId-1".into(),
+            display: Arc::from("kinesis:s/shardId-1"),
+        });
+        let record = |seq: &str, data: &str| ShardRecord {
+            seq: Arc::from(seq),
+            data: data.as_bytes().to_vec(),
+        };
+        let at = |seq: &str, end| ShardPosition {
+            seq: Some(seq.into()),
+            end,
+        };
+        let batch = ShardBatch {
+            source,
+            records: vec![
+                record(
+                    "7",
+                    r#"{"event_uuid":"a","event_name":"x:y","created_at":1780000000}"#,
+                ),
+                record(
+                    "9",
+                    "{\"event_uuid\":\"b\",\"event_name\":\"x\",\"created_at\":1780000000}\nnope\n",
+                ),
+                record("12", " \n"),
+            ],
+            start: at("5", false),
+            end: at("12", true),
+        };
+        let limits = DecodeLimits {
+            max_record_size: 1000,
+            now_seconds: 1_780_000_000.0,
+        };
+        let d = decode_shard_batch(batch, &limits, 1);
+        assert!(d.ends_shard);
+        assert_eq!((d.records, d.blank_lines), (3, 1));
+        let positions: Vec<_> = d.rows.iter().map(|r| r.origin.position.text()).collect();
+        assert_eq!(positions, ["7", "9:0"]);
+        assert_eq!(d.rejects.len(), 1);
+        assert_eq!(d.rejects[0].origin.position.text(), "9:1");
+        assert_eq!(d.rejects[0].reason, RejectReason::InvalidJson);
+        assert_eq!(&*d.rows[0].origin.source, "kinesis:s/shardId-1");
+        assert_eq!(d.end, SourcePosition::Shard(at("12", true)));
+    }
 
     #[test]
     fn lines_get_numbers_offsets_and_verdicts() {
@@ -107,11 +222,11 @@ mod tests {
                 display: Arc::from("f.jsonl"),
             }),
             body: ChunkBody::Lines(data.to_vec()),
-            start: SourcePosition {
+            start: FilePosition {
                 offset: 100,
                 line: 10,
             },
-            end: SourcePosition {
+            end: FilePosition {
                 offset: 100 + data.len() as u64,
                 line: 15,
             },
@@ -125,16 +240,14 @@ mod tests {
         let rows: Vec<_> = d
             .rows
             .iter()
-            .map(|r| (r.event.event_uuid.as_str(), r.origin.line, r.origin.offset))
+            .map(|r| (r.event.event_uuid.as_str(), r.origin.position.clone()))
             .collect();
-        assert_eq!(rows, [("a", 11, 100), ("b", 15, 174)]);
+        let line = |line, offset| RecordPosition::Line { line, offset };
+        assert_eq!(rows, [("a", line(11, 100)), ("b", line(15, 174))]);
         assert_eq!(d.rejects.len(), 1);
         assert_eq!(d.rejects[0].reason, RejectReason::InvalidJson);
         assert_eq!(d.rejects[0].raw, b"not json");
-        assert_eq!(
-            (d.rejects[0].origin.line, d.rejects[0].origin.offset),
-            (14, 165)
-        );
+        assert_eq!(d.rejects[0].origin.position, line(14, 165));
         assert_eq!(d.rows[0].origin.ingested_micros, 7);
     }
 }

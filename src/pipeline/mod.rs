@@ -31,11 +31,13 @@ use tokio::sync::{mpsc, watch};
 use crate::catalog::{CatalogError, SqlCatalog};
 use crate::config::DedupMode;
 use crate::config::RunConfig;
+use crate::event::RecordPosition;
 use crate::event::{DecodeLimits, events_batch, rejected_batch};
 use crate::failpoint::{self, FailPoint};
-use crate::source::SourceError;
-use crate::source::file::{Chunk, OpenInput, expand_inputs};
-use crate::table::checkpoint::{Checkpoint, SourcePosition};
+use crate::source::file::{OpenInput, expand_inputs};
+use crate::source::kinesis::{self, ShardLag, ShardLags};
+use crate::source::{SourceChunk, SourceError};
+use crate::table::checkpoint::{Checkpoint, FilePosition, SourcePosition};
 use crate::table::index::KeyIndex;
 use crate::table::probe::Probe;
 use crate::table::summary::QualityCounts;
@@ -44,7 +46,7 @@ use crate::table::{
     Change, LoadedTable, SchemaSource, TableError, TableKind, TableLayout, TableStore,
 };
 use buffer::Buffer;
-use decode::{Decoded, decode_chunk};
+use decode::{Decoded, decode_source_chunk};
 use upsert::{Deletes, KeyRebase, Written, upsert_against_index, upsert_against_table};
 
 /// Why a run stopped before its end.
@@ -106,6 +108,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     /// Whether a shutdown signal ended the run early.
     pub interrupted: bool,
+    /// Kinesis shards read, with their lag at the end.
+    pub shards: BTreeMap<String, ShardLag>,
 }
 
 /// Everything the run needs from the tables.
@@ -127,6 +131,9 @@ struct Tables {
     index: KeyIndex,
     /// What a duplicate does.
     dedup_mode: DedupMode,
+    /// The events table's checkpoint after each commit (the Kinesis
+    /// consumer starts a closed shard's children once its end is committed).
+    committed: watch::Sender<Checkpoint>,
 }
 
 /// Opens the warehouse's catalog and storage (creating the folder).
@@ -161,7 +168,11 @@ pub async fn run(
         .map_or(SchemaSource::Embedded, SchemaSource::Dir);
     let events_layout = Arc::new(TableLayout::load(TableKind::Events, &schemas)?);
     let rejected_layout = Arc::new(TableLayout::load(TableKind::Rejected, &schemas)?);
-    let inputs = expand_inputs(&config.inputs)?;
+    let inputs = if config.kinesis.is_some() {
+        Vec::new()
+    } else {
+        expand_inputs(&config.inputs)?
+    };
 
     let store = open_store(&config.warehouse, &config.catalog_name)?;
     let events = store.load_or_create(&config.table, &events_layout).await?;
@@ -205,6 +216,7 @@ pub async fn run(
         file_bytes_per_heap_byte: 0.3,
         index,
         dedup_mode: config.dedup_mode,
+        committed: watch::Sender::new(events.checkpoint()?),
         store,
         events,
         rejected,
@@ -213,10 +225,22 @@ pub async fn run(
     };
     let resume_from = tables.events.checkpoint()?;
 
-    // Reader: one thread, inputs in order, chunks into a bounded channel.
-    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Result<Chunk, SourceError>>(4);
+    // Reader: one thread, inputs in order, or the Kinesis consumer's shard
+    // tasks; chunks into a bounded channel.
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Result<SourceChunk, SourceError>>(4);
     let max_record_size = config.max_record_size.get();
     let input_count = inputs.len();
+    let lags = ShardLags::default();
+    let consumer = match &config.kinesis {
+        Some(kinesis_config) => Some(kinesis::start(
+            kinesis_config,
+            kinesis::client().await,
+            tables.committed.subscribe(),
+            chunk_tx.clone(),
+            lags.clone(),
+        )),
+        None => None,
+    };
     let reader = std::thread::Builder::new()
         .name("floe-reader".into())
         .spawn(move || {
@@ -224,12 +248,13 @@ pub async fn run(
                 let result = OpenInput::open(input).and_then(|open| {
                     let from = resume_from
                         .get(&open.info.key)
-                        .unwrap_or(SourcePosition { offset: 0, line: 0 });
+                        .and_then(SourcePosition::file)
+                        .unwrap_or(FilePosition { offset: 0, line: 0 });
                     if from.offset > 0 {
                         tracing::info!(input = %input.display, offset = from.offset, line = from.line, "resuming after the committed checkpoint");
                     }
                     open.read_chunks(from, max_record_size, |chunk| {
-                        chunk_tx.blocking_send(Ok(chunk)).is_ok()
+                        chunk_tx.blocking_send(Ok(SourceChunk::File(chunk))).is_ok()
                     })
                 });
                 if let Err(e) = result {
@@ -260,7 +285,7 @@ pub async fn run(
                         Some(Ok(chunk)) => {
                             let ingested = chrono::Utc::now().timestamp_micros();
                             in_flight.push_back(tokio::task::spawn_blocking(move || {
-                                decode_chunk(chunk, &limits, ingested)
+                                decode_source_chunk(chunk, &limits, ingested)
                             }));
                         }
                         Some(Err(e)) => {
@@ -305,8 +330,9 @@ pub async fn run(
                 Some(Ok(decoded)) => {
                     progress.records_read.fetch_add(decoded.records, Ordering::Relaxed);
                     progress.bytes_read.fetch_add(decoded.bytes, Ordering::Relaxed);
+                    let ends_shard = decoded.ends_shard;
                     buffer.add(decoded);
-                    if buffer.bytes >= config.flush_size.get() {
+                    if buffer.bytes >= config.flush_size.get() || ends_shard {
                         let full = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
                         flush(&mut tables, full, &mut report, &progress).await?;
                     }
@@ -334,7 +360,11 @@ pub async fn run(
     // decoder, whose end closes the reader's channel.
     drop(decoded_rx);
     decoder.abort();
+    if let Some(consumer) = consumer {
+        consumer.abort();
+    }
     flush(&mut tables, buffer, &mut report, &progress).await?;
+    report.shards = lags.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if !report.interrupted {
         // The reader has finished (its channel closed); join to surface a panic.
         let _ = reader.join();
@@ -362,7 +392,7 @@ async fn flush(
 
     // Rejected records not yet in the rejected table (a resumed run re-reads
     // records after the events checkpoint; some of its rejects may be stored).
-    let stored: HashMap<&str, SourcePosition> = buffer
+    let stored: HashMap<&str, &SourcePosition> = buffer
         .spans
         .values()
         .filter_map(|s| Some((&*s.source.display, rejected_checkpoint.get(&s.source.key)?)))
@@ -372,7 +402,7 @@ async fn flush(
         .filter(|r| {
             stored
                 .get(&*r.origin.source)
-                .is_none_or(|p| r.origin.offset >= p.offset)
+                .is_none_or(|p| !already_stored(&r.origin.position, p))
         })
         .collect();
     if !rejects.is_empty() {
@@ -590,7 +620,21 @@ async fn flush(
         "committed events"
     );
     tables.events = outcome.table;
+    tables.committed.send_replace(tables.events.checkpoint()?);
     Ok(())
+}
+
+/// Whether a record at `position` is at or before the committed `checkpoint`
+/// of its source.
+fn already_stored(position: &RecordPosition, checkpoint: &SourcePosition) -> bool {
+    match (position, checkpoint) {
+        (RecordPosition::Line { offset, .. }, SourcePosition::File(p)) => *offset < p.offset,
+        (RecordPosition::Record { seq, .. }, SourcePosition::Shard(p)) => {
+            crate::table::checkpoint::sequence_cmp(Some(seq), p.seq.as_deref())
+                != std::cmp::Ordering::Greater
+        }
+        _ => false,
+    }
 }
 
 /// A change adding `files`, moving every source of `buffer` from where
@@ -607,9 +651,9 @@ fn checkpointed_change(
         let stored = committed.get(key);
         // The rejected table's checkpoint may lag (no rejects lately) or lead
         // (a crash after its commit); either way it moves to the batch's end.
-        if stored.is_none_or(|p| p.offset < span.to.offset) {
-            checkpoint_from.insert(key.clone(), stored);
-            checkpoint_to.set(key, span.to);
+        if stored.is_none_or(|p| span.to.is_after(p)) {
+            checkpoint_from.insert(key.clone(), stored.cloned());
+            checkpoint_to.set(key, span.to.clone());
         }
     }
     Change {

@@ -13,9 +13,9 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::SourceError;
+use super::{SourceError, SourceInfo};
 use crate::event::MAX_RAW_KEPT;
-use crate::table::checkpoint::SourcePosition;
+use crate::table::checkpoint::FilePosition;
 
 /// Target size of one chunk of lines.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -92,15 +92,6 @@ pub fn expand_inputs(patterns: &[String]) -> Result<Vec<FileInput>, SourceError>
     Ok(out)
 }
 
-/// A source as the checkpoint knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceInfo {
-    /// Checkpoint key: `file:<canonical path>#<first-line hash>`.
-    pub key: String,
-    /// The input as given (`_source_id`).
-    pub display: Arc<str>,
-}
-
 /// What a chunk holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChunkBody {
@@ -123,9 +114,9 @@ pub struct Chunk {
     /// The records.
     pub body: ChunkBody,
     /// Position before the first record (its line number is `start.line + 1`).
-    pub start: SourcePosition,
+    pub start: FilePosition,
     /// Position after the last record.
-    pub end: SourcePosition,
+    pub end: FilePosition,
 }
 
 /// FNV-1a, 64 bit: stable across versions and platforms, unlike std's hasher.
@@ -193,7 +184,7 @@ impl OpenInput {
     /// (which returns `false` to stop early, e.g. on shutdown).
     pub fn read_chunks(
         self,
-        from: SourcePosition,
+        from: FilePosition,
         max_record_size: usize,
         mut emit: impl FnMut(Chunk) -> bool,
     ) -> Result<(), SourceError> {
@@ -263,7 +254,7 @@ fn is_gzip(reader: &mut BufReader<Box<dyn Read + Send>>) -> std::io::Result<bool
 struct LineSplitter {
     source: Arc<SourceInfo>,
     /// Position after the last byte handed out in a chunk.
-    position: SourcePosition,
+    position: FilePosition,
     /// Bytes of the current, unfinished line(s).
     pending: Vec<u8>,
     max_record_size: usize,
@@ -272,7 +263,7 @@ struct LineSplitter {
 }
 
 impl LineSplitter {
-    fn new(source: Arc<SourceInfo>, position: SourcePosition, max_record_size: usize) -> Self {
+    fn new(source: Arc<SourceInfo>, position: FilePosition, max_record_size: usize) -> Self {
         Self {
             source,
             position,
@@ -340,7 +331,7 @@ impl LineSplitter {
         let newlines = memchr::memchr_iter(b'\n', &lines).count() as u64;
         // A final line without a newline is a line too.
         let count = newlines + u64::from(!lines.ends_with(b"\n"));
-        self.position = SourcePosition {
+        self.position = FilePosition {
             offset: start.offset + lines.len() as u64,
             line: start.line + count,
         };
@@ -358,7 +349,7 @@ impl LineSplitter {
         let start = self.position;
         // The line's bytes plus its newline (absent only at the end of input,
         // where the offset past the newline does not matter).
-        self.position = SourcePosition {
+        self.position = FilePosition {
             offset: start.offset + len + 1,
             line: start.line + 1,
         };
@@ -383,7 +374,7 @@ mod tests {
     }
 
     fn split(input: &[u8], block: usize, max: usize) -> Vec<Chunk> {
-        let mut s = LineSplitter::new(info(), SourcePosition { offset: 0, line: 0 }, max);
+        let mut s = LineSplitter::new(info(), FilePosition { offset: 0, line: 0 }, max);
         let mut out = Vec::new();
         for piece in input.chunks(block) {
             out.extend(s.push(piece));
@@ -398,7 +389,7 @@ mod tests {
         for block in [1, 2, 3, 5, 100] {
             let chunks = split(input, block, 100);
             let mut joined = Vec::new();
-            let mut pos = SourcePosition { offset: 0, line: 0 };
+            let mut pos = FilePosition { offset: 0, line: 0 };
             for c in &chunks {
                 assert_eq!(c.start, pos, "block {block}");
                 let ChunkBody::Lines(lines) = &c.body else {
@@ -410,7 +401,7 @@ mod tests {
             assert_eq!(joined, input, "block {block}");
             assert_eq!(
                 pos,
-                SourcePosition {
+                FilePosition {
                     offset: 13,
                     line: 4
                 },
@@ -508,7 +499,7 @@ mod tests {
             let mut got = Vec::new();
             OpenInput::open(&input)
                 .unwrap()
-                .read_chunks(SourcePosition { offset: 3, line: 1 }, 100, |c| {
+                .read_chunks(FilePosition { offset: 3, line: 1 }, 100, |c| {
                     got.push(c);
                     true
                 })
@@ -519,11 +510,7 @@ mod tests {
                 ChunkBody::Lines(b"l2\nl3\n".to_vec()),
                 "{path:?}"
             );
-            assert_eq!(
-                got[0].end,
-                SourcePosition { offset: 9, line: 3 },
-                "{path:?}"
-            );
+            assert_eq!(got[0].end, FilePosition { offset: 9, line: 3 }, "{path:?}");
         }
     }
 

@@ -1,9 +1,32 @@
-//! Where records come from. Step 1 has files and stdin ([`file`]); Kinesis
-//! shards join here later. A source hands out chunks of records with exact
-//! positions and never decides what is committed: positions advance only
-//! through the checkpoint committed with the data.
+//! Where records come from: files and stdin ([`file`]) or the shards of a
+//! Kinesis data stream ([`kinesis`]). A source hands out chunks of records
+//! with exact positions and never decides what is committed: positions
+//! advance only through the checkpoint committed with the data.
+
+use std::sync::Arc;
 
 pub mod file;
+pub mod kinesis;
+
+/// A source as the checkpoint knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// Checkpoint key: `file:<canonical path>#<first-line hash>`, or
+    /// `kinesis:<stream>:<consumer>:<shard id>`.
+    pub key: String,
+    /// The source for people (`_source_id`): the input as given, or
+    /// `kinesis:<stream>/<shard id>`.
+    pub display: Arc<str>,
+}
+
+/// Records from some source, with the positions they cover.
+#[derive(Debug)]
+pub enum SourceChunk {
+    /// Lines of a file.
+    File(file::Chunk),
+    /// Records of a shard.
+    Shard(kinesis::ShardBatch),
+}
 
 /// What can go wrong reading a source (not a record: bad records are values).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +55,16 @@ pub enum SourceError {
         /// The error.
         #[source]
         source: std::io::Error,
+    },
+    /// Kinesis refused a request for a reason retrying cannot fix.
+    #[error("Kinesis stream {stream}: {operation}: {message}")]
+    Kinesis {
+        /// The stream.
+        stream: String,
+        /// What was asked (`ListShards`, `GetRecords on shardId-...`).
+        operation: String,
+        /// The service's answer.
+        message: String,
     },
     /// The input is shorter than the committed checkpoint: it was truncated or
     /// replaced since it was ingested.

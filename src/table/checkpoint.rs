@@ -15,12 +15,89 @@ pub const CHECKPOINT_PROPERTY: &str = "floe.checkpoint";
 pub const CHECKPOINT_SUMMARY_KEY: &str = "floe.checkpoint";
 
 /// The position after the last committed record of one source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SourcePosition {
+    /// A file (or stdin): bytes and lines consumed.
+    File(FilePosition),
+    /// A Kinesis shard: the last sequence number consumed.
+    Shard(ShardPosition),
+}
+
+/// Where a file stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourcePosition {
+pub struct FilePosition {
     /// Byte offset in the (decompressed) source just after the last committed record.
     pub offset: u64,
     /// Number of lines consumed up to `offset`.
     pub line: u64,
+}
+
+/// Where a Kinesis shard stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardPosition {
+    /// Sequence number of the last record consumed (none yet: `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<String>,
+    /// The shard is closed and every record of it was consumed: its
+    /// children may start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub end: bool,
+}
+
+impl SourcePosition {
+    /// Whether `self` is further into the same source than `other`.
+    pub fn is_after(&self, other: &SourcePosition) -> bool {
+        match (self, other) {
+            (SourcePosition::File(a), SourcePosition::File(b)) => a.offset > b.offset,
+            (SourcePosition::Shard(a), SourcePosition::Shard(b)) => {
+                match sequence_cmp(a.seq.as_deref(), b.seq.as_deref()) {
+                    std::cmp::Ordering::Greater => true,
+                    std::cmp::Ordering::Equal => a.end && !b.end,
+                    std::cmp::Ordering::Less => false,
+                }
+            }
+            // A source cannot change kind; a different kind is never "after".
+            _ => false,
+        }
+    }
+
+    /// The file position, if this is a file's.
+    pub fn file(&self) -> Option<FilePosition> {
+        match self {
+            SourcePosition::File(p) => Some(*p),
+            SourcePosition::Shard(_) => None,
+        }
+    }
+
+    /// For messages: `byte 10 (line 2)` or `sequence number 4960...`.
+    pub fn describe(&self) -> String {
+        match self {
+            SourcePosition::File(p) => format!("byte {} (line {})", p.offset, p.line),
+            SourcePosition::Shard(p) => {
+                let seq = p.seq.as_deref().map_or_else(
+                    || "the start".to_string(),
+                    |s| format!("sequence number {s}"),
+                );
+                if p.end {
+                    format!("{seq}, shard ended")
+                } else {
+                    seq
+                }
+            }
+        }
+    }
+}
+
+/// Orders Kinesis sequence numbers: decimal strings that grow within a shard
+/// (longer is larger; equal lengths compare digit by digit). `None` (nothing
+/// consumed) comes first.
+pub fn sequence_cmp(a: Option<&str>, b: Option<&str>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+        (a, b) => a.is_some().cmp(&b.is_some()),
+    }
 }
 
 /// Committed positions per source key.
@@ -85,8 +162,8 @@ impl Checkpoint {
     }
 
     /// The position of one source.
-    pub fn get(&self, key: &str) -> Option<SourcePosition> {
-        self.sources.get(key).copied()
+    pub fn get(&self, key: &str) -> Option<&SourcePosition> {
+        self.sources.get(key)
     }
 
     /// Sets the position of one source.
@@ -102,7 +179,7 @@ impl Checkpoint {
     /// Overlays `other`'s positions on this checkpoint.
     pub fn merge(&mut self, other: &Checkpoint) {
         for (key, position) in &other.sources {
-            self.sources.insert(key.clone(), *position);
+            self.sources.insert(key.clone(), position.clone());
         }
     }
 }
@@ -117,10 +194,10 @@ mod tests {
         assert_eq!(a.encode(), r#"{"v":1,"sources":{}}"#);
         a.set(
             "file:a.jsonl#1",
-            SourcePosition {
+            SourcePosition::File(FilePosition {
                 offset: 10,
                 line: 2,
-            },
+            }),
         );
         let text = a.encode();
         assert_eq!(
@@ -132,14 +209,46 @@ mod tests {
         let mut b = Checkpoint::new();
         b.set(
             "file:a.jsonl#1",
-            SourcePosition {
+            SourcePosition::File(FilePosition {
                 offset: 20,
                 line: 4,
-            },
+            }),
         );
-        b.set("file:b.jsonl#2", SourcePosition { offset: 5, line: 1 });
+        b.set(
+            "kinesis:s:floe:shardId-000000000001",
+            SourcePosition::Shard(ShardPosition {
+                seq: Some("49590338271490256608559692538361571095921575989136588898".into()),
+                end: true,
+            }),
+        );
         a.merge(&b);
         assert_eq!(a, b);
+        let text = b.encode();
+        assert!(
+            text.contains(r#""kinesis:s:floe:shardId-000000000001":{"seq":"4959"#),
+            "{text}"
+        );
+        assert_eq!(Checkpoint::decode(&text).unwrap(), b);
+    }
+
+    #[test]
+    fn sequence_numbers_order_as_numbers() {
+        use std::cmp::Ordering::*;
+        assert_eq!(sequence_cmp(Some("9"), Some("10")), Less);
+        assert_eq!(sequence_cmp(Some("10"), Some("10")), Equal);
+        assert_eq!(sequence_cmp(Some("11"), Some("10")), Greater);
+        assert_eq!(sequence_cmp(None, Some("0")), Less);
+        assert_eq!(sequence_cmp(None, None), Equal);
+        let at = |seq: &str, end| {
+            SourcePosition::Shard(ShardPosition {
+                seq: Some(seq.into()),
+                end,
+            })
+        };
+        assert!(at("10", false).is_after(&at("9", false)));
+        assert!(at("10", true).is_after(&at("10", false)));
+        assert!(!at("10", false).is_after(&at("10", false)));
+        assert!(!at("9", true).is_after(&at("10", false)));
     }
 
     #[test]

@@ -469,19 +469,16 @@ impl TableStore {
 /// change starts where the table says each of its sources stands.
 fn checked_checkpoint(table: &LoadedTable, change: &Change) -> Result<Checkpoint, TableError> {
     let mut checkpoint = table.checkpoint()?;
-    let show = |p: Option<SourcePosition>| {
-        p.map_or_else(
-            || "the start".to_string(),
-            |p| format!("byte {} (line {})", p.offset, p.line),
-        )
+    let show = |p: Option<&SourcePosition>| {
+        p.map_or_else(|| "the start".to_string(), SourcePosition::describe)
     };
     for (key, expected) in &change.checkpoint_from {
         let found = checkpoint.get(key);
-        if found != *expected {
+        if found != expected.as_ref() {
             return Err(TableError::CheckpointMoved {
                 table: table.name.clone(),
                 source_key: key.clone(),
-                expected: show(*expected),
+                expected: show(expected.as_ref()),
                 found: show(found),
             });
         }

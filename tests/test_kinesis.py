@@ -1,0 +1,263 @@
+"""The Kinesis source end to end: moto (patched to act like Kinesis, see
+support/aws.py) holds the stream; `floe run --stream` writes the local
+warehouse; PyIceberg and DuckDB check the tables against the model.
+
+Every record's partition key is its event_uuid (malformed records get their
+index), so all versions of a key land in one shard in put order: the model
+over the put order is then exactly what last-writer-wins must produce.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from support import aws, floe
+from support.aws import MotoServer, max_in_window
+from support.expected import expected_from_bytes
+from support.readers import by_key, duckdb_query, pyiceberg_rows
+
+EVENTS = "analytics.events"
+REJECTED = "analytics.events_rejected"
+STREAM = "events"
+
+moto = pytest.fixture(aws.moto_fixture)
+
+
+def key_of(i: int, line: bytes) -> str:
+    try:
+        obj = json.loads(line)
+        if isinstance(obj, dict) and isinstance(obj.get("event_uuid"), str) and obj["event_uuid"]:
+            obj["event_uuid"].encode()
+            return obj["event_uuid"][:256]
+    except (ValueError, UnicodeEncodeError):
+        pass
+    return f"line-{i}"
+
+
+def lines_of(path) -> list[bytes]:
+    """The lines a Kinesis record can carry: not blank, at most 1 MiB."""
+    return [l for l in path.read_bytes().splitlines() if l.strip() and len(l) <= 1_000_000]
+
+
+def put(server: MotoServer, lines: list[bytes]) -> None:
+    server.put_lines(STREAM, lines, partition_key=key_of)
+
+
+def run_stream(server: MotoServer, wh, *extra: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    return floe.run(
+        "run", "--stream", STREAM, "--drain", "--warehouse", str(wh.root), "--flush-interval", "1s",
+        *extra, check=check, **server.env(), **env,
+    )
+
+
+def body(row) -> tuple:
+    payload = row["payload"]
+    if isinstance(payload, str):
+        payload = json.loads(payload)
+    return (row["event_name"], row["created_at"], json.dumps(payload, sort_keys=True))
+
+
+def assert_table_matches(wh, lines: list[bytes]) -> None:
+    """One live row per key with the latest body; every bad record rejected once."""
+    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
+    got = by_key(pyiceberg_rows(wh, EVENTS))  # raises on a second live row
+    want = {k: body(r) for k, r in exp.rows.items()}
+    assert {k: body(r) for k, r in got.items()} == want
+    rejected = Counter(r["reason"] for r in pyiceberg_rows(wh, REJECTED))
+    assert rejected == Counter(dict(exp.rejected_by_reason))
+    count = duckdb_query(wh, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t")
+    assert count == [{"n": len(want), "k": len(want)}]
+
+
+def test_a_stream_drains_into_the_table_and_a_restart_resumes_after_it(moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=4)
+    first = lines_of(floe.generate(tmp_path / "a.jsonl", 12_000, seed=41, dup_rate=0.02, changed_dup_rate=0.01))
+    put(moto, first)
+    out = run_stream(moto, tmp_warehouse).stdout
+    assert floe.summary_value(out, "records read") == len(first)
+    assert "kinesis shards (4):" in out
+    assert_table_matches(tmp_warehouse, first)
+    # Positions come from the stream: `_source_id` names the shard.
+    sources = {r["_source_id"] for r in pyiceberg_rows(tmp_warehouse, REJECTED)}
+    assert sources <= {f"kinesis:{STREAM}/{s['ShardId']}" for s in moto.shards(STREAM)}
+
+    second = lines_of(floe.generate(tmp_path / "b.jsonl", 3_000, seed=42, dup_rate=0.02, changed_dup_rate=0.01))
+    # Changed versions of keys committed by the first run, too.
+    second += [
+        l.replace(b'"event_name"', b'"revision":7,"event_name"', 1)
+        for l in first[:200]
+        if b'"event_uuid"' in l and b'"event_name"' in l
+    ]
+    put(moto, second)
+    out = run_stream(moto, tmp_warehouse).stdout
+    assert floe.summary_value(out, "records read") == len(second), "resumed after the checkpoint"
+    assert_table_matches(tmp_warehouse, first + second)
+    again = run_stream(moto, tmp_warehouse).stdout
+    assert floe.summary_value(again, "records read") == 0
+
+
+def test_split_and_merge_while_floe_runs_keep_each_record_once(moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=4)
+    lines = lines_of(floe.generate(tmp_path / "e.jsonl", 50_000, seed=43, dup_rate=0.02, changed_dup_rate=0.01))
+    before, after = lines[:25_000], lines[25_000:]
+    put(moto, before)
+    proc = floe.start(
+        "run", "--stream", STREAM, "--warehouse", str(tmp_warehouse.root), "--flush-interval", "1s",
+        **moto.env(),
+    )
+    try:
+        wait_for_rows(tmp_warehouse, expected_rows(before), proc)
+        shards = [s["ShardId"] for s in moto.shards(STREAM)]
+        children = moto.split(STREAM, shards[0])
+        merged = moto.merge(STREAM, shards[2], shards[3])
+        put(moto, after)
+        wait_for_rows(tmp_warehouse, expected_rows(lines), proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    out = out.decode()
+    for shard in [*children, merged]:
+        assert shard in out, f"{shard} was read:\n{out}"
+    assert_table_matches(tmp_warehouse, lines)
+    # The parents' ends are committed; a restart reads nothing again.
+    again = run_stream(moto, tmp_warehouse).stdout
+    assert floe.summary_value(again, "records read") == 0
+
+
+def test_sigterm_mid_stream_commits_and_the_next_run_resumes(moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=2)
+    lines = lines_of(floe.generate(tmp_path / "e.jsonl", 8_000, seed=46, dup_rate=0.02, changed_dup_rate=0.01))
+    first, rest = lines[:5_000], lines[5_000:]
+    put(moto, first)
+    proc = floe.start(
+        "run", "--stream", STREAM, "--warehouse", str(tmp_warehouse.root), "--shutdown-deadline", "30s",
+        **moto.env(),
+    )
+    try:
+        # The default flush interval (60 s) has not passed: what was read is
+        # only in memory when the signal comes.
+        wait_for_polls(moto, 3)
+        put(moto, rest[:1_000])
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    assert took < 30
+    read = floe.summary_value(out.decode(), "records read")
+    assert 0 < read <= len(first) + 1_000
+    assert len(pyiceberg_rows(tmp_warehouse, EVENTS)) > 0, "the shutdown committed what was read"
+    put(moto, rest[1_000:])
+    out = run_stream(moto, tmp_warehouse).stdout
+    assert floe.summary_value(out, "records read") == len(lines) - read
+    assert_table_matches(tmp_warehouse, lines)
+
+
+def wait_for_polls(server: MotoServer, n: int, timeout: float = 60) -> None:
+    """Waits until every shard answered `n` GetRecords calls (each reader
+    hands a batch over before its next call)."""
+    deadline = time.monotonic() + timeout
+    shards = [s["ShardId"] for s in server.shards(STREAM)]
+    while time.monotonic() < deadline:
+        ok = [c.shard_id for c in server.calls("GetRecords") if c.status == 200]
+        if all(ok.count(s) >= n for s in shards):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"shards not polled {n} times after {timeout} s")
+
+
+def expected_rows(lines: list[bytes]) -> int:
+    return len(expected_from_bytes(b"\n".join(lines) + b"\n", "s").rows)
+
+
+def wait_for_rows(wh, n: int, proc: subprocess.Popen, timeout: float = 180) -> None:
+    """Polls the table until it holds `n` live rows (fails if Floe exits)."""
+    deadline = time.monotonic() + timeout
+    got = -1
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"floe exited {proc.returncode}: {proc.stderr.read().decode()}")
+        try:
+            got = duckdb_query(wh, EVENTS, "SELECT count(*) AS n FROM t")[0]["n"]
+        except Exception:  # the table may not exist yet
+            got = -1
+        if got == n:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"table holds {got} rows, not {n}, after {timeout} s")
+
+
+# No malformed records here: every flush passes each point once (there is
+# no rejected-table commit), so `@2` dies in the second of four flushes
+# (one per shard batch, each larger than --flush-size).
+FAIL_POINTS = ["after-data-files", "after-manifests", "after-metadata-file", "after-catalog-swap", "before-positions-advance"]
+
+
+@pytest.mark.parametrize("point", FAIL_POINTS)
+def test_death_at_each_fail_point_then_restart_keeps_each_record_once(point, moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=4)
+    lines = lines_of(
+        floe.generate(tmp_path / "e.jsonl", 6_000, seed=44, dup_rate=0.02, changed_dup_rate=0.01, bad_rate=0)
+    )
+    put(moto, lines)
+    died = run_stream(moto, tmp_warehouse, "--flush-size", "64KiB", check=False, FLOE_FAILPOINT=f"{point}@2")
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert f"fail point {point} reached" in died.stderr
+    out = run_stream(moto, tmp_warehouse, "--flush-size", "64KiB").stdout
+    assert 0 < floe.summary_value(out, "records read") < len(lines), "resumed, not restarted"
+    assert_table_matches(tmp_warehouse, lines)
+
+
+def test_throttling_and_expired_iterators_lose_nothing(moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=2)
+    lines = lines_of(floe.generate(tmp_path / "e.jsonl", 3_000, seed=45, bad_rate=0.01))
+    put(moto, lines)
+    shard = moto.shards(STREAM)[0]["ShardId"]
+    moto.throttle(times=3)
+    moto.throttle(shard_id=shard, times=2, kind="KMSThrottlingException")
+    moto.throttle(times=1, kind="LimitExceededException")
+    moto.expire_iterators(shard_id=shard, times=2)
+    run_stream(moto, tmp_warehouse)
+    assert moto.pending_faults() == 0
+    assert_table_matches(tmp_warehouse, lines)
+    calls = moto.calls("GetRecords")
+    errors = Counter(c.error for c in calls if c.error)
+    assert errors == {
+        "ProvisionedThroughputExceededException": 3,
+        "KMSThrottlingException": 2,
+        "LimitExceededException": 1,
+        "ExpiredIteratorException": 2,
+    }
+    for s in moto.shards(STREAM):
+        assert max_in_window([c for c in calls if c.shard_id == s["ShardId"]]) <= 5
+
+
+def test_an_unknown_stream_is_a_clear_error(moto, tmp_warehouse):
+    out = floe.run("run", "--stream", "nope", "--drain", "--warehouse", str(tmp_warehouse.root), check=False, **moto.env())
+    assert out.returncode == 1
+    assert "Kinesis stream nope: ListShards" in out.stderr
+    assert "ResourceNotFoundException" in out.stderr or "not found" in out.stderr.lower()
+
+
+def test_stream_and_input_together_are_a_configuration_error(tmp_path, tmp_warehouse):
+    events = floe.generate(tmp_path / "e.jsonl", 10, seed=1)
+    out = floe.run(
+        "run", "--stream", "s", "--input", str(events), "--start-position", "somewhere",
+        "--warehouse", str(tmp_warehouse.root), check=False,
+    )
+    assert out.returncode == 2
+    assert "give either input files or a Kinesis stream, not both" in out.stderr
+    assert "start_position: `somewhere` is not one of trim-horizon, latest, at-timestamp:<time>" in out.stderr
