@@ -30,8 +30,15 @@ pub struct RawRunConfig {
     pub start_position: Option<String>,
     /// Stop once every shard is read to its tip and all of it is committed.
     pub drain: Option<bool>,
-    /// Warehouse folder (holds `catalog.db` and the tables' files).
+    /// Warehouse: a folder (holds `catalog.db` and the tables' files) or an
+    /// `s3://bucket/prefix` URI.
     pub warehouse: Option<PathBuf>,
+    /// `sql` (SQLite file in the warehouse folder) or `glue` (AWS Glue).
+    pub catalog: Option<String>,
+    /// Endpoint of an S3-compatible store.
+    pub s3_endpoint: Option<String>,
+    /// Path-style S3 addressing.
+    pub s3_path_style: Option<bool>,
     /// Catalog name inside `catalog.db`.
     pub catalog_name: Option<String>,
     /// Events table, `namespace.table`.
@@ -86,6 +93,9 @@ impl RawRunConfig {
             start_position: self.start_position.or(lower.start_position),
             drain: self.drain.or(lower.drain),
             warehouse: self.warehouse.or(lower.warehouse),
+            catalog: self.catalog.or(lower.catalog),
+            s3_endpoint: self.s3_endpoint.or(lower.s3_endpoint),
+            s3_path_style: self.s3_path_style.or(lower.s3_path_style),
             catalog_name: self.catalog_name.or(lower.catalog_name),
             table: self.table.or(lower.table),
             rejected_table: self.rejected_table.or(lower.rejected_table),
@@ -160,6 +170,103 @@ pub struct KinesisConfig {
     pub drain: bool,
 }
 
+/// Where the tables' files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warehouse {
+    /// A local folder.
+    Local(PathBuf),
+    /// An S3 prefix, `s3://bucket/prefix` (no trailing slash).
+    S3(String),
+}
+
+impl std::fmt::Display for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warehouse::Local(path) => write!(f, "{}", path.display()),
+            Warehouse::S3(uri) => f.write_str(uri),
+        }
+    }
+}
+
+/// Which catalog points at the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogKind {
+    /// `catalog.db` (SQLite) in the warehouse folder.
+    Sql,
+    /// The AWS Glue data catalog of the account and region.
+    Glue,
+}
+
+/// Where the tables are: catalog, warehouse, storage access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The catalog.
+    pub catalog: CatalogKind,
+    /// Catalog name inside `catalog.db` (SQLite only).
+    pub catalog_name: String,
+    /// The warehouse.
+    pub warehouse: Warehouse,
+    /// S3 access.
+    pub s3: crate::aws::S3Settings,
+}
+
+impl StoreConfig {
+    /// Checks a warehouse and catalog pair; `problems` gets what is wrong.
+    pub fn new(
+        problems: &mut Vec<String>,
+        warehouse: Option<PathBuf>,
+        catalog: Option<&str>,
+        catalog_name: String,
+        s3: crate::aws::S3Settings,
+    ) -> StoreConfig {
+        let warehouse = warehouse.unwrap_or_default();
+        let text = warehouse.to_string_lossy();
+        let warehouse = if text.is_empty() {
+            problems.push(
+                "warehouse: a folder or s3:// URI is required (--warehouse, FLOE_WAREHOUSE)".into(),
+            );
+            Warehouse::Local(warehouse)
+        } else if let Some(rest) = text.strip_prefix("s3://") {
+            if rest.is_empty() || rest.starts_with('/') {
+                problems.push(format!(
+                    "warehouse: `{text}` names no bucket (s3://bucket/prefix)"
+                ));
+            }
+            Warehouse::S3(text.trim_end_matches('/').to_string())
+        } else if text.contains("://") {
+            problems.push(format!(
+                "warehouse: `{text}`: only local folders and s3:// URIs are supported"
+            ));
+            Warehouse::Local(warehouse)
+        } else {
+            Warehouse::Local(warehouse)
+        };
+        let catalog = match catalog.unwrap_or("sql") {
+            "sql" => CatalogKind::Sql,
+            "glue" => CatalogKind::Glue,
+            other => {
+                problems.push(format!("catalog: `{other}` is not one of sql, glue"));
+                CatalogKind::Sql
+            }
+        };
+        if catalog == CatalogKind::Sql && matches!(warehouse, Warehouse::S3(_)) {
+            problems.push(
+                "warehouse: an s3:// warehouse needs the Glue catalog (--catalog glue); the SQLite catalog lives in a local warehouse folder"
+                    .into(),
+            );
+        }
+        if catalog_name.is_empty() {
+            problems.push("catalog_name: must not be empty".into());
+        }
+        StoreConfig {
+            catalog,
+            catalog_name,
+            warehouse,
+            s3,
+        }
+    }
+}
+
 /// Validated settings of `floe run`.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -167,10 +274,8 @@ pub struct RunConfig {
     pub inputs: Vec<String>,
     /// The Kinesis stream to read instead of inputs.
     pub kinesis: Option<KinesisConfig>,
-    /// Warehouse folder.
-    pub warehouse: PathBuf,
-    /// Catalog name.
-    pub catalog_name: String,
+    /// Catalog and warehouse.
+    pub store: StoreConfig,
     /// Events table.
     pub table: TableName,
     /// Rejected-records table.
@@ -300,16 +405,17 @@ impl RawRunConfig {
         if inputs.iter().filter(|i| *i == "-").count() > 1 {
             problems.push("input: `-` (stdin) may be given once".into());
         }
-        let warehouse = self.warehouse.unwrap_or_default();
-        if warehouse.as_os_str().is_empty() {
-            problems.push("warehouse: a folder is required (--warehouse, FLOE_WAREHOUSE)".into());
-        }
-        let catalog_name = self
-            .catalog_name
-            .unwrap_or_else(|| defaults::CATALOG_NAME.into());
-        if catalog_name.is_empty() {
-            problems.push("catalog_name: must not be empty".into());
-        }
+        let store = StoreConfig::new(
+            &mut problems,
+            self.warehouse,
+            self.catalog.as_deref(),
+            self.catalog_name
+                .unwrap_or_else(|| defaults::CATALOG_NAME.into()),
+            crate::aws::S3Settings {
+                endpoint: self.s3_endpoint,
+                path_style: self.s3_path_style.unwrap_or(false),
+            },
+        );
         let mut table_name = |key: &str, value: Option<String>, default: &str| {
             TableName::parse(value.as_deref().unwrap_or(default)).unwrap_or_else(|e| {
                 problems.push(format!("{key}: {e}"));
@@ -436,8 +542,7 @@ impl RawRunConfig {
         Ok(RunConfig {
             inputs,
             kinesis,
-            warehouse,
-            catalog_name,
+            store,
             table,
             rejected_table,
             schema_dir: self.schema_dir,
@@ -573,7 +678,7 @@ mod tests {
         assert_eq!(c.max_record_size.get(), 1 << 20);
         assert_eq!(c.flush_interval, Duration::from_secs(60));
         assert_eq!(c.zstd_level, 1);
-        assert_eq!(c.catalog_name, "floe");
+        assert_eq!(c.store.catalog_name, "floe");
     }
 
     #[test]
@@ -591,7 +696,7 @@ mod tests {
         let text = e.to_string();
         for part in [
             "input: give input files (--input, FLOE_INPUT) or a Kinesis stream",
-            "warehouse: a folder is required",
+            "warehouse: a folder or s3:// URI is required",
             "table: table name `events`",
             "flush_size: `12 parsecs`: unknown unit",
             "flush_interval:",

@@ -21,12 +21,14 @@
 //! - [`pipeline`]: the run loop: bounded stages, flushes, shutdown.
 //! - [`table`]: schema files and layouts, Parquet data files, checkpoints,
 //!   summaries and the snapshot producer ([`table::commit`]).
-//! - [`catalog`]: catalog pointers and their compare-and-swap (SQLite).
+//! - [`catalog`]: catalog pointers and their compare-and-swap (SQLite, AWS Glue).
+//! - [`aws`]: the AWS configuration shared by Kinesis, Glue and S3.
 //! - [`generate`]: deterministic sample events for demos, tests and benchmarks.
 //! - [`failpoint`]: named points in the commit path where tests crash the process.
 //! - [`report`]: run summaries and table descriptions.
 //! - [`telemetry`]: logs and live progress.
 
+pub mod aws;
 pub mod catalog;
 pub mod config;
 pub mod event;

@@ -1,7 +1,7 @@
 //! The `floe` command: parses flags, sets up logging, runs one command.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,7 +9,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
 
-use floe::config::{ConfigError, LogFormat, RawRunConfig, RunConfig, defaults};
+use floe::aws::S3Settings;
+use floe::config::{
+    CatalogKind, ConfigError, LogFormat, RawRunConfig, RunConfig, StoreConfig, Warehouse, defaults,
+};
 use floe::generate::{GenerateOptions, generate, validate_options};
 use floe::pipeline::{self, Progress, RunReport};
 use floe::{catalog::TableName, report, telemetry};
@@ -60,11 +63,27 @@ struct RunArgs {
     /// Stop once every shard is read to its tip and committed, instead of running on
     #[arg(long, env = "FLOE_DRAIN")]
     drain: bool,
-    /// Warehouse folder: holds catalog.db and the tables' files (created if absent).
+    /// Warehouse: a folder (holds catalog.db and the tables' files; created if absent) or s3://bucket/prefix
     #[arg(long, short, env = "FLOE_WAREHOUSE")]
     warehouse: Option<PathBuf>,
     #[command(flatten)]
+    aws: AwsArgs,
+    #[command(flatten)]
     tuning: Tuning,
+}
+
+/// Where the catalog is and how S3 is reached.
+#[derive(Args, Clone, Default)]
+struct AwsArgs {
+    /// Catalog: sql (catalog.db in the warehouse folder) or glue (AWS Glue) [default: sql]
+    #[arg(long, env = "FLOE_CATALOG")]
+    catalog: Option<String>,
+    /// Endpoint of an S3-compatible store [default: AWS, or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL]
+    #[arg(long, env = "FLOE_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// Path-style S3 addressing (endpoint/bucket/key), for S3-compatible stores
+    #[arg(long, env = "FLOE_S3_PATH_STYLE")]
+    s3_path_style: bool,
 }
 
 /// Settings shared by `run` and `demo`.
@@ -130,6 +149,9 @@ impl RunArgs {
             start_position: self.start_position,
             drain: self.drain.then_some(true),
             warehouse: self.warehouse,
+            catalog: self.aws.catalog,
+            s3_endpoint: self.aws.s3_endpoint,
+            s3_path_style: self.aws.s3_path_style.then_some(true),
             catalog_name: t.catalog_name,
             table: t.table,
             rejected_table: t.rejected_table,
@@ -166,9 +188,11 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct InspectArgs {
-    /// Warehouse folder (holds catalog.db).
+    /// Warehouse: a folder (holds catalog.db) or s3://bucket/prefix
     #[arg(long, short, env = "FLOE_WAREHOUSE")]
     warehouse: PathBuf,
+    #[command(flatten)]
+    aws: AwsArgs,
     /// Table to describe.
     #[arg(long, env = "FLOE_TABLE", default_value = defaults::TABLE)]
     table: String,
@@ -304,14 +328,13 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             let report = rt.block_on(ingest(&config))?;
             println!(
                 "Ingested into {} under {}",
-                config.table,
-                config.warehouse.display()
+                config.table, config.store.warehouse
             );
             print!("{}", report::run_summary(&report));
             rt.block_on(print_rows_by_day(&config))?;
             println!(
                 "\nNext: floe inspect --warehouse {}  (README: query it from DuckDB, PyIceberg, Spark)",
-                config.warehouse.display()
+                config.store.warehouse
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -322,11 +345,25 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             let rt = runtime()?;
             rt.block_on(async {
-                let store = open_existing(&args.warehouse, &args.catalog_name)?;
+                let mut problems = Vec::new();
+                let config = StoreConfig::new(
+                    &mut problems,
+                    Some(args.warehouse.clone()),
+                    args.aws.catalog.as_deref(),
+                    args.catalog_name.clone(),
+                    S3Settings {
+                        endpoint: args.aws.s3_endpoint.clone(),
+                        path_style: args.aws.s3_path_style,
+                    },
+                );
+                if !problems.is_empty() {
+                    return Err(ConfigError { problems }.into());
+                }
+                let store = open_existing(&config).await?;
                 let loaded = store
                     .load(&table)
                     .await?
-                    .with_context(|| format!("no table {table} in {}", args.warehouse.display()))?;
+                    .with_context(|| format!("no table {table} in {}", config.warehouse))?;
                 print!("{}", report::inspect(&store, &loaded).await?);
                 anyhow::Ok(())
             })?;
@@ -335,13 +372,15 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn open_existing(warehouse: &Path, catalog_name: &str) -> anyhow::Result<floe::table::TableStore> {
-    anyhow::ensure!(
-        warehouse.join("catalog.db").is_file(),
-        "{} has no catalog.db: not a Floe warehouse (run `floe run` or `floe demo` first)",
-        warehouse.display()
-    );
-    Ok(pipeline::open_store(warehouse, catalog_name)?)
+async fn open_existing(config: &StoreConfig) -> anyhow::Result<floe::table::TableStore> {
+    if let (Warehouse::Local(warehouse), CatalogKind::Sql) = (&config.warehouse, config.catalog) {
+        anyhow::ensure!(
+            warehouse.join("catalog.db").is_file(),
+            "{} has no catalog.db: not a Floe warehouse (run `floe run` or `floe demo` first)",
+            warehouse.display()
+        );
+    }
+    Ok(pipeline::open_store(config).await?)
 }
 
 /// Runs the pipeline with progress and signal handling.
@@ -395,7 +434,7 @@ async fn wait_for_signal() {
 }
 
 async fn print_rows_by_day(config: &RunConfig) -> anyhow::Result<()> {
-    let store = pipeline::open_store(&config.warehouse, &config.catalog_name)?;
+    let store = pipeline::open_store(&config.store).await?;
     if let Some(table) = store.load(&config.table).await? {
         println!();
         print!(

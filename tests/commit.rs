@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use floe::catalog::TableName;
+use floe::config::{CatalogKind, StoreConfig, Warehouse};
 use floe::event::{DecodeLimits, Origin, RecordPosition, Row, decode, events_batch};
 use floe::pipeline::open_store;
 use floe::table::checkpoint::{Checkpoint, FilePosition, SourcePosition};
@@ -43,7 +44,14 @@ fn row(uuid: &str, event_name: &str, created_at: u64) -> Row {
 }
 
 async fn setup(dir: &std::path::Path) -> (TableStore, LoadedTable, DataWriter) {
-    let store = open_store(dir, "floe").unwrap();
+    let store = open_store(&StoreConfig {
+        catalog: CatalogKind::Sql,
+        catalog_name: "floe".into(),
+        warehouse: Warehouse::Local(dir.to_path_buf()),
+        s3: Default::default(),
+    })
+    .await
+    .unwrap();
     let layout = Arc::new(TableLayout::load(TableKind::Events, &SchemaSource::Embedded).unwrap());
     let table = store
         .load_or_create(&TableName::parse("analytics.events").unwrap(), &layout)

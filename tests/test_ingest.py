@@ -315,7 +315,7 @@ def test_stdin_gzip_and_globs(tmp_path, tmp_warehouse):
 def test_configuration_errors_are_reported_together(tmp_path):
     result = floe.run("run", "--flush-size", "12 parsecs", "--zstd-level", "99", check=False)
     assert result.returncode == 2
-    for part in ("input: give input files (--input, FLOE_INPUT) or a Kinesis stream", "warehouse: a folder is required", "flush_size:", "zstd_level: 99"):
+    for part in ("input: give input files (--input, FLOE_INPUT) or a Kinesis stream", "warehouse: a folder or s3:// URI is required", "flush_size:", "zstd_level: 99"):
         assert part in result.stderr
     missing = floe.run("run", "--input", str(tmp_path / "nope*.jsonl"), "--warehouse", str(tmp_path), check=False)
     assert missing.returncode == 1

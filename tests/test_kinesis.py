@@ -10,7 +10,6 @@ over the put order is then exactly what last-writer-wins must produce.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -20,34 +19,14 @@ import pytest
 
 from support import aws, floe
 from support.aws import MotoServer, max_in_window
+from support.streams import STREAM, body, kpl_aggregate, lines_of, put
 from support.expected import expected_from_bytes
 from support.readers import by_key, duckdb_query, pyiceberg_rows
 
 EVENTS = "analytics.events"
 REJECTED = "analytics.events_rejected"
-STREAM = "events"
 
 moto = pytest.fixture(aws.moto_fixture)
-
-
-def key_of(i: int, line: bytes) -> str:
-    try:
-        obj = json.loads(line)
-        if isinstance(obj, dict) and isinstance(obj.get("event_uuid"), str) and obj["event_uuid"]:
-            obj["event_uuid"].encode()
-            return obj["event_uuid"][:256]
-    except (ValueError, UnicodeEncodeError):
-        pass
-    return f"line-{i}"
-
-
-def lines_of(path) -> list[bytes]:
-    """The lines a Kinesis record can carry: not blank, at most 1 MiB."""
-    return [l for l in path.read_bytes().splitlines() if l.strip() and len(l) <= 1_000_000]
-
-
-def put(server: MotoServer, lines: list[bytes]) -> None:
-    server.put_lines(STREAM, lines, partition_key=key_of)
 
 
 def run_stream(server: MotoServer, wh, *extra: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
@@ -55,13 +34,6 @@ def run_stream(server: MotoServer, wh, *extra: str, check: bool = True, **env: s
         "run", "--stream", STREAM, "--drain", "--warehouse", str(wh.root), "--flush-interval", "1s",
         *extra, check=check, **server.env(), **env,
     )
-
-
-def body(row) -> tuple:
-    payload = row["payload"]
-    if isinstance(payload, str):
-        payload = json.loads(payload)
-    return (row["event_name"], row["created_at"], json.dumps(payload, sort_keys=True))
 
 
 def assert_table_matches(wh, lines: list[bytes]) -> None:
@@ -99,37 +71,6 @@ def test_a_stream_drains_into_the_table_and_a_restart_resumes_after_it(moto, tmp
     out = run_stream(moto, tmp_warehouse).stdout
     assert floe.summary_value(out, "records read") == len(second), "resumed after the checkpoint"
     assert_table_matches(tmp_warehouse, first + second)
-    again = run_stream(moto, tmp_warehouse).stdout
-    assert floe.summary_value(again, "records read") == 0
-
-
-def test_split_and_merge_while_floe_runs_keep_each_record_once(moto, tmp_path, tmp_warehouse):
-    moto.create_stream(STREAM, shards=4)
-    lines = lines_of(floe.generate(tmp_path / "e.jsonl", 50_000, seed=43, dup_rate=0.02, changed_dup_rate=0.01))
-    before, after = lines[:25_000], lines[25_000:]
-    put(moto, before)
-    proc = floe.start(
-        "run", "--stream", STREAM, "--warehouse", str(tmp_warehouse.root), "--flush-interval", "1s",
-        **moto.env(),
-    )
-    try:
-        wait_for_rows(tmp_warehouse, expected_rows(before), proc)
-        shards = [s["ShardId"] for s in moto.shards(STREAM)]
-        children = moto.split(STREAM, shards[0])
-        merged = moto.merge(STREAM, shards[2], shards[3])
-        put(moto, after)
-        wait_for_rows(tmp_warehouse, expected_rows(lines), proc)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err.decode()
-    out = out.decode()
-    for shard in [*children, merged]:
-        assert shard in out, f"{shard} was read:\n{out}"
-    assert_table_matches(tmp_warehouse, lines)
-    # The parents' ends are committed; a restart reads nothing again.
     again = run_stream(moto, tmp_warehouse).stdout
     assert floe.summary_value(again, "records read") == 0
 
@@ -179,27 +120,6 @@ def wait_for_polls(server: MotoServer, n: int, timeout: float = 60) -> None:
     raise AssertionError(f"shards not polled {n} times after {timeout} s")
 
 
-def expected_rows(lines: list[bytes]) -> int:
-    return len(expected_from_bytes(b"\n".join(lines) + b"\n", "s").rows)
-
-
-def wait_for_rows(wh, n: int, proc: subprocess.Popen, timeout: float = 180) -> None:
-    """Polls the table until it holds `n` live rows (fails if Floe exits)."""
-    deadline = time.monotonic() + timeout
-    got = -1
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"floe exited {proc.returncode}: {proc.stderr.read().decode()}")
-        try:
-            got = duckdb_query(wh, EVENTS, "SELECT count(*) AS n FROM t")[0]["n"]
-        except Exception:  # the table may not exist yet
-            got = -1
-        if got == n:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"table holds {got} rows, not {n}, after {timeout} s")
-
-
 # No malformed records here: every flush passes each point once (there is
 # no rejected-table commit), so `@2` dies in the second of four flushes
 # (one per shard batch, each larger than --flush-size).
@@ -243,6 +163,33 @@ def test_throttling_and_expired_iterators_lose_nothing(moto, tmp_path, tmp_wareh
     }
     for s in moto.shards(STREAM):
         assert max_in_window([c for c in calls if c.shard_id == s["ShardId"]]) <= 5
+
+
+def test_kpl_aggregated_records_are_unpacked_and_a_corrupt_one_is_rejected(moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=2)
+    lines = lines_of(floe.generate(tmp_path / "e.jsonl", 2_000, seed=47, dup_rate=0, changed_dup_rate=0))
+    plain, packed = lines[:500], lines[500:]
+    put(moto, plain)
+    kinesis = moto.client("kinesis")
+    for i in range(0, len(packed), 100):
+        kinesis.put_record(StreamName=STREAM, PartitionKey=f"agg-{i}", Data=kpl_aggregate(packed[i : i + 100]))
+    bad = kinesis.put_record(StreamName=STREAM, PartitionKey="bad", Data=kpl_aggregate(packed[:3], corrupt=True))
+
+    out = run_stream(moto, tmp_warehouse).stdout
+    assert floe.summary_value(out, "records read") == len(lines) + 1
+    assert floe.summary_value(out, "bad_aggregate") == 1
+    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
+    assert {k: body(r) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
+    rejected = pyiceberg_rows(tmp_warehouse, REJECTED)
+    assert Counter(r["reason"] for r in rejected) == Counter(dict(exp.rejected_by_reason)) + Counter(bad_aggregate=1)
+    (corrupt,) = [r for r in rejected if r["reason"] == "bad_aggregate"]
+    assert corrupt["_source_position"] == bad["SequenceNumber"]
+    assert corrupt["message"] == "aggregated record fails its MD5 check"
+    # The i-th user record of an aggregate is at <sequence>:<i>.
+    positions = [r["_source_position"] for r in got.values() if ":" in r["_source_position"]]
+    assert len(positions) + sum(":" in r["_source_position"] for r in rejected) == len(packed)
+    assert {int(p.split(":")[1]) for p in positions} == set(range(100))
 
 
 def test_an_unknown_stream_is_a_clear_error(moto, tmp_warehouse):

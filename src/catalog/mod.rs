@@ -10,11 +10,71 @@
 //!
 //! The embedded default is [`SqlCatalog`] on SQLite, with the same tables as
 //! PyIceberg's `SqlCatalog` and Java's `JdbcCatalog` (schema V1), so those tools
-//! open the same file.
+//! open the same file. In production it is [`GlueCatalog`], the AWS Glue data
+//! catalog Athena reads.
 
+mod glue;
 mod sql;
 
+pub use glue::GlueCatalog;
 pub use sql::SqlCatalog;
+
+use iceberg::spec::TableMetadata;
+
+/// The catalog a warehouse uses.
+pub enum Catalog {
+    /// SQLite file (embedded).
+    Sql(SqlCatalog),
+    /// AWS Glue.
+    Glue(GlueCatalog),
+}
+
+impl Catalog {
+    /// Creates the namespace if absent.
+    pub async fn ensure_namespace(&self, namespace: &str) -> Result<(), CatalogError> {
+        match self {
+            Catalog::Sql(c) => c.ensure_namespace(namespace),
+            Catalog::Glue(c) => c.ensure_namespace(namespace).await,
+        }
+    }
+
+    /// The current metadata location of a table, or `None` when it does not exist.
+    pub async fn load(&self, table: &TableName) -> Result<Option<String>, CatalogError> {
+        match self {
+            Catalog::Sql(c) => c.load(table),
+            Catalog::Glue(c) => c.load(table).await,
+        }
+    }
+
+    /// Registers a new table at `metadata_location` (whose content is
+    /// `metadata`); `Conflict` when a writer created it first.
+    pub async fn create(
+        &self,
+        table: &TableName,
+        metadata_location: &str,
+        metadata: &TableMetadata,
+    ) -> Result<SwapOutcome, CatalogError> {
+        match self {
+            Catalog::Sql(c) => c.create(table, metadata_location),
+            Catalog::Glue(c) => c.create(table, metadata_location, metadata).await,
+        }
+    }
+
+    /// Points the table at `new` (whose content is `metadata`) only if it
+    /// still points at `expected`.
+    pub async fn swap(
+        &self,
+        table: &TableName,
+        expected: &str,
+        new: &str,
+        metadata: &TableMetadata,
+    ) -> Result<SwapOutcome, CatalogError> {
+        match self {
+            Catalog::Sql(c) => c.swap(table, expected, new),
+            Catalog::Glue(c) => c.swap(table, expected, new, metadata).await,
+        }
+    }
+}
 
 use std::path::PathBuf;
 
@@ -65,6 +125,24 @@ pub enum CatalogError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A Glue call failed.
+    #[error("Glue {operation} {target}: {message}")]
+    Glue {
+        /// The operation (`GetTable`, `UpdateTable`...).
+        operation: String,
+        /// The database or table.
+        target: String,
+        /// The service's answer.
+        message: String,
+        /// Whether trying again can succeed (throttling, network).
+        retryable: bool,
+    },
+    /// The Glue table exists but is not an Iceberg table.
+    #[error("table {table} exists in Glue but is not an Iceberg table (no table_type=ICEBERG)")]
+    NotIceberg {
+        /// The table.
+        table: TableName,
+    },
     /// The table row holds no metadata location (created by another tool and
     /// never committed, or a view).
     #[error("table {table} in the catalog has no metadata location")]
@@ -82,7 +160,8 @@ impl CatalogError {
                 source.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
-            CatalogError::NoMetadataLocation { .. } => false,
+            CatalogError::Glue { retryable, .. } => *retryable,
+            CatalogError::NoMetadataLocation { .. } | CatalogError::NotIceberg { .. } => false,
         }
     }
 }

@@ -36,11 +36,14 @@ pub enum RejectReason {
     CreatedAtOutOfRange,
     /// The record is longer than the configured limit.
     TooLarge,
+    /// A KPL aggregated Kinesis record that cannot be unpacked (checksum,
+    /// protobuf): none of its user records can be trusted.
+    BadAggregate,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order (for reports).
-    pub const ALL: [RejectReason; 7] = [
+    pub const ALL: [RejectReason; 8] = [
         RejectReason::InvalidJson,
         RejectReason::NotObject,
         RejectReason::BadEventUuid,
@@ -48,6 +51,7 @@ impl RejectReason {
         RejectReason::BadCreatedAt,
         RejectReason::CreatedAtOutOfRange,
         RejectReason::TooLarge,
+        RejectReason::BadAggregate,
     ];
 
     /// The reason code, e.g. `invalid_json`.
@@ -60,6 +64,7 @@ impl RejectReason {
             RejectReason::BadCreatedAt => "bad_created_at",
             RejectReason::CreatedAtOutOfRange => "created_at_out_of_range",
             RejectReason::TooLarge => "too_large",
+            RejectReason::BadAggregate => "bad_aggregate",
         }
     }
 

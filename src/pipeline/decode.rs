@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::event::{self, DecodeLimits, MAX_RAW_KEPT, Origin, RecordPosition, RejectedRecord, Row};
+use crate::event::{
+    self, DecodeLimits, MAX_RAW_KEPT, Origin, RecordPosition, RejectReason, RejectedRecord, Row,
+};
 use crate::source::file::{Chunk, ChunkBody};
 use crate::source::kinesis::ShardBatch;
+use crate::source::kpl;
 use crate::source::{SourceChunk, SourceInfo};
 use crate::table::checkpoint::SourcePosition;
 
@@ -63,15 +66,41 @@ pub fn decode_shard_batch(
         bytes: batch.records.iter().map(|r| r.data.len() as u64).sum(),
     };
     for record in &batch.records {
-        let body = record.data.strip_suffix(b"\n").unwrap_or(&record.data);
-        let lines: Vec<&[u8]> = body
-            .split(|b| *b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .collect();
+        let parts = match kpl::deaggregate(&record.data) {
+            Ok(None) => vec![&record.data[..]],
+            Ok(Some(user_records)) => user_records,
+            Err(message) => {
+                out.records += 1;
+                out.rejects.push(RejectedRecord {
+                    reason: RejectReason::BadAggregate,
+                    message,
+                    raw: record.data[..record.data.len().min(MAX_RAW_KEPT)].to_vec(),
+                    origin: Origin {
+                        source: batch.source.display.clone(),
+                        position: RecordPosition::Record {
+                            seq: record.seq.clone(),
+                            index: None,
+                        },
+                        ingested_micros,
+                    },
+                });
+                continue;
+            }
+        };
+        let mut lines: Vec<&[u8]> = Vec::new();
+        for part in parts {
+            let body = part.strip_suffix(b"\n").unwrap_or(part);
+            lines.extend(
+                body.split(|b| *b == b'\n')
+                    .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                    .filter(|l| !l.iter().all(u8::is_ascii_whitespace)),
+            );
+        }
         if lines.is_empty() {
             out.blank_lines += 1;
         }
+        // The i-th event of a record holding several (for a KPL aggregate of
+        // one event per user record, i is the sub-sequence number).
         let several = lines.len() > 1;
         for (i, line) in lines.into_iter().enumerate() {
             let origin = Origin {
@@ -163,7 +192,6 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::RejectReason;
     use crate::source::kinesis::ShardRecord;
     use crate::table::checkpoint::{FilePosition, ShardPosition};
 

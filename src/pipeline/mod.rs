@@ -28,9 +28,10 @@ use iceberg::io::FileIO;
 use iceberg::spec::DataFile;
 use tokio::sync::{mpsc, watch};
 
-use crate::catalog::{CatalogError, SqlCatalog};
+use crate::catalog::{Catalog, CatalogError, GlueCatalog, SqlCatalog};
 use crate::config::DedupMode;
 use crate::config::RunConfig;
+use crate::config::{CatalogKind, StoreConfig, Warehouse};
 use crate::event::RecordPosition;
 use crate::event::{DecodeLimits, events_batch, rejected_batch};
 use crate::failpoint::{self, FailPoint};
@@ -136,23 +137,41 @@ struct Tables {
     committed: watch::Sender<Checkpoint>,
 }
 
-/// Opens the warehouse's catalog and storage (creating the folder).
-pub fn open_store(warehouse: &std::path::Path, catalog_name: &str) -> Result<TableStore, RunError> {
-    std::fs::create_dir_all(warehouse).map_err(|source| RunError::Warehouse {
-        path: warehouse.to_path_buf(),
-        source,
-    })?;
-    let root = std::fs::canonicalize(warehouse).map_err(|source| RunError::Warehouse {
-        path: warehouse.to_path_buf(),
-        source,
-    })?;
-    let catalog = SqlCatalog::open(&root.join("catalog.db"), catalog_name)?;
-    let uri = format!("file://{}", root.display());
-    Ok(TableStore::new(
-        Arc::new(catalog),
-        FileIO::new_with_fs(),
-        &uri,
-    ))
+/// Opens the warehouse's catalog and storage (creating a local folder).
+pub async fn open_store(config: &StoreConfig) -> Result<TableStore, RunError> {
+    match &config.warehouse {
+        Warehouse::Local(warehouse) => {
+            std::fs::create_dir_all(warehouse).map_err(|source| RunError::Warehouse {
+                path: warehouse.to_path_buf(),
+                source,
+            })?;
+            let root = std::fs::canonicalize(warehouse).map_err(|source| RunError::Warehouse {
+                path: warehouse.to_path_buf(),
+                source,
+            })?;
+            let catalog = match config.catalog {
+                CatalogKind::Sql => Catalog::Sql(SqlCatalog::open(
+                    &root.join("catalog.db"),
+                    &config.catalog_name,
+                )?),
+                CatalogKind::Glue => Catalog::Glue(GlueCatalog::new(aws_sdk_glue::Client::new(
+                    &crate::aws::sdk_config().await,
+                ))),
+            };
+            let uri = format!("file://{}", root.display());
+            Ok(TableStore::new(
+                Arc::new(catalog),
+                FileIO::new_with_fs(),
+                &uri,
+            ))
+        }
+        Warehouse::S3(uri) => {
+            let sdk = crate::aws::sdk_config().await;
+            let catalog = Catalog::Glue(GlueCatalog::new(aws_sdk_glue::Client::new(&sdk)));
+            let file_io = crate::aws::s3_file_io(&sdk, &config.s3);
+            Ok(TableStore::new(Arc::new(catalog), file_io, uri))
+        }
+    }
 }
 
 /// Runs ingestion until the inputs end or `shutdown` turns true.
@@ -174,7 +193,7 @@ pub async fn run(
         expand_inputs(&config.inputs)?
     };
 
-    let store = open_store(&config.warehouse, &config.catalog_name)?;
+    let store = open_store(&config.store).await?;
     let events = store.load_or_create(&config.table, &events_layout).await?;
     let rejected = store
         .load_or_create(&config.rejected_table, &rejected_layout)

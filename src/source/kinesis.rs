@@ -608,11 +608,14 @@ fn backoff(failures: u32) -> Duration {
 /// A Kinesis client from the default AWS configuration chain (environment,
 /// profile, ECS task role, instance role; `AWS_ENDPOINT_URL` or
 /// `AWS_ENDPOINT_URL_KINESIS` point it elsewhere).
+///
+/// The SDK's own retries are off: they would not respect the 5 calls per
+/// second of a shard. The readers retry with their own pacing and backoff.
 pub async fn client() -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    Client::new(&config)
+    let config = aws_sdk_kinesis::config::Builder::from(&crate::aws::sdk_config().await)
+        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 pub mod file;
 pub mod kinesis;
+pub mod kpl;
 
 /// A source as the checkpoint knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

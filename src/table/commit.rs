@@ -31,7 +31,7 @@ use super::TableError;
 use super::checkpoint::{CHECKPOINT_PROPERTY, CHECKPOINT_SUMMARY_KEY, Checkpoint, SourcePosition};
 use super::schema::TableLayout;
 use super::summary::{FileDelta, standard_summary};
-use crate::catalog::{SqlCatalog, SwapOutcome, TableName};
+use crate::catalog::{Catalog, SwapOutcome, TableName};
 use crate::failpoint::{self, FailPoint};
 
 /// How many times a commit is tried before giving up on conflicts.
@@ -40,7 +40,7 @@ const MAX_ATTEMPTS: u32 = 25;
 /// Where tables live: the catalog that points at them and the storage that
 /// holds their files.
 pub struct TableStore {
-    catalog: Arc<SqlCatalog>,
+    catalog: Arc<Catalog>,
     file_io: FileIO,
     /// Warehouse root as a URI (`file:///...`), without a trailing slash.
     warehouse: String,
@@ -129,7 +129,7 @@ pub struct CommitOutcome {
 
 impl TableStore {
     /// A store over `catalog` with files under `warehouse` (a URI).
-    pub fn new(catalog: Arc<SqlCatalog>, file_io: FileIO, warehouse: &str) -> Self {
+    pub fn new(catalog: Arc<Catalog>, file_io: FileIO, warehouse: &str) -> Self {
         Self {
             catalog,
             file_io,
@@ -171,7 +171,7 @@ impl TableStore {
 
     /// Loads a table, `None` when the catalog has no such table.
     pub async fn load(&self, name: &TableName) -> Result<Option<LoadedTable>, TableError> {
-        let Some(location) = self.catalog.load(name)? else {
+        let Some(location) = self.catalog.load(name).await? else {
             return Ok(None);
         };
         let metadata = TableMetadata::read_from(&self.file_io, &location).await?;
@@ -193,7 +193,7 @@ impl TableStore {
             check_compatible(&table, layout)?;
             return Ok(table);
         }
-        self.catalog.ensure_namespace(&name.namespace)?;
+        self.catalog.ensure_namespace(&name.namespace).await?;
         let location = self.table_location(name);
         let metadata = TableMetadataBuilder::new(
             layout.schema.as_ref().clone(),
@@ -217,7 +217,11 @@ impl TableStore {
         let metadata_location = MetadataLocation::new_with_metadata(&location, &metadata);
         metadata.write_to(&self.file_io, &metadata_location).await?;
         let metadata_location = metadata_location.to_string();
-        match self.catalog.create(name, &metadata_location)? {
+        match self
+            .catalog
+            .create(name, &metadata_location, &metadata)
+            .await?
+        {
             SwapOutcome::Swapped => {
                 tracing::info!(table = %name, metadata_location, "created table");
                 Ok(LoadedTable {
@@ -324,7 +328,8 @@ impl TableStore {
             let location = location.to_string();
             match self
                 .catalog
-                .swap(&table.name, &table.metadata_location, &location)
+                .swap(&table.name, &table.metadata_location, &location, &next)
+                .await
             {
                 Ok(SwapOutcome::Swapped) => {
                     failpoint::hit(FailPoint::AfterCatalogSwap);

@@ -229,7 +229,7 @@ def duckdb_connection():
     con = duckdb.connect()
     with _duckdb_lock:
         if not _duckdb_installed:
-            for name in ("avro", "iceberg"):
+            for name in ("avro", "iceberg", "httpfs"):
                 import_extension(name, con=con)
             _duckdb_installed = True
     con.execute("LOAD avro")
@@ -258,6 +258,44 @@ def duckdb_query(wh: Warehouse, ident: str, sql: str, params: list | None = None
 
 def duckdb_rows(wh: Warehouse, ident: str) -> list[dict[str, Any]]:
     return duckdb_query(wh, ident, "SELECT * FROM t")
+
+
+# --------------------------------------------------------------------------- Glue + S3 (moto)
+
+
+def glue_catalog(aws):
+    """PyIceberg's Glue catalog on a `support.aws.MotoServer`, S3 included."""
+    from pyiceberg.catalog.glue import GlueCatalog
+
+    from support.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+
+    creds = {"region": REGION, "access-key-id": ACCESS_KEY_ID, "secret-access-key": SECRET_ACCESS_KEY}
+    props = {f"glue.{k}": v for k, v in creds.items()} | {f"s3.{k}": v for k, v in creds.items()}
+    return GlueCatalog(CATALOG_NAME, **props, **{"glue.endpoint": aws.endpoint, "s3.endpoint": aws.endpoint})
+
+
+def glue_rows(aws, ident: str) -> list[dict[str, Any]]:
+    """The table's rows read by PyIceberg through Glue and S3, normalized."""
+    return normalize_rows(glue_catalog(aws).load_table(ident).scan().to_arrow().to_pylist())
+
+
+def duckdb_s3_query(aws, metadata_location: str, sql: str) -> list[dict[str, Any]]:
+    """Runs `sql` with the view `t` over an Iceberg table on moto's S3."""
+    from support.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+
+    con = duckdb_connection()
+    try:
+        con.execute("LOAD httpfs")
+        con.execute(
+            f"CREATE SECRET (TYPE s3, KEY_ID '{ACCESS_KEY_ID}', SECRET '{SECRET_ACCESS_KEY}', REGION '{REGION}', "
+            f"ENDPOINT '127.0.0.1:{aws.port}', URL_STYLE 'path', USE_SSL false)"
+        )
+        con.execute(f"CREATE VIEW t AS SELECT * FROM iceberg_scan('{metadata_location}')")
+        cur = con.execute(sql)
+        names = [d[0] for d in cur.description]
+        return normalize_rows([dict(zip(names, r)) for r in cur.fetchall()])
+    finally:
+        con.close()
 
 
 # --------------------------------------------------------------------------- Spark

@@ -1,0 +1,100 @@
+//! AWS plumbing shared by the Kinesis source, the Glue catalog and S3
+//! storage: one configuration from the default chain, so every client signs
+//! with the same credentials and region.
+//!
+//! Credentials come from the AWS SDK's default chain (environment, shared
+//! profile, web identity, ECS task role, EC2 instance role) and are refreshed
+//! before they expire. S3 goes through Iceberg's OpenDAL storage, which has a
+//! signer of its own: it is handed the SDK's credentials, so S3 uses the same
+//! chain as Kinesis and Glue.
+
+use std::collections::HashMap;
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use iceberg::io::{FileIO, FileIOBuilder, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION};
+use iceberg_storage_opendal::{
+    AwsCredential, CustomAwsCredentialLoader, OpenDalStorageFactory, ProvideCredential,
+};
+
+/// The default AWS configuration: region and credentials from the
+/// environment, profile, or the ECS or EC2 role; `AWS_ENDPOINT_URL` (or
+/// `AWS_ENDPOINT_URL_<SERVICE>`) points clients elsewhere.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// How Floe reaches S3.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Endpoint of an S3-compatible store (default: AWS, or
+    /// `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most
+    /// S3-compatible stores need.
+    pub path_style: bool,
+}
+
+/// A FileIO over S3 that signs with the SDK's credentials.
+pub fn s3_file_io(sdk: &SdkConfig, settings: &S3Settings) -> FileIO {
+    let mut props = HashMap::new();
+    if let Some(region) = sdk.region() {
+        props.insert(S3_REGION.to_string(), region.to_string());
+    }
+    let endpoint = settings
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    if let Some(endpoint) = endpoint {
+        props.insert(S3_ENDPOINT.to_string(), endpoint);
+    }
+    props.insert(
+        S3_PATH_STYLE_ACCESS.to_string(),
+        settings.path_style.to_string(),
+    );
+    let factory = OpenDalStorageFactory::S3 {
+        customized_credential_load: sdk
+            .credentials_provider()
+            .map(|p| CustomAwsCredentialLoader::new(SdkCredentials(p))),
+    };
+    FileIOBuilder::new(std::sync::Arc::new(factory))
+        .with_props(props)
+        .build()
+}
+
+/// The SDK's credential chain, as OpenDAL's signer asks for credentials.
+#[derive(Debug)]
+struct SdkCredentials(SharedCredentialsProvider);
+
+impl ProvideCredential for SdkCredentials {
+    type Credential = AwsCredential;
+
+    async fn provide_credential(
+        &self,
+        _: &reqsign_core::Context,
+    ) -> reqsign_core::Result<Option<AwsCredential>> {
+        let credentials = self.0.provide_credentials().await.map_err(|e| {
+            reqsign_core::Error::unexpected(format!(
+                "no AWS credentials from the default chain: {e}"
+            ))
+        })?;
+        let expires_in = match credentials.expiry() {
+            Some(t) => {
+                let seconds = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                Some(reqsign_core::time::Timestamp::from_second(seconds)?)
+            }
+            None => None,
+        };
+        Ok(Some(AwsCredential {
+            access_key_id: credentials.access_key_id().to_string(),
+            secret_access_key: credentials.secret_access_key().to_string(),
+            session_token: credentials.session_token().map(str::to_string),
+            expires_in,
+        }))
+    }
+}
