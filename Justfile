@@ -31,6 +31,12 @@ bench *args:
     cargo build --release --locked
     python3 scripts/bench.py {{args}}
 
+# Kinesis -> Glue/S3 on moto: events/s against files, commit latency p50/p99,
+# freshness at a steady 1k events/s per flush interval (needs `just test` once for .venv).
+bench-kinesis *args:
+    cargo build --release --locked
+    .venv/bin/python scripts/bench_kinesis.py {{args}}
+
 # Describe the demo table.
 inspect dir="floe-demo":
     cargo run --release --locked -- inspect --warehouse {{dir}}/warehouse

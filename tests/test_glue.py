@@ -105,6 +105,27 @@ def test_a_kinesis_stream_into_glue_and_s3(moto, tmp_path):
     assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
 
 
+@pytest.mark.parametrize(
+    "point", ["after-data-files", "after-manifests", "after-metadata-file", "after-catalog-swap", "before-positions-advance"]
+)
+def test_death_at_each_fail_point_with_glue_then_restart_keeps_each_record_once(point, moto, tmp_path):
+    """As in test_kinesis.py, against Glue and S3: no malformed records, so
+    each flush (one per shard batch) passes each point once and `@2` dies in
+    the second of four flushes."""
+    moto.client("s3").create_bucket(Bucket=BUCKET)
+    moto.create_stream(STREAM, shards=4)
+    lines = lines_of(floe.generate(tmp_path / "e.jsonl", 6_000, seed=54, dup_rate=0.02, changed_dup_rate=0.01, bad_rate=0))
+    put(moto, lines)
+    args = ("--stream", STREAM, "--drain", "--flush-size", "64KiB", "--flush-interval", "1s")
+    died = run_glue(moto, *args, check=False, FLOE_FAILPOINT=f"{point}@2")
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    out = run_glue(moto, *args).stdout
+    assert 0 < floe.summary_value(out, "records read") < len(lines), "resumed, not restarted"
+    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
+    got = by_key(glue_rows(moto, EVENTS))  # raises on a second live row
+    assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
+
+
 def test_split_and_merge_while_floe_runs_into_glue_keep_each_record_once(moto, tmp_path):
     """The issue's headline: a 4-shard stream of 50k records with exact and
     changed duplicates, malformed and KPL-aggregated records; one shard split

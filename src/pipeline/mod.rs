@@ -596,10 +596,12 @@ async fn flush(
         withdrawn: HashSet::new(),
         counts: &mut counts,
     };
+    let commit_started = Instant::now();
     let outcome = tables
         .store
         .commit_rebasing(&tables.events, &mut change, Some(&mut rebase))
         .await?;
+    let commit_ms = commit_started.elapsed().as_secs_f64() * 1e3;
     let withdrawn = std::mem::take(&mut rebase.withdrawn);
     failpoint::hit(FailPoint::BeforePositionsAdvance);
     // The rows are in the table now: the index may point at them.
@@ -636,6 +638,7 @@ async fn flush(
         deleted = counts.rows_deleted,
         rejected = counts.rejected_total(),
         conflicts = outcome.conflicts,
+        commit_ms,
         "committed events"
     );
     tables.events = outcome.table;
