@@ -6,6 +6,7 @@ what Floe wrote.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections import Counter
@@ -192,6 +193,63 @@ def wait_for_rows(server: MotoServer, n: int, proc, timeout: float = 180) -> Non
             return
         time.sleep(0.3)
     raise AssertionError(f"table holds {got} rows, not {n}, after {timeout} s")
+
+
+def test_credentials_come_from_the_ecs_task_role_endpoint_and_are_refreshed(moto, tmp_path):
+    """The default chain as on Fargate: no keys in the environment, only
+    AWS_CONTAINER_CREDENTIALS_FULL_URI. The credentials served expire within
+    the SDK's refresh margin, so every use refreshes them: one source of
+    credentials for Kinesis, Glue and S3 alike."""
+    import http.server
+    import threading
+
+    hits = []
+
+    class Credentials(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            hits.append(self.path)
+            expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+            body = json.dumps(
+                {
+                    "AccessKeyId": aws.ACCESS_KEY_ID,
+                    "SecretAccessKey": aws.SECRET_ACCESS_KEY,
+                    "Token": "task-role-session",
+                    "Expiration": expires,
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Credentials)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        moto.client("s3").create_bucket(Bucket=BUCKET)
+        moto.create_stream(STREAM, shards=2)
+        lines = lines_of(floe.generate(tmp_path / "e.jsonl", 3_000, seed=55))
+        put(moto, lines)
+        env = {k: v for k, v in moto.env().items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"http://127.0.0.1:{server.server_port}/v2/credentials/task"
+        out = floe.run(
+            "run", "--catalog", "glue", "--warehouse", WAREHOUSE, "--s3-path-style", "--stream", STREAM, "--drain",
+            "--flush-interval", "1s", **env,
+        )
+    finally:
+        server.shutdown()
+    assert floe.summary_value(out.stdout, "records read") == len(lines)
+    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
+    got = by_key(glue_rows(moto, EVENTS))
+    assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
+    # Every service was called (moto does not check the signatures).
+    assert {c.service for c in moto.calls()} == {"kinesis", "glue"}
+    # Fetched from the task role endpoint, and fetched again as they expire.
+    assert set(hits) == {"/v2/credentials/task"}
+    assert len(hits) >= 2
 
 
 def test_an_s3_warehouse_needs_the_glue_catalog(tmp_path):
