@@ -39,6 +39,8 @@ const RECORDS_PER_CALL: i32 = 10_000;
 const IDLE_POLL: Duration = Duration::from_millis(1_000);
 /// How often the shard list is refreshed (also after any shard ends).
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
+/// How often every shard's lag is logged.
+const LAG_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest pause between retries of a throttled or failed call.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -169,7 +171,12 @@ impl Coordinator {
     async fn run(mut self, mut committed: watch::Receiver<Checkpoint>) {
         let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<String>();
         let mut next_listing = Instant::now();
+        let mut next_lag_log = Instant::now() + LAG_LOG_INTERVAL;
         loop {
+            if Instant::now() >= next_lag_log {
+                self.log_lags();
+                next_lag_log = Instant::now() + LAG_LOG_INTERVAL;
+            }
             if Instant::now() >= next_listing {
                 match self.list_shards().await {
                     Ok(listed) => self.learn(listed),
@@ -204,6 +211,19 @@ impl Coordinator {
                 }
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
+        }
+    }
+
+    /// One line per shard being read: its `MillisBehindLatest` and records.
+    fn log_lags(&self) {
+        let lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        for (shard, lag) in lags.iter().filter(|(_, l)| !l.ended) {
+            tracing::info!(
+                shard = %shard,
+                millis_behind = lag.millis_behind,
+                records = lag.records,
+                "shard lag"
+            );
         }
     }
 
