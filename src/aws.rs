@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 
 use aws_config::SdkConfig;
+// Every AWS SDK crate re-exports the same smithy error types.
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use iceberg::io::{FileIO, FileIOBuilder, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION};
 use iceberg_storage_opendal::{
     AwsCredential, CustomAwsCredentialLoader, OpenDalStorageFactory, ProvideCredential,
@@ -19,11 +21,32 @@ use iceberg_storage_opendal::{
 
 /// The default AWS configuration: region and credentials from the
 /// environment, profile, or the ECS or EC2 role; `AWS_ENDPOINT_URL` (or
-/// `AWS_ENDPOINT_URL_<SERVICE>`) points clients elsewhere.
+/// `AWS_ENDPOINT_URL_<SERVICE>`) points clients elsewhere. Loaded once per
+/// process, so the Kinesis, Glue and S3 clients share its credential cache.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
+    static CONFIG: tokio::sync::OnceCell<SdkConfig> = tokio::sync::OnceCell::const_new();
+    CONFIG
+        .get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
         .await
+        .clone()
+}
+
+/// The service's error code (`ThrottlingException`...) of a failed call;
+/// `None` when the call failed before the service answered.
+pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
+/// Whether a call failed on the way (timeout, connection, unreadable
+/// answer): trying again can succeed.
+pub fn is_transport_failure<E, R>(e: &SdkError<E, R>) -> bool {
+    matches!(
+        e,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    )
 }
 
 /// How Floe reaches S3.

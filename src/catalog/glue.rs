@@ -17,6 +17,7 @@ use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
 use iceberg::spec::{NestedFieldRef, PrimitiveType, TableMetadata, Type};
 
 use super::{CatalogError, SwapOutcome, TableName};
+use crate::aws::{error_code, is_transport_failure};
 
 /// A catalog in AWS Glue.
 pub struct GlueCatalog {
@@ -33,7 +34,7 @@ impl GlueCatalog {
     pub async fn ensure_namespace(&self, namespace: &str) -> Result<(), CatalogError> {
         match self.client.get_database().name(namespace).send().await {
             Ok(_) => return Ok(()),
-            Err(e) if code(&e) == Some("EntityNotFoundException") => {}
+            Err(e) if error_code(&e) == Some("EntityNotFoundException") => {}
             Err(e) => return Err(glue_error("GetDatabase", namespace, &e)),
         }
         let input = DatabaseInput::builder()
@@ -54,7 +55,7 @@ impl GlueCatalog {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("AlreadyExistsException") => Ok(()),
+            Err(e) if error_code(&e) == Some("AlreadyExistsException") => Ok(()),
             Err(e) => Err(glue_error("CreateDatabase", namespace, &e)),
         }
     }
@@ -88,7 +89,7 @@ impl GlueCatalog {
             .await
         {
             Ok(_) => Ok(SwapOutcome::Swapped),
-            Err(e) if code(&e) == Some("AlreadyExistsException") => Ok(SwapOutcome::Conflict),
+            Err(e) if error_code(&e) == Some("AlreadyExistsException") => Ok(SwapOutcome::Conflict),
             Err(e) => Err(glue_error("CreateTable", &table.to_string(), &e)),
         }
     }
@@ -124,7 +125,7 @@ impl GlueCatalog {
         }
         match request.send().await {
             Ok(_) => Ok(SwapOutcome::Swapped),
-            Err(e) if code(&e) == Some("ConcurrentModificationException") => {
+            Err(e) if error_code(&e) == Some("ConcurrentModificationException") => {
                 Ok(SwapOutcome::Conflict)
             }
             Err(e) => Err(glue_error("UpdateTable", &table.to_string(), &e)),
@@ -141,7 +142,7 @@ impl GlueCatalog {
             .await;
         let out = match answer {
             Ok(out) => out,
-            Err(e) if code(&e) == Some("EntityNotFoundException") => return Ok(None),
+            Err(e) if error_code(&e) == Some("EntityNotFoundException") => return Ok(None),
             Err(e) => return Err(glue_error("GetTable", &table.to_string(), &e)),
         };
         let Some(glue_table) = out.table else {
@@ -261,28 +262,15 @@ fn hive_type(t: &Type) -> String {
     }
 }
 
-fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
-    match e {
-        SdkError::ServiceError(service) => service.err().code(),
-        _ => None,
-    }
-}
-
 fn glue_error<E, R>(operation: &str, target: &str, e: &SdkError<E, R>) -> CatalogError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let retryable = match e {
-        SdkError::ServiceError(service) => matches!(
-            service.err().code(),
-            Some("ThrottlingException" | "InternalServiceException" | "OperationTimeoutException")
-        ),
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        _ => false,
-    };
+    let retryable = matches!(
+        error_code(e),
+        Some("ThrottlingException" | "InternalServiceException" | "OperationTimeoutException")
+    ) || is_transport_failure(e);
     CatalogError::Glue {
         operation: operation.into(),
         target: target.into(),

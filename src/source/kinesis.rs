@@ -594,23 +594,18 @@ fn classify<E, R>(e: &SdkError<E, R>) -> Failure
 where
     E: ProvideErrorMetadata,
 {
-    match e {
-        SdkError::ServiceError(service) => match service.err().code() {
-            Some("ExpiredIteratorException") => Failure::Expired,
-            Some(
-                "ProvisionedThroughputExceededException"
-                | "LimitExceededException"
-                | "KMSThrottlingException"
-                | "ThrottlingException",
-            ) => Failure::Throttled,
-            Some("InternalFailureException" | "ServiceUnavailable" | "InternalFailure") => {
-                Failure::Transient
-            }
-            _ => Failure::Fatal,
-        },
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+    match crate::aws::error_code(e) {
+        Some("ExpiredIteratorException") => Failure::Expired,
+        Some(
+            "ProvisionedThroughputExceededException"
+            | "LimitExceededException"
+            | "KMSThrottlingException"
+            | "ThrottlingException",
+        ) => Failure::Throttled,
+        Some("InternalFailureException" | "ServiceUnavailable" | "InternalFailure") => {
             Failure::Transient
         }
+        None if crate::aws::is_transport_failure(e) => Failure::Transient,
         _ => Failure::Fatal,
     }
 }
