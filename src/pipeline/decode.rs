@@ -65,7 +65,17 @@ pub fn decode_shard_batch(
         blank_lines: 0,
         bytes: batch.records.iter().map(|r| r.data.len() as u64).sum(),
     };
+    // Reused for every record: most hold a single event.
+    let mut lines: Vec<&[u8]> = Vec::new();
     for record in &batch.records {
+        let origin = |index: Option<u32>| Origin {
+            source: batch.source.display.clone(),
+            position: RecordPosition::Record {
+                seq: record.seq.clone(),
+                index,
+            },
+            ingested_micros,
+        };
         let parts = match kpl::deaggregate(&record.data) {
             Ok(None) => vec![&record.data[..]],
             Ok(Some(user_records)) => user_records,
@@ -75,19 +85,12 @@ pub fn decode_shard_batch(
                     reason: RejectReason::BadAggregate,
                     message,
                     raw: record.data[..record.data.len().min(MAX_RAW_KEPT)].to_vec(),
-                    origin: Origin {
-                        source: batch.source.display.clone(),
-                        position: RecordPosition::Record {
-                            seq: record.seq.clone(),
-                            index: None,
-                        },
-                        ingested_micros,
-                    },
+                    origin: origin(None),
                 });
                 continue;
             }
         };
-        let mut lines: Vec<&[u8]> = Vec::new();
+        lines.clear();
         for part in parts {
             let body = part.strip_suffix(b"\n").unwrap_or(part);
             lines.extend(
@@ -102,16 +105,8 @@ pub fn decode_shard_batch(
         // The i-th event of a record holding several (for a KPL aggregate of
         // one event per user record, i is the sub-sequence number).
         let several = lines.len() > 1;
-        for (i, line) in lines.into_iter().enumerate() {
-            let origin = Origin {
-                source: batch.source.display.clone(),
-                position: RecordPosition::Record {
-                    seq: record.seq.clone(),
-                    index: several.then_some(i as u32),
-                },
-                ingested_micros,
-            };
-            decode_line(line, limits, origin, &mut out);
+        for (i, line) in lines.iter().enumerate() {
+            decode_line(line, limits, origin(several.then_some(i as u32)), &mut out);
         }
     }
     out
