@@ -106,9 +106,7 @@ def test_a_kinesis_stream_into_glue_and_s3(moto, tmp_path):
     assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
 
 
-@pytest.mark.parametrize(
-    "point", ["after-data-files", "after-manifests", "after-metadata-file", "after-catalog-swap", "before-positions-advance"]
-)
+@pytest.mark.parametrize("point", floe.FAIL_POINTS)
 def test_death_at_each_fail_point_with_glue_then_restart_keeps_each_record_once(point, moto, tmp_path):
     """As in test_kinesis.py, against Glue and S3: no malformed records, so
     each flush (one per shard batch) passes each point once and `@2` dies in
@@ -179,20 +177,20 @@ def expected_rows(lines: list[bytes]) -> int:
 
 def wait_for_rows(server: MotoServer, n: int, proc, timeout: float = 180) -> None:
     """Polls the Glue table until it holds `n` live rows (fails if Floe exits)."""
-    deadline = time.monotonic() + timeout
     got = -1
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"floe exited {proc.returncode}: {proc.stderr.read().decode()}")
+
+    def holds_n() -> bool:
+        nonlocal got
+        if floe.exited(proc):
+            return False
         try:
             location = glue_catalog(server).load_table(EVENTS).metadata_location
             got = duckdb_s3_query(server, location, "SELECT count(*) AS n FROM t")[0]["n"]
         except Exception:  # the table may not exist yet
             got = -1
-        if got == n:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"table holds {got} rows, not {n}, after {timeout} s")
+        return got == n
+
+    floe.wait_for(holds_n, timeout, lambda: f"{n} rows in the table (it holds {got})", interval=0.3)
 
 
 def test_credentials_come_from_the_ecs_task_role_endpoint_and_are_refreshed(moto, tmp_path):

@@ -10,7 +10,6 @@ import collections
 import datetime
 import gzip
 import signal
-import time
 
 import pytest
 
@@ -177,15 +176,6 @@ def metadata_version(location: str) -> int:
     return int(location.rsplit("/", 1)[1].split("-", 1)[0])
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    """Polls `condition` until true; fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def events_version(wh) -> int:
     try:
         return metadata_version(wh.metadata_location(EVENTS))
@@ -201,7 +191,7 @@ def test_resume_after_sigkill_keeps_each_record_once(tmp_path, tmp_warehouse):
     args = ("run", "--input", str(events), "--warehouse", str(tmp_warehouse.root), "--flush-size", "192KiB")
     proc = floe.start(*args)
     try:
-        wait_for(lambda: events_version(tmp_warehouse) >= 4, 120, "three commits")
+        floe.wait_for(lambda: events_version(tmp_warehouse) >= 4, 120, "three commits", interval=0.01)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
@@ -223,23 +213,17 @@ def test_resume_after_sigkill_keeps_each_record_once(tmp_path, tmp_warehouse):
 # Each flush passes the first four points twice (rejected table, then events)
 # and the last once: these hits all fall in the second flush, after one
 # complete flush landed.
-FAIL_POINTS = {
-    "after-data-files": 4,
-    "after-manifests": 4,
-    "after-metadata-file": 4,
-    "after-catalog-swap": 4,
-    "before-positions-advance": 2,
-}
+FAIL_POINT_HIT = dict.fromkeys(floe.FAIL_POINTS, 4) | {"before-positions-advance": 2}
 
 
-@pytest.mark.parametrize("point", FAIL_POINTS)
+@pytest.mark.parametrize("point", floe.FAIL_POINTS)
 def test_death_at_each_fail_point_then_restart_keeps_each_record_once(point, tmp_path, tmp_warehouse):
     events = floe.generate(
         tmp_path / "e.jsonl", 8_000, seed=17, dup_rate=0.02, changed_dup_rate=0.01, bad_rate=0.01
     )
     exp = expected_from_file(events)
     args = ("run", "--input", str(events), "--warehouse", str(tmp_warehouse.root), "--flush-size", "256KiB")
-    died = floe.run(*args, check=False, FLOE_FAILPOINT=f"{point}@{FAIL_POINTS[point]}")
+    died = floe.run(*args, check=False, FLOE_FAILPOINT=f"{point}@{FAIL_POINT_HIT[point]}")
     assert died.returncode == -signal.SIGKILL, died.stderr
     assert f"fail point {point} reached" in died.stderr
 
@@ -399,7 +383,7 @@ def test_sigterm_commits_what_was_read_and_exits_cleanly(tmp_path, tmp_warehouse
     args = ("run", "--input", str(events), "--warehouse", str(tmp_warehouse.root), "--flush-size", "192KiB")
     proc = floe.start(*args)
     try:
-        wait_for(lambda: events_version(tmp_warehouse) >= 3, 120, "two commits")
+        floe.wait_for(lambda: events_version(tmp_warehouse) >= 3, 120, "two commits", interval=0.01)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

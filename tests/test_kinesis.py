@@ -9,7 +9,6 @@ over the put order is then exactly what last-writer-wins must produce.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -110,23 +109,19 @@ def test_sigterm_mid_stream_commits_and_the_next_run_resumes(moto, tmp_path, tmp
 def wait_for_polls(server: MotoServer, n: int, timeout: float = 60) -> None:
     """Waits until every shard answered `n` GetRecords calls (each reader
     hands a batch over before its next call)."""
-    deadline = time.monotonic() + timeout
     shards = [s["ShardId"] for s in server.shards(STREAM)]
-    while time.monotonic() < deadline:
+
+    def polled() -> bool:
         ok = [c.shard_id for c in server.calls("GetRecords") if c.status == 200]
-        if all(ok.count(s) >= n for s in shards):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"shards not polled {n} times after {timeout} s")
+        return all(ok.count(s) >= n for s in shards)
+
+    floe.wait_for(polled, timeout, f"every shard to be polled {n} times", interval=0.05)
 
 
 # No malformed records here: every flush passes each point once (there is
 # no rejected-table commit), so `@2` dies in the second of four flushes
 # (one per shard batch, each larger than --flush-size).
-FAIL_POINTS = ["after-data-files", "after-manifests", "after-metadata-file", "after-catalog-swap", "before-positions-advance"]
-
-
-@pytest.mark.parametrize("point", FAIL_POINTS)
+@pytest.mark.parametrize("point", floe.FAIL_POINTS)
 def test_death_at_each_fail_point_then_restart_keeps_each_record_once(point, moto, tmp_path, tmp_warehouse):
     moto.create_stream(STREAM, shards=4)
     lines = lines_of(

@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("FLOE_BIN", str(ROOT / "target" / "debug" / "floe"))
 TIMEOUT = 300
+# The fail points of src/failpoint.rs, in commit order.
+FAIL_POINTS = ["after-data-files", "after-manifests", "after-metadata-file", "after-catalog-swap", "before-positions-advance"]
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -61,18 +64,31 @@ def summary_value(stdout: str, label: str) -> int:
     return int(match.group(1).replace(",", ""))
 
 
+def wait_for(condition, timeout: float, what, interval: float = 0.02) -> None:
+    """Polls `condition` until true; fails after `timeout` seconds, saying
+    what was awaited (`what`: text, or a function giving it then)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
+        time.sleep(interval)
+
+
+def exited(proc: subprocess.Popen) -> bool:
+    """False while `proc` runs; raises with its stderr once it has exited
+    (for conditions of `wait_for` that a dead Floe can never meet)."""
+    if proc.poll() is None:
+        return False
+    _, err = proc.communicate()
+    raise AssertionError(f"floe exited {proc.returncode}:\n{err.decode()}")
+
+
 def wait_stopped(proc: subprocess.Popen, timeout: float = TIMEOUT) -> None:
     """Waits until `proc` froze itself at a `stop` fail point (state T)."""
-    import time
-
-    deadline = time.monotonic() + timeout
     stat = Path(f"/proc/{proc.pid}/stat")
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            _, err = proc.communicate()
-            raise AssertionError(f"floe exited {proc.returncode} before its fail point:\n{err.decode()}")
-        # The state follows the parenthesised command name.
-        if stat.read_text().rsplit(")", 1)[1].split()[0] == "T":
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"floe did not reach its fail point within {timeout} s")
+    # The state follows the parenthesised command name.
+    wait_for(
+        lambda: not exited(proc) and stat.read_text().rsplit(")", 1)[1].split()[0] == "T",
+        timeout,
+        "floe to reach its fail point",
+    )
