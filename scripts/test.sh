@@ -18,6 +18,17 @@ bash scripts/test-tools.sh
 step "cargo build"
 cargo build --locked --bins
 
+step "schema files (floe schema check)"
+# Every file and step of each chain; with git history, also that no schema
+# file of the base revision (FLOE_SCHEMA_BASE, default the previous commit)
+# was edited or removed: the chain is append-only.
+BASE="${FLOE_SCHEMA_BASE:-HEAD~1}"
+if git rev-parse --verify -q "$BASE^{commit}" >/dev/null 2>&1; then
+    cargo run --locked --quiet -- schema check --since "$BASE"
+else
+    cargo run --locked --quiet -- schema check
+fi
+
 step "cargo test"
 cargo test --locked
 

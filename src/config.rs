@@ -59,6 +59,9 @@ pub struct RawRunConfig {
     pub zstd_level: Option<i32>,
     /// `upsert` or `keep-first`.
     pub dedup_mode: Option<String>,
+    /// `payload` (keep a value that does not fit its typed column in
+    /// `payload`) or `reject` (reject the record).
+    pub type_mismatch: Option<String>,
     /// How far back (in `created_datetime`) the key index reaches, e.g. `7d`.
     pub dedup_window: Option<String>,
     /// Memory the key index may use, e.g. `1GiB`.
@@ -106,6 +109,7 @@ impl RawRunConfig {
             max_record_size: self.max_record_size.or(lower.max_record_size),
             zstd_level: self.zstd_level.or(lower.zstd_level),
             dedup_mode: self.dedup_mode.or(lower.dedup_mode),
+            type_mismatch: self.type_mismatch.or(lower.type_mismatch),
             dedup_window: self.dedup_window.or(lower.dedup_window),
             index_memory: self.index_memory.or(lower.index_memory),
             decode_threads: self.decode_threads.or(lower.decode_threads),
@@ -295,6 +299,9 @@ pub struct RunConfig {
     pub zstd_level: i32,
     /// Duplicate handling.
     pub dedup_mode: DedupMode,
+    /// Reject a record whose payload field does not fit its typed column
+    /// (instead of keeping the value in `payload`).
+    pub strict_types: bool,
     /// Reach of the key index in `created_datetime`, whole days.
     pub dedup_window: Duration,
     /// Memory budget of the key index: past it, its oldest days are dropped.
@@ -487,6 +494,16 @@ impl RawRunConfig {
                 DedupMode::Upsert
             }
         };
+        let strict_types = match self.type_mismatch.as_deref().unwrap_or("payload") {
+            "payload" => false,
+            "reject" => true,
+            other => {
+                problems.push(format!(
+                    "type_mismatch: `{other}` is not one of payload, reject"
+                ));
+                false
+            }
+        };
         let dedup_window = duration_setting(
             &mut problems,
             "dedup_window",
@@ -552,6 +569,7 @@ impl RawRunConfig {
             max_record_size,
             zstd_level,
             dedup_mode,
+            strict_types,
             dedup_window,
             index_memory,
             decode_threads,

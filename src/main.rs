@@ -15,6 +15,7 @@ use floe::config::{
 };
 use floe::generate::{GenerateOptions, generate, validate_options};
 use floe::pipeline::{self, Progress, RunReport};
+use floe::table::{SchemaChain, SchemaPlan, SchemaSource, TableKind, TableLayout};
 use floe::{catalog::TableName, report, telemetry};
 
 /// Floe allocates and frees many small strings per record; mimalloc does
@@ -40,6 +41,50 @@ enum Command {
     Inspect(InspectArgs),
     /// Write deterministic, realistic sample events (with duplicates and bad lines) as JSON Lines.
     Generate(GenerateArgs),
+    /// Check schema files offline, or compare a table with them and apply the newest.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Check every schema file and every step of each chain (offline: no catalog, no storage).
+    Check(SchemaCheckArgs),
+    /// Show which schema file each table is at and what applying the newest would change.
+    Diff(SchemaTableArgs),
+    /// Apply the newest schema file to each table (what `floe run` does at startup).
+    Apply(SchemaTableArgs),
+}
+
+#[derive(Args)]
+struct SchemaCheckArgs {
+    /// Folder of schema files (schemas/<table>/NNNN-slug.json).
+    #[arg(long, env = "FLOE_SCHEMA_DIR", default_value = "schemas")]
+    schema_dir: PathBuf,
+    /// Git revision (e.g. origin/main): every schema file it has must be unchanged here.
+    #[arg(long)]
+    since: Option<String>,
+}
+
+#[derive(Args)]
+struct SchemaTableArgs {
+    /// Warehouse: a folder (holds catalog.db) or s3://bucket/prefix
+    #[arg(long, short, env = "FLOE_WAREHOUSE")]
+    warehouse: PathBuf,
+    #[command(flatten)]
+    aws: AwsArgs,
+    /// Events table.
+    #[arg(long, env = "FLOE_TABLE", default_value = defaults::TABLE)]
+    table: String,
+    /// Rejected-records table.
+    #[arg(long, env = "FLOE_REJECTED_TABLE", default_value = defaults::REJECTED_TABLE)]
+    rejected_table: String,
+    /// Catalog name inside catalog.db.
+    #[arg(long, env = "FLOE_CATALOG_NAME", default_value = defaults::CATALOG_NAME)]
+    catalog_name: String,
+    /// Folder of schema files [default: built in]
+    #[arg(long, env = "FLOE_SCHEMA_DIR")]
+    schema_dir: Option<PathBuf>,
 }
 
 /// Every `run` setting; each can also come from `FLOE_*` or the `--config` file.
@@ -119,6 +164,9 @@ struct Tuning {
     /// Duplicate event_uuid: upsert (last writer wins, position delete) or keep-first [default: upsert]
     #[arg(long, env = "FLOE_DEDUP_MODE")]
     dedup_mode: Option<String>,
+    /// A payload value that does not fit its typed column: payload (keep it there, count it) or reject the record [default: payload]
+    #[arg(long, env = "FLOE_TYPE_MISMATCH")]
+    type_mismatch: Option<String>,
     /// How far back in created_datetime the key index reaches, whole days [default: 7d]
     #[arg(long, env = "FLOE_DEDUP_WINDOW")]
     dedup_window: Option<String>,
@@ -162,6 +210,7 @@ impl RunArgs {
             max_record_size: t.max_record_size,
             zstd_level: t.zstd_level,
             dedup_mode: t.dedup_mode,
+            type_mismatch: t.type_mismatch,
             dedup_window: t.dedup_window,
             index_memory: t.index_memory,
             decode_threads: t.decode_threads,
@@ -338,6 +387,21 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Schema(SchemaCommand::Check(args)) => {
+            let source = SchemaSource::Dir(args.schema_dir.clone());
+            let mut out = String::new();
+            for kind in [TableKind::Events, TableKind::Rejected] {
+                let chain = SchemaChain::load(kind, &source)?;
+                if let Some(since) = &args.since {
+                    chain.check_unchanged_since(&args.schema_dir, since)?;
+                }
+                out.push_str(&report::schema_chain(&chain));
+            }
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema(SchemaCommand::Diff(args)) => schema_tables(args, false),
+        Command::Schema(SchemaCommand::Apply(args)) => schema_tables(args, true),
         Command::Inspect(args) => {
             telemetry::init_logging(LogFormat::Text, "warn");
             let table = TableName::parse(&args.table).map_err(|e| ConfigError {
@@ -345,20 +409,7 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             let rt = runtime()?;
             rt.block_on(async {
-                let mut problems = Vec::new();
-                let config = StoreConfig::new(
-                    &mut problems,
-                    Some(args.warehouse.clone()),
-                    args.aws.catalog.as_deref(),
-                    args.catalog_name.clone(),
-                    S3Settings {
-                        endpoint: args.aws.s3_endpoint.clone(),
-                        path_style: args.aws.s3_path_style,
-                    },
-                );
-                if !problems.is_empty() {
-                    return Err(ConfigError { problems }.into());
-                }
+                let config = store_config(&args.warehouse, &args.aws, &args.catalog_name)?;
                 let store = open_existing(&config).await?;
                 let loaded = store
                     .load(&table)
@@ -370,6 +421,93 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The store options of `inspect` and `schema diff|apply`, checked.
+fn store_config(
+    warehouse: &std::path::Path,
+    aws: &AwsArgs,
+    catalog_name: &str,
+) -> Result<StoreConfig, ConfigError> {
+    let mut problems = Vec::new();
+    let config = StoreConfig::new(
+        &mut problems,
+        Some(warehouse.to_path_buf()),
+        aws.catalog.as_deref(),
+        catalog_name.to_string(),
+        S3Settings {
+            endpoint: aws.s3_endpoint.clone(),
+            path_style: aws.s3_path_style,
+        },
+    );
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// `floe schema diff` (`apply` false) and `floe schema apply`.
+fn schema_tables(args: SchemaTableArgs, apply: bool) -> anyhow::Result<ExitCode> {
+    telemetry::init_logging(LogFormat::Text, "warn");
+    let mut problems = Vec::new();
+    let mut table = |label: &str, text: &str| {
+        TableName::parse(text)
+            .map_err(|e| problems.push(format!("{label}: {e}")))
+            .ok()
+    };
+    let names = [
+        (TableKind::Events, table("table", &args.table)),
+        (
+            TableKind::Rejected,
+            table("rejected_table", &args.rejected_table),
+        ),
+    ];
+    if !problems.is_empty() {
+        return Err(ConfigError { problems }.into());
+    }
+    let source = args
+        .schema_dir
+        .clone()
+        .map_or(SchemaSource::Embedded, SchemaSource::Dir);
+    let rt = runtime()?;
+    rt.block_on(async {
+        let config = store_config(&args.warehouse, &args.aws, &args.catalog_name)?;
+        let store = open_existing(&config).await?;
+        for (kind, name) in names {
+            let Some(name) = name else { continue };
+            let layout = TableLayout::load(kind, &source)?;
+            let newest = &layout.chain.newest().origin;
+            let Some(loaded) = store.load(&name).await? else {
+                if apply {
+                    store.load_or_create(&name, &layout).await?;
+                    println!("{name}: created at {newest}");
+                } else {
+                    println!("{name}: no such table; `floe run` creates it at {newest}");
+                }
+                continue;
+            };
+            let plan = SchemaPlan::of(&loaded, &layout.chain)?;
+            match (&plan.changes, apply) {
+                (None, _) => println!("{name}: at {newest}, the newest file; nothing to apply"),
+                (Some(_), false) => println!(
+                    "{name}: at {}; applying {newest} would {}",
+                    plan.table_file,
+                    plan.describe()
+                ),
+                (Some(_), true) => {
+                    store.load_or_create(&name, &layout).await?;
+                    println!(
+                        "{name}: applied {newest} (was at {}): {}",
+                        plan.table_file,
+                        plan.describe()
+                    );
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn open_existing(config: &StoreConfig) -> anyhow::Result<floe::table::TableStore> {

@@ -49,6 +49,15 @@ pub fn run_summary(report: &RunReport) -> String {
         }
     }
     line("blank lines", thousands(c.blank_lines));
+    if !c.type_mismatches.is_empty() {
+        line(
+            "type mismatches (kept in payload)",
+            thousands(c.type_mismatches.values().sum()),
+        );
+        for (column, n) in &c.type_mismatches {
+            line(&format!("  {column}"), thousands(*n));
+        }
+    }
     line("files written", thousands(report.files_written));
     line("bytes written", mib(report.bytes_written));
     line(
@@ -214,6 +223,31 @@ pub async fn inspect(store: &TableStore, table: &LoadedTable) -> Result<String, 
         thousands(bytes)
     );
     Ok(out)
+}
+
+/// A checked schema chain: each file with what it changes.
+pub fn schema_chain(chain: &crate::table::SchemaChain) -> String {
+    let mut out = String::new();
+    let folder = chain.kind.schema_folder();
+    let _ = writeln!(
+        out,
+        "schemas/{folder}: {} file{}, every step allowed",
+        chain.files.len(),
+        if chain.files.len() == 1 { "" } else { "s" }
+    );
+    for (i, file) in chain.files.iter().enumerate() {
+        let what = match i.checked_sub(1).and_then(|s| chain.steps.get(s)) {
+            None => format!("{} columns", file.schema.as_struct().fields().len()),
+            Some(changes) if changes.is_empty() => "no field changes".to_string(),
+            Some(changes) => changes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = writeln!(out, "  {:<32}{what}", file.name);
+    }
+    out
 }
 
 #[cfg(test)]

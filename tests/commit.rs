@@ -32,6 +32,7 @@ fn row(uuid: &str, event_name: &str, created_at: u64) -> Row {
     let limits = DecodeLimits {
         max_record_size: 1 << 20,
         now_seconds: 1_790_000_000.0,
+        ..Default::default()
     };
     Row {
         event: decode(line.as_bytes(), &limits).expect("valid test event"),

@@ -1,6 +1,7 @@
 //! Rows to Arrow: the events and rejected records of a flush as record batches
-//! in the table's Arrow schema (columns matched by name, so a schema file may
-//! order or extend them; a new optional column is filled with nulls).
+//! in the table's Arrow schema. Columns are matched by field id, so a schema
+//! file may rename, order or drop them; the other top-level columns are the
+//! typed columns, filled from [`Event::typed`] in schema order.
 
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use arrow_array::{
 };
 use arrow_schema::{ArrowError, DataType, SchemaRef};
 
+use super::typed::{self, Value};
 use super::{Event, RejectReason};
+use crate::table::schema::ids;
 
 /// Where a record came from and when it was read: the ingestion columns.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,59 +108,75 @@ fn unknown_column(name: &str) -> ArrowError {
     ))
 }
 
+/// The Iceberg field id an Arrow field carries.
+fn field_id(field: &arrow_schema::Field) -> Option<i32> {
+    field
+        .metadata()
+        .get(parquet::arrow::PARQUET_FIELD_ID_META_KEY)
+        .and_then(|id| id.parse().ok())
+}
+
 /// Builds one record batch of event rows in `schema`.
 pub fn events_batch(schema: &SchemaRef, rows: &[&Row]) -> Result<RecordBatch, ArrowError> {
-    let n = rows.len();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    let mut typed_index = 0;
     for field in schema.fields() {
-        let column: ArrayRef = match field.name().as_str() {
-            "event_uuid" => strings(
+        let column: ArrayRef = match field_id(field) {
+            Some(ids::EVENT_UUID) => strings(
                 rows.iter().map(|r| Some(r.event.event_uuid.as_str())),
                 rows.iter().map(|r| r.event.event_uuid.len()).sum(),
             ),
-            "event_name" => strings(
+            Some(ids::EVENT_NAME) => strings(
                 rows.iter().map(|r| Some(r.event.event_name.as_str())),
                 rows.iter().map(|r| r.event.event_name.len()).sum(),
             ),
-            "event_type" => strings(
+            Some(ids::EVENT_TYPE) => strings(
                 rows.iter().map(|r| Some(r.event.event_type())),
                 rows.iter().map(|r| r.event.event_type().len()).sum(),
             ),
-            "event_subtype" => strings(
+            Some(ids::EVENT_SUBTYPE) => strings(
                 rows.iter().map(|r| r.event.event_subtype()),
                 rows.iter()
                     .map(|r| r.event.event_subtype().map_or(0, str::len))
                     .sum(),
             ),
-            "created_at" => Arc::new(Float64Array::from_iter_values(
+            Some(ids::CREATED_AT) => Arc::new(Float64Array::from_iter_values(
                 rows.iter().map(|r| r.event.created_at),
             )),
-            "created_datetime" => timestamps(
+            Some(ids::CREATED_DATETIME) => timestamps(
                 field.data_type(),
                 rows.iter().map(|r| r.event.created_micros).collect(),
             ),
-            "payload" => strings(
+            Some(ids::PAYLOAD) => strings(
                 rows.iter().map(|r| r.event.payload.as_deref()),
                 rows.iter()
                     .map(|r| r.event.payload.as_ref().map_or(0, String::len))
                     .sum(),
             ),
-            "_ingested_at" => timestamps(
+            Some(ids::INGESTED_AT) => timestamps(
                 field.data_type(),
                 rows.iter().map(|r| r.origin.ingested_micros).collect(),
             ),
-            "_source_id" => strings(
+            Some(ids::SOURCE_ID) => strings(
                 rows.iter().map(|r| Some(r.origin.source.as_ref())),
                 rows.iter().map(|r| r.origin.source.len()).sum(),
             ),
-            "_source_position" => Arc::new(StringArray::from_iter_values(
+            Some(ids::SOURCE_POSITION) => Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|r| r.origin.position.text()),
             )),
-            "_content_hash" => Arc::new(Int64Array::from_iter_values(
+            Some(ids::CONTENT_HASH) => Arc::new(Int64Array::from_iter_values(
                 rows.iter().map(|r| r.event.content_hash),
             )),
-            _ if field.is_nullable() => new_null_array(field.data_type(), n),
-            name => return Err(unknown_column(name)),
+            _ if field.is_nullable() => {
+                let i = typed_index;
+                typed_index += 1;
+                let values: Vec<&Value> = rows
+                    .iter()
+                    .map(|r| r.event.typed.get(i).unwrap_or(&Value::Null))
+                    .collect();
+                typed::to_array(field.data_type(), &values)?
+            }
+            _ => return Err(unknown_column(field.name())),
         };
         columns.push(column);
     }
@@ -172,14 +191,14 @@ pub fn rejected_batch(
     let n = records.len();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let column: ArrayRef = match field.name().as_str() {
-            "reason" => Arc::new(StringArray::from_iter_values(
+        let column: ArrayRef = match field_id(field) {
+            Some(ids::REJECTED_REASON) => Arc::new(StringArray::from_iter_values(
                 records.iter().map(|r| r.reason.code()),
             )),
-            "message" => Arc::new(StringArray::from_iter_values(
+            Some(ids::REJECTED_MESSAGE) => Arc::new(StringArray::from_iter_values(
                 records.iter().map(|r| r.message.as_str()),
             )),
-            "raw" => {
+            Some(ids::REJECTED_RAW) => {
                 let bytes = records.iter().map(|r| r.raw.len()).sum();
                 let mut builder = LargeBinaryBuilder::with_capacity(n, bytes);
                 for r in records {
@@ -187,18 +206,18 @@ pub fn rejected_batch(
                 }
                 Arc::new(builder.finish())
             }
-            "_ingested_at" => timestamps(
+            Some(ids::REJECTED_INGESTED_AT) => timestamps(
                 field.data_type(),
                 records.iter().map(|r| r.origin.ingested_micros).collect(),
             ),
-            "_source_id" => Arc::new(StringArray::from_iter_values(
+            Some(ids::REJECTED_SOURCE_ID) => Arc::new(StringArray::from_iter_values(
                 records.iter().map(|r| r.origin.source.as_ref()),
             )),
-            "_source_position" => Arc::new(StringArray::from_iter_values(
+            Some(ids::REJECTED_SOURCE_POSITION) => Arc::new(StringArray::from_iter_values(
                 records.iter().map(|r| r.origin.position.text()),
             )),
             _ if field.is_nullable() => new_null_array(field.data_type(), n),
-            name => return Err(unknown_column(name)),
+            _ => return Err(unknown_column(field.name())),
         };
         columns.push(column);
     }

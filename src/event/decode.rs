@@ -13,6 +13,8 @@ use serde::Deserializer as _;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::typed::{TypedColumns, TypedColumnsRef, Value, coerce, describe};
+
 /// 2000-01-01T00:00:00Z: anything earlier is taken for a unit or clock error.
 pub const MIN_CREATED_AT: f64 = 946_684_800.0;
 /// How far past the ingestion time an event may claim to be (clock skew).
@@ -39,11 +41,14 @@ pub enum RejectReason {
     /// A KPL aggregated Kinesis record that cannot be unpacked (checksum,
     /// protobuf): none of its user records can be trusted.
     BadAggregate,
+    /// A payload field's value does not fit its typed column (strict mode
+    /// only; otherwise it stays in `payload` and is counted).
+    TypeMismatch,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order (for reports).
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 9] = [
         RejectReason::InvalidJson,
         RejectReason::NotObject,
         RejectReason::BadEventUuid,
@@ -52,6 +57,7 @@ impl RejectReason {
         RejectReason::CreatedAtOutOfRange,
         RejectReason::TooLarge,
         RejectReason::BadAggregate,
+        RejectReason::TypeMismatch,
     ];
 
     /// The reason code, e.g. `invalid_json`.
@@ -65,6 +71,7 @@ impl RejectReason {
             RejectReason::CreatedAtOutOfRange => "created_at_out_of_range",
             RejectReason::TooLarge => "too_large",
             RejectReason::BadAggregate => "bad_aggregate",
+            RejectReason::TypeMismatch => "type_mismatch",
         }
     }
 
@@ -113,6 +120,9 @@ pub struct Event {
     pub payload: Option<String>,
     /// Hash of the body ([`content_hash`]): equal for identical duplicates.
     pub content_hash: i64,
+    /// Values of the typed columns, in [`TypedColumns`] order; empty when the
+    /// schema has none.
+    pub typed: Vec<Value>,
 }
 
 impl Event {
@@ -139,20 +149,33 @@ impl Event {
             + self.event_uuid.len()
             + self.event_name.len()
             + self.payload.as_ref().map_or(0, String::len)
+            + self.typed.iter().map(Value::heap_size).sum::<usize>()
     }
 }
 
-/// Limits a record is checked against.
-#[derive(Debug, Clone, Copy)]
+/// Limits a record is checked against, and the typed columns it fills.
+#[derive(Debug, Clone, Default)]
 pub struct DecodeLimits {
     /// Longest accepted record in bytes.
     pub max_record_size: usize,
     /// Ingestion time in Unix seconds: `created_at` may be at most a day later.
     pub now_seconds: f64,
+    /// The typed columns of the events table.
+    pub columns: TypedColumnsRef,
 }
 
 /// Decodes one record (a line without its newline).
 pub fn decode(line: &[u8], limits: &DecodeLimits) -> Result<Event, Rejection> {
+    decode_counting(line, limits, &mut Vec::new())
+}
+
+/// Decodes one record, pushing the index of every typed column whose value
+/// did not fit (and stayed in `payload`) onto `mismatched`.
+pub fn decode_counting(
+    line: &[u8],
+    limits: &DecodeLimits,
+    mismatched: &mut Vec<usize>,
+) -> Result<Event, Rejection> {
     if line.len() > limits.max_record_size {
         return Err(too_large(line.len(), limits.max_record_size));
     }
@@ -174,7 +197,7 @@ pub fn decode(line: &[u8], limits: &DecodeLimits) -> Result<Event, Rejection> {
         Err(e) => return Err(invalid_json(&e)),
     };
     de.end().map_err(|e| invalid_json(&e))?;
-    enrich(members, limits)
+    enrich(members, limits, mismatched)
 }
 
 /// The rejection for a record longer than the limit (also used by readers that
@@ -193,7 +216,11 @@ fn invalid_json(e: &serde_json::Error) -> Rejection {
 /// The members of an object, in input order, as raw text.
 type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 
-fn enrich(members: Members<'_>, limits: &DecodeLimits) -> Result<Event, Rejection> {
+fn enrich(
+    members: Members<'_>,
+    limits: &DecodeLimits,
+    mismatched: &mut Vec<usize>,
+) -> Result<Event, Rejection> {
     let mut uuid = None;
     let mut name = None;
     let mut created = None;
@@ -289,8 +316,16 @@ fn enrich(members: Members<'_>, limits: &DecodeLimits) -> Result<Event, Rejectio
     }
     let created_micros = (created_at * 1_000_000.0 + 0.5).floor() as i64;
 
-    let payload = (payload_count > 0).then(|| build_payload(&members));
-    let content_hash = content_hash(&event_name, created_at, payload.as_deref());
+    let (typed, promoted) = promote(&members, &limits.columns, mismatched)?;
+    // The hash covers the whole payload, promoted fields included, so a
+    // duplicate is recognised whichever schema each copy was read under.
+    let full = (payload_count > 0).then(|| build_payload(&members, &[]));
+    let content_hash = content_hash(&event_name, created_at, full.as_deref());
+    let payload = match promoted.iter().filter(|p| **p).count() {
+        0 => full,
+        n if n == payload_count => None,
+        _ => Some(build_payload(&members, &promoted)),
+    };
     Ok(Event {
         event_uuid,
         event_name,
@@ -300,7 +335,50 @@ fn enrich(members: Members<'_>, limits: &DecodeLimits) -> Result<Event, Rejectio
         created_micros,
         payload,
         content_hash,
+        typed,
     })
+}
+
+/// The typed column values of a record, and which members went into them
+/// (`promoted[i]` for `members[i]`). A value that does not fit stays in the
+/// payload and is reported in `mismatched`, or rejects the record in strict
+/// mode.
+fn promote(
+    members: &Members<'_>,
+    columns: &TypedColumns,
+    mismatched: &mut Vec<usize>,
+) -> Result<(Vec<Value>, Vec<bool>), Rejection> {
+    if columns.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut typed = vec![Value::Null; columns.len()];
+    let mut promoted = vec![false; members.len()];
+    for (i, (key, value)) in members.iter().enumerate() {
+        let Some(c) = columns.index_of_name(key) else {
+            continue;
+        };
+        let column = &columns.columns()[c];
+        match coerce(value, &column.ty, false) {
+            Some(v) => {
+                typed[c] = v;
+                promoted[i] = true;
+            }
+            None if columns.strict => {
+                let text = value.get();
+                let shown: String = text.chars().take(60).collect();
+                let more = if shown.len() < text.len() { "..." } else { "" };
+                return Err(Rejection::new(
+                    RejectReason::TypeMismatch,
+                    format!(
+                        "{key} must be {} to fill its column, found {shown}{more}",
+                        describe(&column.ty)
+                    ),
+                ));
+            }
+            None => mismatched.push(c),
+        }
+    }
+    Ok((typed, promoted))
 }
 
 /// XXH3-64 of an event's body: `event_name`, the bits of `created_at` and the
@@ -323,16 +401,20 @@ pub fn content_hash(event_name: &str, created_at: f64, payload: Option<&str>) ->
     h.digest() as i64
 }
 
-/// Joins every non-common member back into one compact JSON object.
-fn build_payload(members: &Members<'_>) -> String {
+/// Joins every non-common member back into one compact JSON object, leaving
+/// out `members[i]` where `skip[i]` (a `skip` shorter than `members` skips
+/// nothing past its end).
+fn build_payload(members: &Members<'_>, skip: &[bool]) -> String {
     let capacity = members
         .iter()
         .map(|(k, v)| k.len() + v.get().len() + 4)
         .sum();
     let mut out = String::with_capacity(capacity);
     out.push('{');
-    for (key, value) in members {
-        if matches!(key.as_ref(), "event_uuid" | "event_name" | "created_at") {
+    for (i, (key, value)) in members.iter().enumerate() {
+        if matches!(key.as_ref(), "event_uuid" | "event_name" | "created_at")
+            || skip.get(i).copied().unwrap_or(false)
+        {
             continue;
         }
         if out.len() > 1 {
@@ -509,6 +591,7 @@ mod tests {
         DecodeLimits {
             max_record_size: 200,
             now_seconds: NOW,
+            ..Default::default()
         }
     }
 
@@ -661,6 +744,7 @@ mod tests {
                 &DecodeLimits {
                     max_record_size: 1 << 20,
                     now_seconds: NOW,
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -683,6 +767,7 @@ mod tests {
             &DecodeLimits {
                 max_record_size: 1 << 20,
                 now_seconds: NOW,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -690,5 +775,75 @@ mod tests {
         assert_eq!(e.event_type(), "café");
         assert_eq!(e.payload.as_deref(), Some(r#"{"n":"café \"q\""}"#));
         assert_eq!(e.day(), 20601);
+    }
+
+    #[test]
+    fn typed_columns_take_fitting_payload_fields() {
+        use crate::event::typed::{TypedColumns, Value};
+        use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+        use std::sync::Arc;
+
+        let initial: Schema =
+            serde_json::from_str(include_str!("../../schemas/events/0001-initial.json")).unwrap();
+        let mut fields: Vec<_> = initial.as_struct().fields().to_vec();
+        fields.push(
+            NestedField::optional(12, "amount", Type::Primitive(PrimitiveType::Double)).into(),
+        );
+        fields.push(NestedField::optional(13, "qty", Type::Primitive(PrimitiveType::Int)).into());
+        let schema = Schema::builder()
+            .with_fields(fields)
+            .with_identifier_field_ids([1])
+            .build()
+            .unwrap();
+        let limits = |strict| DecodeLimits {
+            max_record_size: 1 << 20,
+            now_seconds: NOW,
+            columns: Arc::new(TypedColumns::of_schema(&schema, strict)),
+        };
+        let head = r#""event_uuid":"u","event_name":"shop:order","created_at":1780000000"#;
+
+        // Both fit: both leave payload, the rest stays.
+        let line = format!(r#"{{{head},"amount":12.5,"qty":3,"note":"hi"}}"#);
+        let mut mismatched = Vec::new();
+        let e = decode_counting(line.as_bytes(), &limits(false), &mut mismatched).unwrap();
+        assert_eq!(e.typed, vec![Value::Float(12.5), Value::Int(3)]);
+        assert_eq!(e.payload.as_deref(), Some(r#"{"note":"hi"}"#));
+        assert!(mismatched.is_empty());
+        // The hash is the one of the whole payload, as without typed columns.
+        let plain = decode(
+            line.as_bytes(),
+            &DecodeLimits {
+                max_record_size: 1 << 20,
+                now_seconds: NOW,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(e.content_hash, plain.content_hash);
+        assert_eq!(
+            plain.payload.as_deref(),
+            Some(r#"{"amount":12.5,"qty":3,"note":"hi"}"#)
+        );
+
+        // Only promoted fields: no payload at all.
+        let line = format!(r#"{{{head},"amount":1}}"#);
+        let e = decode(line.as_bytes(), &limits(false)).unwrap();
+        assert_eq!((e.typed[0].clone(), e.payload), (Value::Float(1.0), None));
+
+        // A value that does not fit stays in payload and is reported...
+        let line = format!(r#"{{{head},"amount":"12.5","qty":3.5}}"#);
+        let mut mismatched = Vec::new();
+        let e = decode_counting(line.as_bytes(), &limits(false), &mut mismatched).unwrap();
+        assert_eq!(e.typed, vec![Value::Null, Value::Null]);
+        assert_eq!(e.payload.as_deref(), Some(r#"{"amount":"12.5","qty":3.5}"#));
+        assert_eq!(mismatched, vec![0, 1]);
+
+        // ...or rejects the record in strict mode, naming the field.
+        let r = decode(line.as_bytes(), &limits(true)).unwrap_err();
+        assert_eq!(r.reason, RejectReason::TypeMismatch);
+        assert_eq!(
+            r.message,
+            r#"amount must be a double to fill its column, found "12.5""#
+        );
     }
 }

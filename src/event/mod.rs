@@ -6,11 +6,12 @@
 
 mod batch;
 mod decode;
+pub mod typed;
 
 pub use batch::{
     MAX_RAW_KEPT, Origin, RecordPosition, RejectedRecord, Row, events_batch, rejected_batch,
 };
 pub use decode::{
     DecodeLimits, Event, MAX_FUTURE_SECONDS, MIN_CREATED_AT, RejectReason, Rejection, content_hash,
-    decode, too_large,
+    decode, decode_counting, too_large,
 };

@@ -89,6 +89,13 @@ impl Buffer {
         self.bytes += decoded.bytes as usize;
         self.counts.records_read += decoded.records;
         self.counts.blank_lines += decoded.blank_lines;
+        for (column, n) in &decoded.type_mismatches {
+            *self
+                .counts
+                .type_mismatches
+                .entry(column.clone())
+                .or_default() += n;
+        }
         for reject in &decoded.rejects {
             self.counts.reject(reject.reason);
         }
@@ -193,6 +200,7 @@ mod tests {
         let limits = DecodeLimits {
             max_record_size: 1 << 20,
             now_seconds: 1_790_000_000.0,
+            ..Default::default()
         };
         Row {
             event: decode(text.as_bytes(), &limits).unwrap(),
@@ -223,6 +231,7 @@ mod tests {
             rows,
             rejects: vec![],
             blank_lines: 0,
+            type_mismatches: Default::default(),
             bytes: 10,
         }
     }

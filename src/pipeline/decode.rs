@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::event::typed::MismatchCounts;
 use crate::event::{
     self, DecodeLimits, MAX_RAW_KEPT, Origin, RecordPosition, RejectReason, RejectedRecord, Row,
 };
@@ -29,6 +30,9 @@ pub struct Decoded {
     pub records: u64,
     /// Blank lines skipped.
     pub blank_lines: u64,
+    /// Values kept in `payload` because they did not fit their typed column,
+    /// by column name.
+    pub type_mismatches: MismatchCounts,
     /// Input bytes the chunk covered.
     pub bytes: u64,
     /// The chunk ends a closed shard: commit soon, so its children can start.
@@ -63,6 +67,7 @@ pub fn decode_shard_batch(
         rejects: Vec::new(),
         records: 0,
         blank_lines: 0,
+        type_mismatches: MismatchCounts::new(),
         bytes: batch.records.iter().map(|r| r.data.len() as u64).sum(),
     };
     // Reused for every record: most hold a single event.
@@ -115,11 +120,16 @@ pub fn decode_shard_batch(
 /// Decodes one record into a row or a rejected record.
 fn decode_line(line: &[u8], limits: &DecodeLimits, origin: Origin, out: &mut Decoded) {
     out.records += 1;
+    let mut mismatched = Vec::new();
     let verdict = if line.len() > limits.max_record_size {
         Err(event::too_large(line.len(), limits.max_record_size))
     } else {
-        event::decode(line, limits)
+        event::decode_counting(line, limits, &mut mismatched)
     };
+    for c in mismatched {
+        let name = &limits.columns.columns()[c].name;
+        *out.type_mismatches.entry(name.clone()).or_default() += 1;
+    }
     match verdict {
         Ok(event) => out.rows.push(Row { event, origin }),
         Err(rejection) => {
@@ -149,6 +159,7 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
         rejects: Vec::new(),
         records: 0,
         blank_lines: 0,
+        type_mismatches: MismatchCounts::new(),
         bytes: chunk.end.offset - chunk.start.offset,
         ends_shard: false,
     };
@@ -223,6 +234,7 @@ mod tests {
         let limits = DecodeLimits {
             max_record_size: 1000,
             now_seconds: 1_780_000_000.0,
+            ..Default::default()
         };
         let d = decode_shard_batch(batch, &limits, 1);
         assert!(d.ends_shard);
@@ -257,6 +269,7 @@ mod tests {
         let limits = DecodeLimits {
             max_record_size: 1000,
             now_seconds: 1_780_000_000.0,
+            ..Default::default()
         };
         let d = decode_chunk(chunk, &limits, 7);
         assert_eq!((d.records, d.blank_lines), (3, 2));

@@ -33,6 +33,7 @@ use crate::config::DedupMode;
 use crate::config::RunConfig;
 use crate::config::{CatalogKind, StoreConfig, Warehouse};
 use crate::event::RecordPosition;
+use crate::event::typed::TypedColumns;
 use crate::event::{DecodeLimits, events_batch, rejected_batch};
 use crate::failpoint::{self, FailPoint};
 use crate::source::file::{OpenInput, expand_inputs};
@@ -293,6 +294,10 @@ pub async fn run(
     let limits = DecodeLimits {
         max_record_size,
         now_seconds: chrono::Utc::now().timestamp() as f64,
+        columns: Arc::new(TypedColumns::of_schema(
+            tables.events.metadata.current_schema(),
+            config.strict_types,
+        )),
     };
     let decoder = tokio::spawn(async move {
         let mut in_flight = FuturesOrdered::new();
@@ -303,6 +308,7 @@ pub async fn run(
                     match chunk {
                         Some(Ok(chunk)) => {
                             let ingested = chrono::Utc::now().timestamp_micros();
+                            let limits = limits.clone();
                             in_flight.push_back(tokio::task::spawn_blocking(move || {
                                 decode_source_chunk(chunk, &limits, ingested)
                             }));

@@ -29,10 +29,14 @@ use uuid::Uuid;
 
 use super::TableError;
 use super::checkpoint::{CHECKPOINT_PROPERTY, CHECKPOINT_SUMMARY_KEY, Checkpoint, SourcePosition};
-use super::schema::TableLayout;
+use super::evolution::{self, SchemaChange, StepRules};
+use super::schema::{SCHEMA_FILES_PROPERTY, SchemaChain, SchemaFile, TableLayout};
 use super::summary::{FileDelta, standard_summary};
 use crate::catalog::{Catalog, SwapOutcome, TableName};
 use crate::failpoint::{self, FailPoint};
+
+/// The table property naming the newest schema file applied.
+const SCHEMA_FILE_PROPERTY: &str = "floe.schema-file";
 
 /// How many times a commit is tried before giving up on conflicts.
 const MAX_ATTEMPTS: u32 = 25;
@@ -189,27 +193,41 @@ impl TableStore {
         name: &TableName,
         layout: &TableLayout,
     ) -> Result<LoadedTable, TableError> {
-        if let Some(table) = self.load(name).await? {
-            check_compatible(&table, layout)?;
-            return Ok(table);
-        }
+        let table = match self.load(name).await? {
+            Some(table) => table,
+            None => self.create(name, layout).await?,
+        };
+        let table = self.evolve(table, layout).await?;
+        check_compatible(&table, layout)?;
+        Ok(table)
+    }
+
+    /// Creates a table from the first file of `layout`'s schema chain (later
+    /// files are applied by [`TableStore::evolve`], keeping their field ids).
+    /// A table created by a concurrent writer in between is loaded instead.
+    async fn create(
+        &self,
+        name: &TableName,
+        layout: &TableLayout,
+    ) -> Result<LoadedTable, TableError> {
         self.catalog.ensure_namespace(&name.namespace).await?;
         let location = self.table_location(name);
+        let first = &layout.chain.files[0];
         let metadata = TableMetadataBuilder::new(
-            layout.schema.as_ref().clone(),
+            first.schema.clone(),
             layout.partition.clone(),
             layout.sort.clone(),
             location.clone(),
             FormatVersion::V2,
-            default_properties(layout),
+            default_properties(layout, first),
         )?
         .build()?
         .metadata;
         // The builder renumbers field ids in schema order; the schema file's
         // ids must survive unchanged (they are the table's contract).
-        if metadata.current_schema().as_struct() != layout.schema.as_struct() {
+        if metadata.current_schema().as_struct() != first.schema.as_struct() {
             return Err(TableError::Schema {
-                origin: layout.schema_origin.clone(),
+                origin: first.origin.clone(),
                 message: "field ids must be numbered 1, 2, 3... in the order the fields appear"
                     .into(),
             });
@@ -233,16 +251,119 @@ impl TableStore {
             SwapOutcome::Conflict => {
                 // Another writer created it first; use theirs.
                 let _ = self.file_io.delete(&metadata_location).await;
-                let table = self
-                    .load(name)
+                self.load(name)
                     .await?
                     .ok_or_else(|| TableError::Incompatible {
                         table: name.clone(),
                         message: "created concurrently, then vanished".into(),
-                    })?;
-                check_compatible(&table, layout)?;
-                Ok(table)
+                    })
             }
+        }
+    }
+
+    /// Brings the table's schema to the newest file of `layout`'s chain, in
+    /// one metadata commit (add the schema, make it current, record the
+    /// applied files), retried on conflicts. Data files are not touched:
+    /// files written under earlier schemas stay valid, read by field id.
+    pub async fn evolve(
+        &self,
+        table: LoadedTable,
+        layout: &TableLayout,
+    ) -> Result<LoadedTable, TableError> {
+        let mut table = table;
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+                table = self.reload(&table.name).await?;
+            }
+            let plan = SchemaPlan::of(&table, &layout.chain)?;
+            if plan.changes.is_none() {
+                return Ok(table);
+            }
+            let newest = layout.chain.newest();
+            let last = layout.chain.files.len() - 1;
+            let next = table
+                .metadata
+                .as_ref()
+                .clone()
+                .into_builder(Some(table.metadata_location.clone()))
+                .add_current_schema(newest.schema.clone())?
+                .set_properties(HashMap::from([
+                    (
+                        SCHEMA_FILES_PROPERTY.to_string(),
+                        layout.chain.applied_property(last),
+                    ),
+                    (SCHEMA_FILE_PROPERTY.to_string(), newest.origin.clone()),
+                ]))?
+                .build()?
+                .metadata;
+            if let Some(evolved) = self.swap_metadata(&table, next).await? {
+                tracing::info!(
+                    table = %table.name,
+                    from = %plan.table_file,
+                    to = %newest.origin,
+                    changes = %plan.describe(),
+                    "applied schema file"
+                );
+                return Ok(evolved);
+            }
+        }
+        Err(TableError::TooManyConflicts {
+            table: table.name.clone(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Loads a table that must exist (it did a moment ago).
+    async fn reload(&self, name: &TableName) -> Result<LoadedTable, TableError> {
+        self.load(name)
+            .await?
+            .ok_or_else(|| TableError::Incompatible {
+                table: name.clone(),
+                message: "dropped while Floe was committing to it".into(),
+            })
+    }
+
+    /// Writes `next` as the table's next metadata file and swaps the catalog
+    /// pointer to it: the new table, or `None` when another writer won (or
+    /// the catalog was busy) and the caller should reload and retry.
+    async fn swap_metadata(
+        &self,
+        table: &LoadedTable,
+        next: TableMetadata,
+    ) -> Result<Option<LoadedTable>, TableError> {
+        let location = table
+            .metadata_location
+            .parse::<MetadataLocation>()?
+            .with_next_version()
+            .with_new_metadata(&next);
+        next.write_to(&self.file_io, &location).await?;
+        failpoint::hit(FailPoint::AfterMetadataFile);
+        let location = location.to_string();
+        match self
+            .catalog
+            .swap(&table.name, &table.metadata_location, &location, &next)
+            .await
+        {
+            Ok(SwapOutcome::Swapped) => {
+                failpoint::hit(FailPoint::AfterCatalogSwap);
+                Ok(Some(LoadedTable {
+                    name: table.name.clone(),
+                    metadata: Arc::new(next),
+                    metadata_location: location,
+                }))
+            }
+            Ok(SwapOutcome::Conflict) => {
+                tracing::info!(table = %table.name, "commit lost to another writer; reloading and retrying");
+                // Nothing points at the orphaned metadata file.
+                let _ = self.file_io.delete(&location).await;
+                Ok(None)
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(table = %table.name, error = %e, "catalog busy; retrying commit");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -280,13 +401,7 @@ impl TableStore {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
-                let current =
-                    self.load(&base.name)
-                        .await?
-                        .ok_or_else(|| TableError::Incompatible {
-                            table: base.name.clone(),
-                            message: "dropped while Floe was committing to it".into(),
-                        })?;
+                let current = self.reload(&base.name).await?;
                 if current.metadata.snapshot_by_id(snapshot_id).is_some() {
                     // An earlier attempt whose outcome looked lost did land.
                     return Ok(CommitOutcome {
@@ -318,43 +433,16 @@ impl TableStore {
                 )
                 .await?;
             failpoint::hit(FailPoint::AfterManifests);
-            let location = table
-                .metadata_location
-                .parse::<MetadataLocation>()?
-                .with_next_version()
-                .with_new_metadata(&next);
-            next.write_to(&self.file_io, &location).await?;
-            failpoint::hit(FailPoint::AfterMetadataFile);
-            let location = location.to_string();
-            match self
-                .catalog
-                .swap(&table.name, &table.metadata_location, &location, &next)
-                .await
-            {
-                Ok(SwapOutcome::Swapped) => {
-                    failpoint::hit(FailPoint::AfterCatalogSwap);
+            match self.swap_metadata(&table, next).await? {
+                Some(committed) => {
                     tracing::debug!(table = %table.name, snapshot_id, attempt, "committed snapshot");
                     return Ok(CommitOutcome {
-                        table: LoadedTable {
-                            name: table.name.clone(),
-                            metadata: Arc::new(next),
-                            metadata_location: location,
-                        },
+                        table: committed,
                         snapshot_id,
                         conflicts,
                     });
                 }
-                Ok(SwapOutcome::Conflict) => {
-                    conflicts += 1;
-                    tracing::info!(table = %table.name, snapshot_id, attempt, "commit lost to another writer; reloading and retrying");
-                    // Nothing points at the orphaned metadata file.
-                    let _ = self.file_io.delete(&location).await;
-                }
-                Err(e) if e.is_retryable() => {
-                    conflicts += 1;
-                    tracing::warn!(table = %table.name, error = %e, "catalog busy; retrying commit");
-                }
-                Err(e) => return Err(e.into()),
+                None => conflicts += 1,
             }
         }
         Err(TableError::TooManyConflicts {
@@ -519,7 +607,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + jitter)
 }
 
-fn default_properties(layout: &TableLayout) -> HashMap<String, String> {
+fn default_properties(layout: &TableLayout, first: &SchemaFile) -> HashMap<String, String> {
     let mut props = HashMap::from([
         ("write.format.default".to_string(), "parquet".to_string()),
         (
@@ -531,7 +619,11 @@ fn default_properties(layout: &TableLayout) -> HashMap<String, String> {
         ("write.delete.mode".to_string(), "merge-on-read".to_string()),
         ("write.update.mode".to_string(), "merge-on-read".to_string()),
         ("write.merge.mode".to_string(), "merge-on-read".to_string()),
-        ("floe.schema-file".to_string(), layout.schema_origin.clone()),
+        (SCHEMA_FILE_PROPERTY.to_string(), first.origin.clone()),
+        (
+            SCHEMA_FILES_PROPERTY.to_string(),
+            layout.chain.applied_property(0),
+        ),
     ]);
     for column in &layout.bloom_filter_columns {
         props.insert(
@@ -566,4 +658,75 @@ fn check_compatible(table: &LoadedTable, layout: &TableLayout) -> Result<(), Tab
         });
     }
     Ok(())
+}
+
+/// Where a table's schema stands against a schema chain.
+#[derive(Debug, Clone)]
+pub struct SchemaPlan {
+    /// The file the table's current schema is (`schemas/events/0001-initial.json`).
+    pub table_file: String,
+    /// What applying the newest file changes; `None` when the table is at it.
+    pub changes: Option<Vec<SchemaChange>>,
+}
+
+impl SchemaPlan {
+    /// Compares `table` with `chain`: the table's schema must be one of the
+    /// chain's files, and every file recorded as applied must be unchanged.
+    pub fn of(table: &LoadedTable, chain: &SchemaChain) -> Result<Self, TableError> {
+        if let Some(applied) = table.metadata.properties().get(SCHEMA_FILES_PROPERTY) {
+            chain.check_applied(applied)?;
+        }
+        let current = table.metadata.current_schema();
+        let folder = chain.kind.schema_folder();
+        let at = chain
+            .position_of(current)
+            .ok_or_else(|| TableError::Incompatible {
+                table: table.name.clone(),
+                message: format!(
+                    "its current schema (schema id {}) is none of the files in schemas/{folder}/: \
+                     it was changed outside Floe, or by a newer chain than this one. Commit a \
+                     schema file equal to it, or run a Floe built with that chain",
+                    current.schema_id()
+                ),
+            })?;
+        let table_file = chain.files[at].origin.clone();
+        if at == chain.files.len() - 1 {
+            return Ok(Self {
+                table_file,
+                changes: None,
+            });
+        }
+        let newest = chain.newest();
+        let rules = StepRules {
+            kind: chain.kind,
+            highest_id_before: table.metadata.last_column_id(),
+        };
+        let changes = evolution::check_step(current, &newest.schema, &rules).map_err(|p| {
+            TableError::Schema {
+                origin: newest.origin.clone(),
+                message: format!(
+                    "cannot be applied to table {}: {}",
+                    table.name,
+                    p.join("; ")
+                ),
+            }
+        })?;
+        Ok(Self {
+            table_file,
+            changes: Some(changes),
+        })
+    }
+
+    /// The changes as one line: `add amount double (id 12), rename ...`.
+    pub fn describe(&self) -> String {
+        match &self.changes {
+            None => "none".into(),
+            Some(c) if c.is_empty() => "none (same fields)".into(),
+            Some(c) => c
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
 }

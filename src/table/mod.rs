@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod commit;
+pub mod evolution;
 pub mod index;
 pub mod inspect;
 pub mod probe;
@@ -20,8 +21,8 @@ use std::path::PathBuf;
 use crate::catalog::{CatalogError, TableName};
 use checkpoint::CheckpointError;
 
-pub use commit::{Change, CommitOutcome, LoadedTable, Rebase, TableStore};
-pub use schema::{SchemaSource, TableKind, TableLayout};
+pub use commit::{Change, CommitOutcome, LoadedTable, Rebase, SchemaPlan, TableStore};
+pub use schema::{SchemaChain, SchemaSource, TableKind, TableLayout};
 
 /// What can go wrong on the table side.
 #[derive(Debug, thiserror::Error)]

@@ -10,25 +10,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use iceberg::spec::{
-    NullOrder, Schema, SchemaRef, SortDirection, SortField, SortOrder, Transform,
-    UnboundPartitionSpec,
+    NullOrder, PrimitiveType, Schema, SchemaRef, SortDirection, SortField, SortOrder, Transform,
+    Type, UnboundPartitionSpec,
 };
 
 use super::TableError;
+use super::evolution::{self, SchemaChange, StepRules};
 
-/// The schema files compiled into the binary: `(table, file name, text)`.
-const EMBEDDED: &[(&str, &str, &str)] = &[
-    (
-        "events",
-        "0001-initial.json",
-        include_str!("../../schemas/events/0001-initial.json"),
-    ),
-    (
-        "events_rejected",
-        "0001-initial.json",
-        include_str!("../../schemas/events_rejected/0001-initial.json"),
-    ),
-];
+/// The schema files compiled into the binary: `(table, file name, text)`,
+/// every file under `schemas/` (listed by `build.rs`).
+const EMBEDDED: &[(&str, &str, &str)] = include!(concat!(env!("OUT_DIR"), "/embedded_schemas.rs"));
 
 /// Which of Floe's two tables a layout describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,15 +40,438 @@ impl TableKind {
     }
 }
 
+/// Field ids of the columns Floe fills itself, by table. They never change
+/// meaning: Floe finds these columns by id, so most of them may be renamed.
+pub mod ids {
+    /// `event_uuid`: the identifier field.
+    pub const EVENT_UUID: i32 = 1;
+    /// `event_name`.
+    pub const EVENT_NAME: i32 = 2;
+    /// `event_type`: a partition source.
+    pub const EVENT_TYPE: i32 = 3;
+    /// `event_subtype`.
+    pub const EVENT_SUBTYPE: i32 = 4;
+    /// `created_at`.
+    pub const CREATED_AT: i32 = 5;
+    /// `created_datetime`: a partition source.
+    pub const CREATED_DATETIME: i32 = 6;
+    /// `payload`.
+    pub const PAYLOAD: i32 = 7;
+    /// `_ingested_at` (events table).
+    pub const INGESTED_AT: i32 = 8;
+    /// `_source_id` (events table).
+    pub const SOURCE_ID: i32 = 9;
+    /// `_source_position` (events table).
+    pub const SOURCE_POSITION: i32 = 10;
+    /// `_content_hash`.
+    pub const CONTENT_HASH: i32 = 11;
+    /// `reason` (rejected table).
+    pub const REJECTED_REASON: i32 = 1;
+    /// `message` (rejected table).
+    pub const REJECTED_MESSAGE: i32 = 2;
+    /// `raw` (rejected table).
+    pub const REJECTED_RAW: i32 = 3;
+    /// `_ingested_at` (rejected table).
+    pub const REJECTED_INGESTED_AT: i32 = 4;
+    /// `_source_id` (rejected table).
+    pub const REJECTED_SOURCE_ID: i32 = 5;
+    /// `_source_position` (rejected table).
+    pub const REJECTED_SOURCE_POSITION: i32 = 6;
+}
+
+/// What a schema file may change about a column Floe fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Only its doc may change (the reason says why).
+    Fixed(&'static str),
+    /// It may be renamed but not dropped.
+    NoDrop(&'static str),
+    /// It follows the general rules (Floe finds it by id).
+    Free,
+}
+
+/// A column Floe fills itself, as the first schema file must define it.
+#[derive(Debug, Clone)]
+pub struct CoreColumn {
+    /// Its field id.
+    pub id: i32,
+    /// Its name in the first schema file.
+    pub name: &'static str,
+    /// Its type.
+    pub ty: PrimitiveType,
+    /// What later files may change.
+    pub guard: Guard,
+}
+
+const IDENTIFIER: &str = "it is the identifier field, the upsert key";
+const PARTITION_SOURCE: &str = "it is a partition source column";
+
+const EVENTS_CORE: &[CoreColumn] = &[
+    core(
+        ids::EVENT_UUID,
+        "event_uuid",
+        PrimitiveType::String,
+        Guard::Fixed(IDENTIFIER),
+    ),
+    core(
+        ids::EVENT_NAME,
+        "event_name",
+        PrimitiveType::String,
+        Guard::Free,
+    ),
+    core(
+        ids::EVENT_TYPE,
+        "event_type",
+        PrimitiveType::String,
+        Guard::Fixed(PARTITION_SOURCE),
+    ),
+    core(
+        ids::EVENT_SUBTYPE,
+        "event_subtype",
+        PrimitiveType::String,
+        Guard::Free,
+    ),
+    core(
+        ids::CREATED_AT,
+        "created_at",
+        PrimitiveType::Double,
+        Guard::Free,
+    ),
+    core(
+        ids::CREATED_DATETIME,
+        "created_datetime",
+        PrimitiveType::Timestamptz,
+        Guard::Fixed(PARTITION_SOURCE),
+    ),
+    core(
+        ids::PAYLOAD,
+        "payload",
+        PrimitiveType::String,
+        Guard::NoDrop(
+            "it holds every payload field not promoted to a column; dropping it would lose data",
+        ),
+    ),
+    core(
+        ids::INGESTED_AT,
+        "_ingested_at",
+        PrimitiveType::Timestamptz,
+        Guard::Free,
+    ),
+    core(
+        ids::SOURCE_ID,
+        "_source_id",
+        PrimitiveType::String,
+        Guard::Free,
+    ),
+    core(
+        ids::SOURCE_POSITION,
+        "_source_position",
+        PrimitiveType::String,
+        Guard::Free,
+    ),
+    core(
+        ids::CONTENT_HASH,
+        "_content_hash",
+        PrimitiveType::Long,
+        Guard::Fixed("Floe reads it back to tell identical duplicates from changed ones"),
+    ),
+];
+
+const REJECTED_FILLED: Guard = Guard::Fixed("Floe fills it in every rejected record");
+const REJECTED_CORE: &[CoreColumn] = &[
+    core(
+        ids::REJECTED_REASON,
+        "reason",
+        PrimitiveType::String,
+        REJECTED_FILLED,
+    ),
+    core(
+        ids::REJECTED_MESSAGE,
+        "message",
+        PrimitiveType::String,
+        REJECTED_FILLED,
+    ),
+    core(
+        ids::REJECTED_RAW,
+        "raw",
+        PrimitiveType::Binary,
+        REJECTED_FILLED,
+    ),
+    core(
+        ids::REJECTED_INGESTED_AT,
+        "_ingested_at",
+        PrimitiveType::Timestamptz,
+        REJECTED_FILLED,
+    ),
+    core(
+        ids::REJECTED_SOURCE_ID,
+        "_source_id",
+        PrimitiveType::String,
+        REJECTED_FILLED,
+    ),
+    core(
+        ids::REJECTED_SOURCE_POSITION,
+        "_source_position",
+        PrimitiveType::String,
+        REJECTED_FILLED,
+    ),
+];
+
+const fn core(id: i32, name: &'static str, ty: PrimitiveType, guard: Guard) -> CoreColumn {
+    CoreColumn {
+        id,
+        name,
+        ty,
+        guard,
+    }
+}
+
+/// The columns Floe fills in a table of `kind`.
+pub fn core_columns(kind: TableKind) -> &'static [CoreColumn] {
+    match kind {
+        TableKind::Events => EVENTS_CORE,
+        TableKind::Rejected => REJECTED_CORE,
+    }
+}
+
+/// The column Floe fills under field id `id` (top level), if any.
+pub fn core_column(kind: TableKind, id: i32) -> Option<&'static CoreColumn> {
+    core_columns(kind).iter().find(|c| c.id == id)
+}
+
 /// One parsed schema file.
 #[derive(Debug, Clone)]
 pub struct SchemaFile {
     /// Where it came from, for messages: `schemas/events/0001-initial.json`.
     pub origin: String,
+    /// Its file name: `0001-initial.json`.
+    pub name: String,
     /// Its number (`0001` is 1).
     pub number: u32,
+    /// XXH3-64 of its bytes, in hex: recorded in the table when applied, so
+    /// an edit of an applied file is noticed.
+    pub digest: String,
     /// The schema.
     pub schema: Schema,
+}
+
+/// Every schema file of a table, each step checked.
+#[derive(Debug, Clone)]
+pub struct SchemaChain {
+    /// Which table.
+    pub kind: TableKind,
+    /// The files in order; at least one.
+    pub files: Vec<SchemaFile>,
+    /// What each step changes: `steps[i]` goes from `files[i]` to `files[i + 1]`.
+    pub steps: Vec<Vec<SchemaChange>>,
+}
+
+/// The table property listing the schema files applied to a table with
+/// their digests: `0001-initial.json=<hex>,0002-add-amount.json=<hex>`.
+pub const SCHEMA_FILES_PROPERTY: &str = "floe.schema-files";
+
+impl SchemaChain {
+    /// Reads and checks the chain of `kind` from `source`: every file parses,
+    /// the first defines the columns Floe fills, every file can be written,
+    /// and every step follows the evolution rules.
+    pub fn load(kind: TableKind, source: &SchemaSource) -> Result<Self, TableError> {
+        let files = source.chain(kind)?;
+        Self::check(kind, files)
+    }
+
+    /// Checks parsed files (see [`SchemaChain::load`]).
+    pub fn check(kind: TableKind, files: Vec<SchemaFile>) -> Result<Self, TableError> {
+        let fail = |file: &SchemaFile, problems: Vec<String>| TableError::Schema {
+            origin: file.origin.clone(),
+            message: problems.join("; "),
+        };
+        let first = files.first().ok_or_else(|| TableError::Schema {
+            origin: format!("schemas/{}/", kind.schema_folder()),
+            message: "no schema file".into(),
+        })?;
+        let problems = first_file_problems(kind, &first.schema);
+        if !problems.is_empty() {
+            return Err(fail(first, problems));
+        }
+        let mut steps = Vec::with_capacity(files.len().saturating_sub(1));
+        let mut highest = 0;
+        for (i, file) in files.iter().enumerate() {
+            let mut problems = evolution::duplicate_ids(&file.schema);
+            problems.extend(unfillable_columns(kind, &file.schema));
+            if !problems.is_empty() {
+                return Err(fail(file, problems));
+            }
+            if i > 0 {
+                let rules = StepRules {
+                    kind,
+                    highest_id_before: highest,
+                };
+                let changes = evolution::check_step(&files[i - 1].schema, &file.schema, &rules)
+                    .map_err(|p| fail(file, p))?;
+                steps.push(changes);
+            }
+            TableLayout::parts(kind, &file.schema, &file.origin)?;
+            highest = highest.max(file.schema.highest_field_id());
+        }
+        Ok(Self { kind, files, steps })
+    }
+
+    /// The newest file: the schema the table should have.
+    pub fn newest(&self) -> &SchemaFile {
+        // `check` refuses an empty chain.
+        &self.files[self.files.len() - 1]
+    }
+
+    /// The newest file whose schema is `schema` (fields, ids, docs and
+    /// identifier fields; the schema id does not count).
+    pub fn position_of(&self, schema: &Schema) -> Option<usize> {
+        self.files.iter().rposition(|f| {
+            f.schema.as_struct() == schema.as_struct()
+                && f.schema
+                    .identifier_field_ids()
+                    .eq(schema.identifier_field_ids())
+        })
+    }
+
+    /// The [`SCHEMA_FILES_PROPERTY`] value once files `0..=last` are applied.
+    pub fn applied_property(&self, last: usize) -> String {
+        self.files[..=last]
+            .iter()
+            .map(|f| format!("{}={}", f.name, f.digest))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Checks the files a table says were applied to it against this chain:
+    /// an applied file must still exist, unchanged.
+    pub fn check_applied(&self, property: &str) -> Result<(), TableError> {
+        for entry in property.split(',').filter(|e| !e.is_empty()) {
+            let (name, digest) = entry.split_once('=').unwrap_or((entry, ""));
+            let origin = format!("schemas/{}/{name}", self.kind.schema_folder());
+            match self.files.iter().find(|f| f.name == name) {
+                None => {
+                    return Err(TableError::Schema {
+                        origin,
+                        message: "was applied to the table but is missing: the chain is                                   append-only, files are never removed"
+                            .into(),
+                    });
+                }
+                Some(f) if f.digest != digest => {
+                    return Err(TableError::Schema {
+                        origin: f.origin.clone(),
+                        message: "was edited after it was applied to the table: the chain is                                   append-only, add a new file instead"
+                            .into(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SchemaChain {
+    /// Checks that every file of this chain's folder at git revision
+    /// `git_ref` is still here, byte for byte (the chain is append-only).
+    /// `dir` is the `schemas/` folder inside a git work tree.
+    pub fn check_unchanged_since(&self, dir: &Path, git_ref: &str) -> Result<(), TableError> {
+        let folder = self.kind.schema_folder();
+        let git = |args: &[&str]| -> Result<Vec<u8>, TableError> {
+            let output = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(args)
+                .output()
+                .map_err(|source| TableError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            if !output.status.success() {
+                return Err(TableError::Schema {
+                    origin: dir.display().to_string(),
+                    message: format!(
+                        "git {}: {}",
+                        args.join(" "),
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    ),
+                });
+            }
+            Ok(output.stdout)
+        };
+        let listing = git(&["ls-tree", "--name-only", git_ref, &format!("{folder}/")])?;
+        for path in String::from_utf8_lossy(&listing).lines() {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let then = git(&["show", &format!("{git_ref}:./{folder}/{name}")])?;
+            let digest = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&then));
+            let origin = format!("{}/{folder}/{name}", dir.display());
+            match self.files.iter().find(|f| f.name == name) {
+                None => {
+                    return Err(TableError::Schema {
+                        origin,
+                        message: format!(
+                            "exists at {git_ref} but not here: the chain is append-only, files are \
+                             never removed"
+                        ),
+                    });
+                }
+                Some(f) if f.digest != digest => {
+                    return Err(TableError::Schema {
+                        origin,
+                        message: format!(
+                            "differs from its version at {git_ref}: a merged schema file never \
+                             changes; revert it and add a new file instead"
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the first file of a chain gets wrong about the columns Floe fills.
+fn first_file_problems(kind: TableKind, schema: &Schema) -> Vec<String> {
+    let mut problems = Vec::new();
+    for c in core_columns(kind) {
+        match schema.as_struct().field_by_id(c.id) {
+            Some(f) if f.name == c.name && *f.field_type == Type::Primitive(c.ty.clone()) => {}
+            _ => problems.push(format!(
+                "the first schema file must define column {} as id {} of type {}: Floe fills it",
+                c.name, c.id, c.ty
+            )),
+        }
+    }
+    for f in schema.as_struct().fields() {
+        if f.required && core_column(kind, f.id).is_none() {
+            problems.push(format!(
+                "column {} (id {}) is required, but Floe does not fill it: make it optional",
+                f.name, f.id
+            ));
+        }
+    }
+    problems
+}
+
+/// Top-level columns of the events table Floe could not fill from JSON.
+fn unfillable_columns(kind: TableKind, schema: &Schema) -> Vec<String> {
+    if kind != TableKind::Events {
+        return Vec::new();
+    }
+    schema
+        .as_struct()
+        .fields()
+        .iter()
+        .filter(|f| core_column(kind, f.id).is_none())
+        .filter_map(|f| {
+            evolution::fillable(&f.field_type)
+                .err()
+                .map(|e| format!("column {} (id {}): {e}", f.name, f.id))
+        })
+        .collect()
 }
 
 /// Where schema files are read from.
@@ -110,6 +524,8 @@ impl SchemaSource {
             chain.push(SchemaFile {
                 origin,
                 number,
+                digest: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes())),
+                name,
                 schema,
             });
         }
@@ -159,6 +575,9 @@ fn parse_file_name(name: &str) -> Option<u32> {
         .flatten()
 }
 
+/// Partition spec, sort order, bloom-filter columns, no-statistics columns.
+type LayoutParts = (UnboundPartitionSpec, SortOrder, Vec<String>, Vec<String>);
+
 /// Everything needed to create and write one of Floe's tables.
 #[derive(Debug, Clone)]
 pub struct TableLayout {
@@ -176,23 +595,33 @@ pub struct TableLayout {
     pub bloom_filter_columns: Vec<String>,
     /// Columns whose min/max statistics are useless (free-form text) and skipped.
     pub no_statistics_columns: Vec<String>,
+    /// The schema files, for creating the table and evolving it.
+    pub chain: SchemaChain,
 }
 
 impl TableLayout {
-    /// The layout of `kind`, with the newest schema of `source`.
+    /// The layout of `kind`, with the newest schema of `source`'s checked chain.
     pub fn load(kind: TableKind, source: &SchemaSource) -> Result<Self, TableError> {
-        let chain = source.chain(kind)?;
-        // `chain` returns at least one file.
-        let newest = chain.last().ok_or_else(|| TableError::Schema {
-            origin: kind.schema_folder().into(),
-            message: "no schema file".into(),
-        })?;
-        Self::for_schema(kind, newest.schema.clone(), newest.origin.clone())
+        let chain = SchemaChain::load(kind, source)?;
+        let newest = chain.newest();
+        let (partition, sort, bloom, no_stats) = Self::parts(kind, &newest.schema, &newest.origin)?;
+        Ok(Self {
+            kind,
+            schema: Arc::new(newest.schema.clone()),
+            schema_origin: newest.origin.clone(),
+            partition,
+            sort,
+            bloom_filter_columns: bloom,
+            no_statistics_columns: no_stats,
+            chain,
+        })
     }
 
-    fn for_schema(kind: TableKind, schema: Schema, origin: String) -> Result<Self, TableError> {
+    /// Partition spec, sort order, bloom-filter and no-statistics columns of
+    /// `schema`, or what keeps Floe from writing it.
+    fn parts(kind: TableKind, schema: &Schema, origin: &str) -> Result<LayoutParts, TableError> {
         let schema_err = |message: String| TableError::Schema {
-            origin: origin.clone(),
+            origin: origin.to_string(),
             message,
         };
         let field_id = |name: &str| {
@@ -222,7 +651,7 @@ impl TableLayout {
                     .with_order_id(1)
                     .with_sort_field(ascending(event_type))
                     .with_sort_field(ascending(created))
-                    .build(&schema)
+                    .build(schema)
                     .map_err(|e| schema_err(format!("sort order: {e}")))?;
                 (
                     partition,
@@ -241,15 +670,7 @@ impl TableLayout {
                 )
             }
         };
-        Ok(Self {
-            kind,
-            schema: Arc::new(schema),
-            schema_origin: origin,
-            partition,
-            sort,
-            bloom_filter_columns: bloom,
-            no_statistics_columns: no_stats,
-        })
+        Ok((partition, sort, bloom, no_stats))
     }
 }
 
@@ -335,10 +756,13 @@ mod tests {
             "\"identifier-field-ids\": [1]",
             "\"identifier-field-ids\": []",
         );
-        let schema: Schema = serde_json::from_str(&text).unwrap();
-        let err = TableLayout::for_schema(TableKind::Events, schema, "x.json".into())
-            .unwrap_err()
-            .to_string();
+        let err = TableLayout::parts(
+            TableKind::Events,
+            &serde_json::from_str(&text).unwrap(),
+            "x.json",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("x.json") && err.contains("identifier-field-ids"),
             "{err}"

@@ -120,6 +120,9 @@ pub fn standard_summary(
     out
 }
 
+/// Summary key prefix of the type-mismatch count of a column.
+const TYPE_MISMATCH_PREFIX: &str = "floe.type-mismatch.";
+
 /// Data-quality counts of the records behind a commit (or a whole run).
 ///
 /// Every record read is exactly one of: a new row, a rejected record, an
@@ -145,6 +148,9 @@ pub struct QualityCounts {
     pub rejected: BTreeMap<RejectReason, u64>,
     /// Blank lines skipped (not records).
     pub blank_lines: u64,
+    /// Values that did not fit their typed column and stayed in `payload`,
+    /// by column name.
+    pub type_mismatches: BTreeMap<String, u64>,
 }
 
 impl QualityCounts {
@@ -171,6 +177,9 @@ impl QualityCounts {
         for (reason, n) in &other.rejected {
             *self.rejected.entry(*reason).or_default() += n;
         }
+        for (column, n) in &other.type_mismatches {
+            *self.type_mismatches.entry(column.clone()).or_default() += n;
+        }
     }
 
     /// Counts one rejected record.
@@ -196,6 +205,9 @@ impl QualityCounts {
         .collect();
         for (reason, n) in &self.rejected {
             out.insert(format!("floe.rejected.{}", reason.code()), n.to_string());
+        }
+        for (column, n) in &self.type_mismatches {
+            out.insert(format!("{TYPE_MISMATCH_PREFIX}{column}"), n.to_string());
         }
         out
     }
@@ -227,6 +239,13 @@ impl QualityCounts {
             rows_deleted: get("floe.rows-deleted"),
             rejected,
             blank_lines: get("floe.blank-lines"),
+            type_mismatches: summary
+                .iter()
+                .filter_map(|(k, v)| {
+                    let column = k.strip_prefix(TYPE_MISMATCH_PREFIX)?;
+                    Some((column.to_string(), v.parse().ok()?))
+                })
+                .collect(),
         }
     }
 }
