@@ -235,6 +235,7 @@ pub fn schema_chain(chain: &crate::table::SchemaChain) -> String {
         chain.files.len(),
         if chain.files.len() == 1 { "" } else { "s" }
     );
+    let width = chain.files.iter().map(|f| f.name.len()).max().unwrap_or(0) + 2;
     for (i, file) in chain.files.iter().enumerate() {
         let what = match i.checked_sub(1).and_then(|s| chain.steps.get(s)) {
             None => format!("{} columns", file.schema.as_struct().fields().len()),
@@ -245,7 +246,7 @@ pub fn schema_chain(chain: &crate::table::SchemaChain) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
         };
-        let _ = writeln!(out, "  {:<32}{what}", file.name);
+        let _ = writeln!(out, "  {:<width$}{what}", file.name);
     }
     out
 }

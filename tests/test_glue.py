@@ -17,6 +17,7 @@ from support import aws, floe
 from support.aws import MotoServer
 from support.expected import expected_from_bytes, expected_from_file
 from support.readers import as_model_row, by_key, duckdb_s3_query, glue_catalog, glue_rows
+from support.schema_chain import event, v1, v2, write_chain, write_events
 from support.streams import STREAM, body, kpl_aggregate, lines_of, put
 
 EVENTS = "analytics.events"
@@ -70,6 +71,33 @@ def test_files_into_glue_and_s3_read_back_by_pyiceberg_and_duckdb(moto, tmp_path
     # A rerun finds the checkpoint in the Glue table's metadata.
     again = run_glue(moto, "--input", str(events)).stdout
     assert floe.summary_value(again, "records read") == 0
+
+
+def test_a_new_schema_file_updates_the_glue_table_and_its_columns(moto, tmp_path):
+    moto.client("s3").create_bucket(Bucket=BUCKET)
+    schemas = write_chain(tmp_path / "schemas", ("0001-initial.json", v1()))
+    first = write_events(tmp_path / "a.jsonl", [event("a", i, i) for i in range(30)])
+    run_glue(moto, "--input", str(first), "--schema-dir", str(schemas))
+
+    write_chain(schemas, ("0002-promote.json", v2()))
+    store = ["--catalog", "glue", "--warehouse", WAREHOUSE, "--s3-path-style", "--schema-dir", str(schemas)]
+    applied = floe.run("schema", "apply", *store, **moto.env()).stdout
+    assert f"{EVENTS}: applied {schemas}/events/0002-promote.json (was at {schemas}/events/0001-initial.json)" in applied
+
+    # The console's column list follows the new schema, with Hive types and field ids.
+    table = moto.client("glue").get_table(DatabaseName="analytics", Name="events")["Table"]
+    columns = {c["Name"]: (c["Type"], c["Parameters"]["iceberg.field.id"]) for c in table["StorageDescriptor"]["Columns"]}
+    assert columns["event_action"] == ("string", "4") and "event_subtype" not in columns
+    assert columns["quantity"] == ("int", "12")
+    assert columns["device"] == ("struct<os:string,mobile:boolean>", "13")
+
+    second = write_events(tmp_path / "b.jsonl", [event("b", i, i * 2) for i in range(30)])
+    run_glue(moto, "--input", str(second), "--schema-dir", str(schemas))
+    rows = {r["event_uuid"]: r for r in glue_rows(moto, EVENTS)}
+    assert len(rows) == 60
+    assert [rows[f"a-{i:04d}"]["quantity"] for i in range(30)] == [None] * 30
+    assert [rows[f"b-{i:04d}"]["quantity"] for i in range(30)] == [i * 2 for i in range(30)]
+    assert rows["b-0003"]["device"] == {"os": "android", "mobile": False}
 
 
 def test_two_writers_on_one_glue_table_both_finish_and_retry_every_conflict(moto, tmp_path):
