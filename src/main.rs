@@ -68,20 +68,14 @@ struct SchemaCheckArgs {
 
 #[derive(Args)]
 struct SchemaTableArgs {
-    /// Warehouse: a folder (holds catalog.db) or s3://bucket/prefix
-    #[arg(long, short, env = "FLOE_WAREHOUSE")]
-    warehouse: PathBuf,
     #[command(flatten)]
-    aws: AwsArgs,
+    store: StoreArgs,
     /// Events table.
     #[arg(long, env = "FLOE_TABLE", default_value = defaults::TABLE)]
     table: String,
     /// Rejected-records table.
     #[arg(long, env = "FLOE_REJECTED_TABLE", default_value = defaults::REJECTED_TABLE)]
     rejected_table: String,
-    /// Catalog name inside catalog.db.
-    #[arg(long, env = "FLOE_CATALOG_NAME", default_value = defaults::CATALOG_NAME)]
-    catalog_name: String,
     /// Folder of schema files [default: built in]
     #[arg(long, env = "FLOE_SCHEMA_DIR")]
     schema_dir: Option<PathBuf>,
@@ -237,17 +231,46 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct InspectArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Table to describe.
+    #[arg(long, env = "FLOE_TABLE", default_value = defaults::TABLE)]
+    table: String,
+}
+
+/// Where existing tables are: warehouse, catalog and S3 options.
+#[derive(Args)]
+struct StoreArgs {
     /// Warehouse: a folder (holds catalog.db) or s3://bucket/prefix
     #[arg(long, short, env = "FLOE_WAREHOUSE")]
     warehouse: PathBuf,
     #[command(flatten)]
     aws: AwsArgs,
-    /// Table to describe.
-    #[arg(long, env = "FLOE_TABLE", default_value = defaults::TABLE)]
-    table: String,
     /// Catalog name inside catalog.db.
     #[arg(long, env = "FLOE_CATALOG_NAME", default_value = defaults::CATALOG_NAME)]
     catalog_name: String,
+}
+
+impl StoreArgs {
+    /// The store options, checked.
+    fn config(&self) -> Result<StoreConfig, ConfigError> {
+        let mut problems = Vec::new();
+        let config = StoreConfig::new(
+            &mut problems,
+            Some(self.warehouse.clone()),
+            self.aws.catalog.as_deref(),
+            self.catalog_name.clone(),
+            S3Settings {
+                endpoint: self.aws.s3_endpoint.clone(),
+                path_style: self.aws.s3_path_style,
+            },
+        );
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
 }
 
 #[derive(Args)]
@@ -409,7 +432,7 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             let rt = runtime()?;
             rt.block_on(async {
-                let config = store_config(&args.warehouse, &args.aws, &args.catalog_name)?;
+                let config = args.store.config()?;
                 let store = open_existing(&config).await?;
                 let loaded = store
                     .load(&table)
@@ -420,30 +443,6 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// The store options of `inspect` and `schema diff|apply`, checked.
-fn store_config(
-    warehouse: &std::path::Path,
-    aws: &AwsArgs,
-    catalog_name: &str,
-) -> Result<StoreConfig, ConfigError> {
-    let mut problems = Vec::new();
-    let config = StoreConfig::new(
-        &mut problems,
-        Some(warehouse.to_path_buf()),
-        aws.catalog.as_deref(),
-        catalog_name.to_string(),
-        S3Settings {
-            endpoint: aws.s3_endpoint.clone(),
-            path_style: aws.s3_path_style,
-        },
-    );
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigError { problems })
     }
 }
 
@@ -472,7 +471,7 @@ fn schema_tables(args: SchemaTableArgs, apply: bool) -> anyhow::Result<ExitCode>
         .map_or(SchemaSource::Embedded, SchemaSource::Dir);
     let rt = runtime()?;
     rt.block_on(async {
-        let config = store_config(&args.warehouse, &args.aws, &args.catalog_name)?;
+        let config = args.store.config()?;
         let store = open_existing(&config).await?;
         for (kind, name) in names {
             let Some(name) = name else { continue };

@@ -595,6 +595,15 @@ mod tests {
         }
     }
 
+    /// Limits no test record reaches, and no typed columns.
+    fn roomy() -> DecodeLimits {
+        DecodeLimits {
+            max_record_size: 1 << 20,
+            now_seconds: NOW,
+            ..Default::default()
+        }
+    }
+
     fn reject(line: &str) -> (RejectReason, String) {
         let r = decode(line.as_bytes(), &limits()).expect_err(line);
         (r.reason, r.message)
@@ -739,15 +748,7 @@ mod tests {
             ),
         ];
         for (line, event_type, subtype, micros, payload) in cases {
-            let e = decode(
-                line.as_bytes(),
-                &DecodeLimits {
-                    max_record_size: 1 << 20,
-                    now_seconds: NOW,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            let e = decode(line.as_bytes(), &roomy()).unwrap();
             assert_eq!(e.event_type(), *event_type, "{line}");
             assert_eq!(e.event_subtype(), *subtype, "{line}");
             assert_eq!(e.created_micros, *micros, "{line}");
@@ -762,15 +763,7 @@ mod tests {
     #[test]
     fn unicode_and_escaped_strings_survive() {
         let line = r#"{"event_uuid":"\u0075-1","event_name":"caf\u00e9:x","created_at":1780000000,"n":"café \"q\""}"#;
-        let e = decode(
-            line.as_bytes(),
-            &DecodeLimits {
-                max_record_size: 1 << 20,
-                now_seconds: NOW,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let e = decode(line.as_bytes(), &roomy()).unwrap();
         assert_eq!(e.event_uuid, "u-1");
         assert_eq!(e.event_type(), "café");
         assert_eq!(e.payload.as_deref(), Some(r#"{"n":"café \"q\""}"#));
@@ -810,15 +803,7 @@ mod tests {
         assert_eq!(e.payload.as_deref(), Some(r#"{"note":"hi"}"#));
         assert!(mismatched.is_empty());
         // The hash is the one of the whole payload, as without typed columns.
-        let plain = decode(
-            line.as_bytes(),
-            &DecodeLimits {
-                max_record_size: 1 << 20,
-                now_seconds: NOW,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let plain = decode(line.as_bytes(), &roomy()).unwrap();
         assert_eq!(e.content_hash, plain.content_hash);
         assert_eq!(
             plain.payload.as_deref(),
