@@ -125,27 +125,18 @@ pub async fn inspect(store: &TableStore, table: &LoadedTable) -> Result<String, 
     let _ = writeln!(out, "  location          {}", md.location());
     let _ = writeln!(out, "  metadata          {}", table.metadata_location);
     let _ = writeln!(out, "  format version    {}", md.format_version() as u8);
-    let _ = writeln!(out, "\nSchema (id {}):", md.current_schema_id());
+    let from = md
+        .properties()
+        .get("floe.schema-file")
+        .map_or(String::new(), |f| format!(", from {f}"));
+    let _ = writeln!(out, "\nSchema (id {}{from}):", md.current_schema_id());
     let identifiers: Vec<i32> = md.current_schema().identifier_field_ids().collect();
-    for field in md.current_schema().as_struct().fields() {
-        let _ = writeln!(
-            out,
-            "  {:>3}  {:<20} {:<12} {}{}",
-            field.id,
-            field.name,
-            field.field_type.to_string(),
-            if field.required {
-                "required"
-            } else {
-                "optional"
-            },
-            if identifiers.contains(&field.id) {
-                ", identifier"
-            } else {
-                ""
-            }
-        );
-    }
+    schema_fields(
+        &mut out,
+        md.current_schema().as_struct().fields(),
+        0,
+        &identifiers,
+    );
     let _ = writeln!(
         out,
         "\nPartition spec (id {}):",
@@ -223,6 +214,52 @@ pub async fn inspect(store: &TableStore, table: &LoadedTable) -> Result<String, 
         thousands(bytes)
     );
     Ok(out)
+}
+
+/// One line a field, nested fields indented under their struct or list.
+fn schema_fields(
+    out: &mut String,
+    fields: &[iceberg::spec::NestedFieldRef],
+    depth: usize,
+    identifiers: &[i32],
+) {
+    use iceberg::spec::Type;
+    for field in fields {
+        let ty = crate::table::evolution::type_name(&field.field_type);
+        let _ = writeln!(
+            out,
+            "  {:>3}  {:<20} {:<12} {}{}",
+            field.id,
+            format!("{}{}", "  ".repeat(depth), field.name),
+            ty,
+            if field.required {
+                "required"
+            } else {
+                "optional"
+            },
+            if identifiers.contains(&field.id) {
+                ", identifier"
+            } else {
+                ""
+            }
+        );
+        match field.field_type.as_ref() {
+            Type::Struct(s) => schema_fields(out, s.fields(), depth + 1, identifiers),
+            Type::List(l) => schema_fields(
+                out,
+                std::slice::from_ref(&l.element_field),
+                depth + 1,
+                identifiers,
+            ),
+            Type::Map(m) => schema_fields(
+                out,
+                &[m.key_field.clone(), m.value_field.clone()],
+                depth + 1,
+                identifiers,
+            ),
+            Type::Primitive(_) => {}
+        }
+    }
 }
 
 /// A checked schema chain: each file with what it changes.

@@ -10,6 +10,7 @@ and writes the next rows with it; no data file is rewritten.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from support import floe
@@ -85,6 +86,11 @@ def test_promote_rename_widen_drop_across_restarts(spark, tmp_path, tmp_warehous
             "actions": 400,
         }
     ]
+    described = floe.run("inspect", "-w", str(wh.root)).stdout
+    assert f"Schema (id 1, from {schemas}/events/0002-promote-quantity-device.json):" in described
+    for line in ("4 event_action string optional", "13 device struct optional", "14 os string required"):
+        pattern = r"^\s+" + r"\s+".join(line.split()) + "$"
+        assert re.search(pattern, described, re.MULTILINE), line
     table = pyiceberg_catalog(wh).load_table(EVENTS)
     b_snapshot = table.current_snapshot()
     assert b_snapshot.summary["floe.type-mismatch.quantity"] == "10"

@@ -328,12 +328,7 @@ fn decimal(text: &str, precision: u32, scale: u32) -> Option<i128> {
 
 /// How a value of type `ty` is described in messages: `an int`, `a struct`.
 pub fn describe(ty: &Type) -> String {
-    let name = match ty {
-        Type::Primitive(p) => p.to_string(),
-        Type::Struct(_) => "struct".into(),
-        Type::List(_) => "list".into(),
-        Type::Map(_) => "map".into(),
-    };
+    let name = crate::table::evolution::type_name(ty);
     let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
     } else {

@@ -127,8 +127,8 @@ fn flatten(schema: &Schema) -> BTreeMap<i32, Flat<'_>> {
 }
 
 /// The type as the spec writes it; nested types by kind only (their fields
-/// are compared one by one).
-fn type_name(ty: &Type) -> String {
+/// are listed one by one).
+pub fn type_name(ty: &Type) -> String {
     match ty {
         Type::Primitive(p) => p.to_string(),
         Type::Struct(_) => "struct".into(),
