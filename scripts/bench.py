@@ -5,7 +5,10 @@
    malformed) against the same number of duplicate-free events, alternating,
    each into a fresh warehouse. Per input: wall seconds, events/s, CPU
    seconds per 1M events (user + system of the floe process), peak RSS, data
-   files and bytes; then the dedup overhead as a ratio of medians.
+   files and bytes; then the dedup overhead as a ratio of medians. A third
+   variant reads the input with duplicates under a schema chain that promotes
+   five payload fields (long, double, string, a struct, a list) to typed
+   columns: the cost of typed columns, as a ratio of medians.
 2. Key index: ingest --rebuild-events duplicate-free events, then start
    `floe run` on an empty input and read how long rebuilding the index took,
    how many keys it holds and what the process's peak RSS was.
@@ -48,14 +51,42 @@ def generate(binary: str, path: Path, events: int, start: int, **rates: float) -
     return path
 
 
-def floe_run(binary: str, input_path: Path, warehouse: Path) -> dict:
+# Five payload fields of the generated events as typed columns (schema file 0002).
+TYPED_COLUMNS = [
+    {"id": 12, "name": "quantity", "required": False, "type": "long"},
+    {"id": 13, "name": "price", "required": False, "type": "double"},
+    {"id": 14, "name": "currency", "required": False, "type": "string"},
+    {"id": 15, "name": "device", "required": False, "type": {"type": "struct", "fields": [
+        {"id": 16, "name": "os", "required": False, "type": "string"},
+        {"id": 17, "name": "os_version", "required": False, "type": "string"},
+        {"id": 18, "name": "mobile", "required": False, "type": "boolean"},
+        {"id": 19, "name": "screen_width", "required": False, "type": "long"}]}},
+    {"id": 20, "name": "tags", "required": False,
+     "type": {"type": "list", "element-id": 21, "element-required": False, "element": "string"}},
+]
+
+
+def typed_schema_dir(path: Path) -> Path:
+    """The shipped schemas plus a second events file promoting TYPED_COLUMNS."""
+    if not path.exists():
+        shutil.copytree(ROOT / "schemas", path)
+        schema = json.loads((path / "events" / "0001-initial.json").read_text())
+        schema["fields"] += TYPED_COLUMNS
+        (path / "events" / "0002-bench-typed-columns.json").write_text(json.dumps(schema, indent=2))
+    return path
+
+
+def floe_run(binary: str, input_path: Path, warehouse: Path, extra: list[str]) -> dict:
     """One `floe run`; CPU time and peak RSS come from the child's own rusage
     (wait4), so runs do not blur into each other."""
     env = dict(os.environ, FLOE_LOG="floe=info", FLOE_LOG_FORMAT="json", FLOE_PROGRESS="never")
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [binary, "run", "--input", str(input_path), "--warehouse", str(warehouse)], stdout=out, stderr=err, env=env
+            [binary, "run", "--input", str(input_path), "--warehouse", str(warehouse), *extra],
+            stdout=out,
+            stderr=err,
+            env=env,
         )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
@@ -79,10 +110,10 @@ def floe_run(binary: str, input_path: Path, warehouse: Path) -> dict:
     }
 
 
-def fresh_run(binary: str, input_path: Path) -> dict:
+def fresh_run(binary: str, input_path: Path, extra: list[str]) -> dict:
     warehouse = Path(tempfile.mkdtemp(prefix="floe-bench-"))
     try:
-        return floe_run(binary, input_path, warehouse)
+        return floe_run(binary, input_path, warehouse, extra)
     finally:
         shutil.rmtree(warehouse, ignore_errors=True)
 
@@ -94,16 +125,28 @@ def median(rs: list, key: str) -> float:
 def throughput(binary: str, runs: int, events: int, start: int) -> None:
     bench = ROOT / "target" / "bench"
     day = start // DAY
+    with_dups = generate(binary, bench / f"dups-{events}-d{day}.jsonl", events, start)
+    typed = ["--schema-dir", str(typed_schema_dir(bench / "schemas-typed"))]
     inputs = {
-        "with duplicates": generate(binary, bench / f"dups-{events}-d{day}.jsonl", events, start),
-        "duplicate-free": generate(
-            binary, bench / f"unique-{events}-d{day}.jsonl", events, start, dup_rate=0, changed_dup_rate=0, bad_rate=0
+        "with duplicates": (with_dups, []),
+        "duplicate-free": (
+            generate(
+                binary,
+                bench / f"unique-{events}-d{day}.jsonl",
+                events,
+                start,
+                dup_rate=0,
+                changed_dup_rate=0,
+                bad_rate=0,
+            ),
+            [],
         ),
+        "5 typed columns": (with_dups, typed),
     }
     results = {name: [] for name in inputs}
     for i in range(runs):
-        for name, path in inputs.items():
-            r = fresh_run(binary, path)
+        for name, (path, extra) in inputs.items():
+            r = fresh_run(binary, path, extra)
             results[name].append(r)
             print(
                 f"run {i + 1}/{runs} {name:>16}: {r['wall']:.2f} s wall, {r['cpu']:.2f} CPU-s, "
@@ -115,7 +158,7 @@ def throughput(binary: str, runs: int, events: int, start: int) -> None:
     for name, rs in results.items():
         wall, records = median(rs, "wall"), rs[0]["records"]
         print(
-            f"{name:>16} {inputs[name].stat().st_size / 1e6:>6.0f} {wall:>7.2f} {records / wall:>10,.0f} "
+            f"{name:>16} {inputs[name][0].stat().st_size / 1e6:>6.0f} {wall:>7.2f} {records / wall:>10,.0f} "
             f"{median(rs, 'cpu') / (records / 1e6):>9.2f} {median(rs, 'rss_mib'):>13.0f} "
             f"{median(rs, 'files'):>6.0f} {median(rs, 'bytes') / 1048576:>11.1f}"
         )
@@ -123,6 +166,11 @@ def throughput(binary: str, runs: int, events: int, start: int) -> None:
     print(
         f"dedup overhead: throughput ratio {median(clean, 'wall') / median(dups, 'wall'):.2f} "
         f"(with duplicates / duplicate-free, events/s), CPU ratio {median(dups, 'cpu') / median(clean, 'cpu'):.2f}"
+    )
+    typed_rs = results["5 typed columns"]
+    print(
+        f"typed columns: CPU ratio {median(typed_rs, 'cpu') / median(dups, 'cpu'):.2f} "
+        f"(5 typed columns / none, same input), peak RSS ratio {median(typed_rs, 'rss_mib') / median(dups, 'rss_mib'):.2f}"
     )
 
 
@@ -135,9 +183,9 @@ def rebuild(binary: str, events: int, start: int) -> None:
     empty.write_bytes(b"")
     warehouse = Path(tempfile.mkdtemp(prefix="floe-bench-index-"))
     try:
-        floe_run(binary, source, warehouse)
-        baseline = fresh_run(binary, empty)
-        r = floe_run(binary, empty, warehouse)
+        floe_run(binary, source, warehouse, [])
+        baseline = fresh_run(binary, empty, [])
+        r = floe_run(binary, empty, warehouse, [])
     finally:
         shutil.rmtree(warehouse, ignore_errors=True)
     line = next(l["fields"] for l in r["logs"] if "rebuilt the key index" in l["fields"].get("message", ""))
