@@ -245,14 +245,12 @@ impl StoreConfig {
         } else {
             Warehouse::Local(warehouse)
         };
-        let catalog = match catalog.unwrap_or("sql") {
-            "sql" => CatalogKind::Sql,
-            "glue" => CatalogKind::Glue,
-            other => {
-                problems.push(format!("catalog: `{other}` is not one of sql, glue"));
-                CatalogKind::Sql
-            }
-        };
+        let catalog = choice(
+            problems,
+            "catalog",
+            catalog,
+            &[("sql", CatalogKind::Sql), ("glue", CatalogKind::Glue)],
+        );
         if catalog == CatalogKind::Sql && matches!(warehouse, Warehouse::S3(_)) {
             problems.push(
                 "warehouse: an s3:// warehouse needs the Glue catalog (--catalog glue); the SQLite catalog lives in a local warehouse folder"
@@ -484,26 +482,21 @@ impl RawRunConfig {
             (Duration::from_secs(1), "1s"),
             "`90s`",
         );
-        let dedup_mode = match self.dedup_mode.as_deref().unwrap_or("upsert") {
-            "upsert" => DedupMode::Upsert,
-            "keep-first" => DedupMode::KeepFirst,
-            other => {
-                problems.push(format!(
-                    "dedup_mode: `{other}` is not one of upsert, keep-first"
-                ));
-                DedupMode::Upsert
-            }
-        };
-        let strict_types = match self.type_mismatch.as_deref().unwrap_or("payload") {
-            "payload" => false,
-            "reject" => true,
-            other => {
-                problems.push(format!(
-                    "type_mismatch: `{other}` is not one of payload, reject"
-                ));
-                false
-            }
-        };
+        let dedup_mode = choice(
+            &mut problems,
+            "dedup_mode",
+            self.dedup_mode.as_deref(),
+            &[
+                ("upsert", DedupMode::Upsert),
+                ("keep-first", DedupMode::KeepFirst),
+            ],
+        );
+        let strict_types = choice(
+            &mut problems,
+            "type_mismatch",
+            self.type_mismatch.as_deref(),
+            &[("payload", false), ("reject", true)],
+        );
         let dedup_window = duration_setting(
             &mut problems,
             "dedup_window",
@@ -534,25 +527,22 @@ impl RawRunConfig {
                 NonZeroUsize::MIN
             }),
         };
-        let progress = match self.progress.as_deref().unwrap_or("auto") {
-            "auto" => ProgressMode::Auto,
-            "always" => ProgressMode::Always,
-            "never" => ProgressMode::Never,
-            other => {
-                problems.push(format!(
-                    "progress: `{other}` is not one of auto, always, never"
-                ));
-                ProgressMode::Auto
-            }
-        };
-        let log_format = match self.log_format.as_deref().unwrap_or("text") {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                problems.push(format!("log_format: `{other}` is not one of text, json"));
-                LogFormat::Text
-            }
-        };
+        let progress = choice(
+            &mut problems,
+            "progress",
+            self.progress.as_deref(),
+            &[
+                ("auto", ProgressMode::Auto),
+                ("always", ProgressMode::Always),
+                ("never", ProgressMode::Never),
+            ],
+        );
+        let log_format = choice(
+            &mut problems,
+            "log_format",
+            self.log_format.as_deref(),
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        );
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -577,6 +567,31 @@ impl RawRunConfig {
             progress,
             log_format,
         })
+    }
+}
+
+/// The option of a setting named by `value`; the first option when unset.
+/// An unknown value is a problem naming the options, and counts as the first.
+fn choice<T: Copy>(
+    problems: &mut Vec<String>,
+    name: &str,
+    value: Option<&str>,
+    options: &[(&str, T)],
+) -> T {
+    let default = options[0].1;
+    let Some(value) = value else {
+        return default;
+    };
+    match options.iter().find(|(text, _)| *text == value) {
+        Some((_, option)) => *option,
+        None => {
+            let names: Vec<&str> = options.iter().map(|(text, _)| *text).collect();
+            problems.push(format!(
+                "{name}: `{value}` is not one of {}",
+                names.join(", ")
+            ));
+            default
+        }
     }
 }
 

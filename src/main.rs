@@ -495,7 +495,7 @@ fn schema_tables(args: SchemaTableArgs, apply: bool) -> anyhow::Result<ExitCode>
                     plan.describe()
                 ),
                 (Some(_), true) => {
-                    store.load_or_create(&name, &layout).await?;
+                    store.evolve(loaded, &layout).await?;
                     println!(
                         "{name}: applied {newest} (was at {}): {}",
                         plan.table_file,

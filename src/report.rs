@@ -277,11 +277,7 @@ pub fn schema_chain(chain: &crate::table::SchemaChain) -> String {
         let what = match i.checked_sub(1).and_then(|s| chain.steps.get(s)) {
             None => format!("{} columns", file.schema.as_struct().fields().len()),
             Some(changes) if changes.is_empty() => "no field changes".to_string(),
-            Some(changes) => changes
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            Some(changes) => crate::table::evolution::describe_changes(changes),
         };
         let _ = writeln!(out, "  {:<width$}{what}", file.name);
     }

@@ -722,11 +722,7 @@ impl SchemaPlan {
         match &self.changes {
             None => "none".into(),
             Some(c) if c.is_empty() => "none (same fields)".into(),
-            Some(c) => c
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            Some(c) => evolution::describe_changes(c),
         }
     }
 }

@@ -156,6 +156,24 @@ fn widens(old: &PrimitiveType, new: &PrimitiveType) -> bool {
     }
 }
 
+/// What may change about a field Floe fills itself (a top-level core column).
+fn guard(kind: TableKind, field: &Flat<'_>) -> Option<Guard> {
+    if field.parent == 0 {
+        core_column(kind, field.field.id).map(|c| c.guard)
+    } else {
+        None
+    }
+}
+
+/// The changes of a step as one line: `add amount double (id 12), rename ...`.
+pub fn describe_changes(changes: &[SchemaChange]) -> String {
+    changes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The rules of one step, and the highest field id used by any file before it.
 pub struct StepRules {
     /// Which table (for the columns Floe fills).
@@ -223,12 +241,7 @@ pub fn check_step(
             }
             continue;
         };
-        let guard = if was.parent == 0 {
-            core_column(rules.kind, *id).map(|c| c.guard)
-        } else {
-            None
-        };
-        let fixed = match guard {
+        let fixed = match guard(rules.kind, was) {
             Some(Guard::Fixed(reason)) => Some(reason),
             _ => None,
         };
@@ -295,12 +308,7 @@ pub fn check_step(
             // Dropped along with the struct, list or map holding it.
             continue;
         }
-        let guard = if was.parent == 0 {
-            core_column(rules.kind, *id).map(|c| c.guard)
-        } else {
-            None
-        };
-        match guard {
+        match guard(rules.kind, was) {
             Some(Guard::Fixed(reason) | Guard::NoDrop(reason)) => problems.push(format!(
                 "{} (id {id}) cannot be dropped: {reason}",
                 was.path
@@ -348,39 +356,6 @@ pub fn fillable(ty: &Type) -> Result<(), String> {
                 .into(),
         ),
     }
-}
-
-/// Every field id of `schema` that appears more than once, with its paths.
-pub fn duplicate_ids(schema: &Schema) -> Vec<String> {
-    let mut seen: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-    fn walk(
-        fields: &[std::sync::Arc<NestedField>],
-        prefix: &str,
-        seen: &mut BTreeMap<i32, Vec<String>>,
-    ) {
-        for f in fields {
-            let path = if prefix.is_empty() {
-                f.name.clone()
-            } else {
-                format!("{prefix}.{}", f.name)
-            };
-            seen.entry(f.id).or_default().push(path.clone());
-            match f.field_type.as_ref() {
-                Type::Struct(s) => walk(s.fields(), &path, seen),
-                Type::List(l) => walk(std::slice::from_ref(&l.element_field), &path, seen),
-                Type::Map(m) => {
-                    walk(std::slice::from_ref(&m.key_field), &path, seen);
-                    walk(std::slice::from_ref(&m.value_field), &path, seen);
-                }
-                Type::Primitive(_) => {}
-            }
-        }
-    }
-    walk(schema.as_struct().fields(), "", &mut seen);
-    seen.into_iter()
-        .filter(|(_, paths)| paths.len() > 1)
-        .map(|(id, paths)| format!("field id {id} is used by {}", paths.join(" and ")))
-        .collect()
 }
 
 #[cfg(test)]

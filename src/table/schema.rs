@@ -296,8 +296,7 @@ impl SchemaChain {
         let mut steps = Vec::with_capacity(files.len().saturating_sub(1));
         let mut highest = 0;
         for (i, file) in files.iter().enumerate() {
-            let mut problems = evolution::duplicate_ids(&file.schema);
-            problems.extend(unfillable_columns(kind, &file.schema));
+            let problems = unfillable_columns(kind, &file.schema);
             if !problems.is_empty() {
                 return Err(fail(file, problems));
             }
