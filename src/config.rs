@@ -6,6 +6,7 @@
 //! file, default. Flags and environment variables are merged by the CLI parser
 //! (see `src/main.rs`); this module layers the file and the defaults under them.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,6 +75,10 @@ pub struct RawRunConfig {
     pub progress: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
+    /// `host:port` of the operations port (`/metrics`, `/health/*`).
+    pub metrics_addr: Option<String>,
+    /// CloudWatch namespace for one Embedded Metric Format line per commit.
+    pub emf_namespace: Option<String>,
 }
 
 impl RawRunConfig {
@@ -116,6 +121,8 @@ impl RawRunConfig {
             shutdown_deadline: self.shutdown_deadline.or(lower.shutdown_deadline),
             progress: self.progress.or(lower.progress),
             log_format: self.log_format.or(lower.log_format),
+            metrics_addr: self.metrics_addr.or(lower.metrics_addr),
+            emf_namespace: self.emf_namespace.or(lower.emf_namespace),
         }
     }
 }
@@ -312,6 +319,101 @@ pub struct RunConfig {
     pub progress: ProgressMode,
     /// Log format.
     pub log_format: LogFormat,
+    /// Where to serve `/metrics`, `/health/live` and `/health/ready`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// CloudWatch namespace of the per-commit EMF lines on stdout.
+    pub emf_namespace: Option<String>,
+}
+
+impl RunConfig {
+    /// Each setting's `FLOE_*` variable with its value as validated (sizes in
+    /// bytes, durations in humantime form), empty when unset: what
+    /// `floe run --check-config` prints. `FLOE_CONFIG` is not here: the file
+    /// is read into the other settings.
+    pub fn env_values(&self) -> BTreeMap<&'static str, String> {
+        let kinesis = self.kinesis.as_ref();
+        let start_position = kinesis.map(|k| match k.start_position {
+            StartPosition::TrimHorizon => "trim-horizon".to_string(),
+            StartPosition::Latest => "latest".to_string(),
+            StartPosition::AtTimestamp(t) => format!("at-timestamp:{t}"),
+        });
+        let text = |d: Duration| humantime::format_duration(d).to_string();
+        let pick = |on: bool, yes: &str, no: &str| if on { yes } else { no }.to_string();
+        BTreeMap::from([
+            ("FLOE_INPUT", self.inputs.join(",")),
+            (
+                "FLOE_STREAM",
+                kinesis.map(|k| k.stream.clone()).unwrap_or_default(),
+            ),
+            (
+                "FLOE_CONSUMER_NAME",
+                kinesis.map(|k| k.consumer_name.clone()).unwrap_or_default(),
+            ),
+            ("FLOE_START_POSITION", start_position.unwrap_or_default()),
+            (
+                "FLOE_DRAIN",
+                kinesis.map(|k| k.drain.to_string()).unwrap_or_default(),
+            ),
+            ("FLOE_WAREHOUSE", self.store.warehouse.to_string()),
+            (
+                "FLOE_CATALOG",
+                pick(self.store.catalog == CatalogKind::Glue, "glue", "sql"),
+            ),
+            (
+                "FLOE_S3_ENDPOINT",
+                self.store.s3.endpoint.clone().unwrap_or_default(),
+            ),
+            ("FLOE_S3_PATH_STYLE", self.store.s3.path_style.to_string()),
+            ("FLOE_CATALOG_NAME", self.store.catalog_name.clone()),
+            ("FLOE_TABLE", self.table.to_string()),
+            ("FLOE_REJECTED_TABLE", self.rejected_table.to_string()),
+            (
+                "FLOE_SCHEMA_DIR",
+                self.schema_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            ("FLOE_FLUSH_SIZE", self.flush_size.to_string()),
+            ("FLOE_FLUSH_INTERVAL", text(self.flush_interval)),
+            ("FLOE_TARGET_FILE_SIZE", self.target_file_size.to_string()),
+            ("FLOE_MAX_RECORD_SIZE", self.max_record_size.to_string()),
+            ("FLOE_ZSTD_LEVEL", self.zstd_level.to_string()),
+            (
+                "FLOE_DEDUP_MODE",
+                pick(self.dedup_mode == DedupMode::Upsert, "upsert", "keep-first"),
+            ),
+            (
+                "FLOE_TYPE_MISMATCH",
+                pick(self.strict_types, "reject", "payload"),
+            ),
+            ("FLOE_DEDUP_WINDOW", text(self.dedup_window)),
+            ("FLOE_INDEX_MEMORY", self.index_memory.to_string()),
+            ("FLOE_DECODE_THREADS", self.decode_threads.to_string()),
+            ("FLOE_SHUTDOWN_DEADLINE", text(self.shutdown_deadline)),
+            (
+                "FLOE_PROGRESS",
+                match self.progress {
+                    ProgressMode::Auto => "auto",
+                    ProgressMode::Always => "always",
+                    ProgressMode::Never => "never",
+                }
+                .to_string(),
+            ),
+            (
+                "FLOE_LOG_FORMAT",
+                pick(self.log_format == LogFormat::Json, "json", "text"),
+            ),
+            (
+                "FLOE_METRICS_ADDR",
+                self.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
+            ),
+            (
+                "FLOE_EMF_NAMESPACE",
+                self.emf_namespace.clone().unwrap_or_default(),
+            ),
+        ])
+    }
 }
 
 /// Defaults, in one place (README's option table repeats them).
@@ -543,6 +645,27 @@ impl RawRunConfig {
             self.log_format.as_deref(),
             &[("text", LogFormat::Text), ("json", LogFormat::Json)],
         );
+        let metrics_addr = self.metrics_addr.as_deref().and_then(|text| {
+            text.parse()
+                .map_err(|_| {
+                    problems.push(format!(
+                        "metrics_addr: `{text}` is not an IP address and port such as `0.0.0.0:9464`"
+                    ))
+                })
+                .ok()
+        });
+        if let Some(namespace) = &self.emf_namespace
+            && (namespace.is_empty()
+                || namespace.len() > 255
+                || namespace.starts_with(':')
+                || !namespace
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-/#:".contains(c)))
+        {
+            problems.push(format!(
+                "emf_namespace: `{namespace}` is not a CloudWatch namespace (1 to 255 of A-Z a-z 0-9 . _ - / # :)"
+            ));
+        }
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -566,6 +689,8 @@ impl RawRunConfig {
             shutdown_deadline,
             progress,
             log_format,
+            metrics_addr,
+            emf_namespace: self.emf_namespace,
         })
     }
 }

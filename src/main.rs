@@ -34,9 +34,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Ingest JSON Lines files (plain or .gz, globs, `-` for stdin) into the events table.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Generate sample events, ingest them into a local warehouse and print what landed.
-    Demo(DemoArgs),
+    Demo(Box<DemoArgs>),
     /// Describe a table: schema, partition spec, snapshots with summaries, files per partition.
     Inspect(InspectArgs),
     /// Write deterministic, realistic sample events (with duplicates and bad lines) as JSON Lines.
@@ -44,6 +44,18 @@ enum Command {
     /// Check schema files offline, or compare a table with them and apply the newest.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Ask a running Floe whether it is live (or ready): exit 0 if so, 1 if not (the container health check).
+    Health(HealthArgs),
+}
+
+#[derive(Args)]
+struct HealthArgs {
+    /// The running Floe's operations address (0.0.0.0 means this host).
+    #[arg(long, env = "FLOE_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    metrics_addr: std::net::SocketAddr,
+    /// Ask /health/ready instead of /health/live.
+    #[arg(long)]
+    ready: bool,
 }
 
 #[derive(Subcommand)]
@@ -109,6 +121,15 @@ struct RunArgs {
     aws: AwsArgs,
     #[command(flatten)]
     tuning: Tuning,
+    /// Serve /metrics, /health/live and /health/ready on this address, e.g. 0.0.0.0:9464 [default: off]
+    #[arg(long, env = "FLOE_METRICS_ADDR")]
+    metrics_addr: Option<String>,
+    /// Print one CloudWatch Embedded Metric Format line per commit to stdout, in this namespace [default: off]
+    #[arg(long, env = "FLOE_EMF_NAMESPACE")]
+    emf_namespace: Option<String>,
+    /// Check the settings (flags, FLOE_* variables, config file) without touching anything, print them and exit; an unknown FLOE_* variable is an error here
+    #[arg(long)]
+    check_config: bool,
 }
 
 /// Where the catalog is and how S3 is reached.
@@ -211,6 +232,8 @@ impl RunArgs {
             shutdown_deadline: t.shutdown_deadline,
             progress: t.progress,
             log_format: t.log_format,
+            metrics_addr: self.metrics_addr,
+            emf_namespace: self.emf_namespace,
         }
     }
 }
@@ -360,6 +383,10 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
                 Some(path) => RawRunConfig::from_file(path)?,
                 None => RawRunConfig::default(),
             };
+            if args.check_config {
+                print!("{}", checked_settings(args.raw().or(file))?);
+                return Ok(ExitCode::SUCCESS);
+            }
             let config = args.raw().or(file).validate()?;
             floe::failpoint::init().map_err(|e| ConfigError { problems: vec![e] })?;
             telemetry::init_logging(config.log_format, "info");
@@ -423,6 +450,23 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             print!("{out}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Health(args) => {
+            let path = if args.ready {
+                "/health/ready"
+            } else {
+                "/health/live"
+            };
+            match runtime()?.block_on(telemetry::http::check(args.metrics_addr, path)) {
+                Ok(body) => {
+                    println!("{body}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("floe health: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Schema(SchemaCommand::Diff(args)) => schema_tables(args, false),
         Command::Schema(SchemaCommand::Apply(args)) => schema_tables(args, true),
         Command::Inspect(args) => {
@@ -444,6 +488,59 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Variables named `FLOE_*` that are read but are not `run` settings.
+const OTHER_FLOE_VARIABLES: [&str; 2] = ["FLOE_LOG", "FLOE_FAILPOINT"];
+
+/// The `FLOE_*` variables of `floe run`'s settings, from its flags.
+fn run_setting_variables() -> Vec<String> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    cli.find_subcommand("run")
+        .map(|run| {
+            run.get_arguments()
+                .filter_map(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `floe run --check-config`: every setting as `FLOE_NAME=value`, or all
+/// the problems, any `FLOE_*` variable that is not a setting among them.
+fn checked_settings(raw: RawRunConfig) -> Result<String, ConfigError> {
+    let known = run_setting_variables();
+    let mut problems: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("FLOE_"))
+        .filter(|name| !known.contains(name) && !OTHER_FLOE_VARIABLES.contains(&name.as_str()))
+        .map(|name| {
+            let near = known
+                .iter()
+                .find(|k| k.starts_with(&name) || name.starts_with(k.as_str()))
+                .map(|k| format!(" (did you mean {k}?)"))
+                .unwrap_or_default();
+            format!("{name} is not a Floe setting{near}")
+        })
+        .collect();
+    let config = raw.validate();
+    let config = match config {
+        Ok(config) if problems.is_empty() => config,
+        Ok(_) => return Err(ConfigError { problems }),
+        Err(e) => {
+            problems.extend(e.problems);
+            return Err(ConfigError { problems });
+        }
+    };
+    let values = config.env_values();
+    let mut names = known;
+    names.retain(|n| n != "FLOE_CONFIG");
+    names.sort();
+    Ok(names
+        .iter()
+        .map(|n| format!("{n}={}\n", values.get(n.as_str()).map_or("", |v| v)))
+        .collect())
 }
 
 /// `floe schema diff` (`apply` false) and `floe schema apply`.
@@ -522,11 +619,22 @@ async fn open_existing(config: &StoreConfig) -> anyhow::Result<floe::table::Tabl
 
 /// Runs the pipeline with progress and signal handling.
 async fn ingest(config: &RunConfig) -> anyhow::Result<RunReport> {
+    if let Some(addr) = config.metrics_addr {
+        telemetry::http::serve(addr)
+            .await
+            .map_err(|e| ConfigError {
+                problems: vec![format!("metrics_addr: cannot listen on {addr}: {e}")],
+            })?;
+    }
+    if let Some(namespace) = &config.emf_namespace {
+        telemetry::metrics().send_emf(namespace);
+    }
     let progress = Arc::new(Progress::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let deadline = config.shutdown_deadline;
     tokio::spawn(async move {
         wait_for_signal().await;
+        telemetry::metrics().stopping();
         let _ = stop_tx.send(true);
         // A thread, not a task: it fires even if the runtime is stuck.
         std::thread::spawn(move || {
@@ -604,4 +712,26 @@ fn write_events(
         stats
     };
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_config_prints_every_run_setting_and_nothing_else() {
+        let config = RawRunConfig {
+            input: Some(vec!["events.jsonl".into()]),
+            warehouse: Some("w".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let mut printed: Vec<&str> = config.env_values().into_keys().collect();
+        printed.sort();
+        let mut flags = run_setting_variables();
+        flags.retain(|n| n != "FLOE_CONFIG");
+        flags.sort();
+        assert_eq!(printed, flags);
+    }
 }

@@ -58,6 +58,19 @@ pub fn run_summary(report: &RunReport) -> String {
             line(&format!("  {column}"), thousands(*n));
         }
     }
+    if !c.missing.is_empty() {
+        line(
+            "missing optional fields",
+            thousands(c.missing.values().sum()),
+        );
+        let mut by_field = std::collections::BTreeMap::<&str, u64>::new();
+        for ((_, field), n) in &c.missing {
+            *by_field.entry(field).or_default() += n;
+        }
+        for (field, n) in by_field {
+            line(&format!("  {field}"), thousands(n));
+        }
+    }
     line("files written", thousands(report.files_written));
     line("bytes written", mib(report.bytes_written));
     line(

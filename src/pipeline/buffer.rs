@@ -96,6 +96,9 @@ impl Buffer {
                 .entry(column.clone())
                 .or_default() += n;
         }
+        for (key, n) in &decoded.missing {
+            *self.counts.missing.entry(key.clone()).or_default() += n;
+        }
         for reject in &decoded.rejects {
             self.counts.reject(reject.reason);
         }
@@ -232,6 +235,8 @@ mod tests {
             rejects: vec![],
             blank_lines: 0,
             type_mismatches: Default::default(),
+            missing: Default::default(),
+            missing_by_type: Default::default(),
             bytes: 10,
         }
     }

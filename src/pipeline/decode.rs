@@ -1,9 +1,10 @@
 //! The CPU-parallel stage: one chunk of lines in, rows and rejected records
 //! out, with exact line numbers and byte offsets.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::event::typed::MismatchCounts;
+use crate::event::typed::{MismatchCounts, Value};
 use crate::event::{
     self, DecodeLimits, MAX_RAW_KEPT, Origin, RecordPosition, RejectReason, RejectedRecord, Row,
 };
@@ -12,6 +13,7 @@ use crate::source::kinesis::ShardBatch;
 use crate::source::kpl;
 use crate::source::{SourceChunk, SourceInfo};
 use crate::table::checkpoint::SourcePosition;
+use crate::table::summary::MissingCounts;
 
 /// A decoded chunk.
 #[derive(Debug)]
@@ -33,6 +35,13 @@ pub struct Decoded {
     /// Values kept in `payload` because they did not fit their typed column,
     /// by column name.
     pub type_mismatches: MismatchCounts,
+    /// Valid records without an optional field (`event_subtype` or a typed
+    /// column), by (event_type, field).
+    pub missing: MissingCounts,
+    /// Per event type, records without `event_subtype` (index 0) or typed
+    /// column `i` (index `i + 1`): counted without allocating per record,
+    /// turned into `missing` when the chunk is done.
+    pub(super) missing_by_type: HashMap<String, Vec<u64>>,
     /// Input bytes the chunk covered.
     pub bytes: u64,
     /// The chunk ends a closed shard: commit soon, so its children can start.
@@ -68,6 +77,8 @@ pub fn decode_shard_batch(
         records: 0,
         blank_lines: 0,
         type_mismatches: MismatchCounts::new(),
+        missing: MissingCounts::new(),
+        missing_by_type: HashMap::new(),
         bytes: batch.records.iter().map(|r| r.data.len() as u64).sum(),
     };
     // Reused for every record: most hold a single event.
@@ -114,6 +125,7 @@ pub fn decode_shard_batch(
             decode_line(line, limits, origin(several.then_some(i as u32)), &mut out);
         }
     }
+    out.finish_missing(limits);
     out
 }
 
@@ -126,12 +138,15 @@ fn decode_line(line: &[u8], limits: &DecodeLimits, origin: Origin, out: &mut Dec
     } else {
         event::decode_counting(line, limits, &mut mismatched)
     };
-    for c in mismatched {
+    for &c in &mismatched {
         let name = &limits.columns.columns()[c].name;
         *out.type_mismatches.entry(name.clone()).or_default() += 1;
     }
     match verdict {
-        Ok(event) => out.rows.push(Row { event, origin }),
+        Ok(event) => {
+            out.count_missing(&event, &mismatched);
+            out.rows.push(Row { event, origin })
+        }
         Err(rejection) => {
             let kept = line.len().min(MAX_RAW_KEPT);
             out.rejects.push(RejectedRecord {
@@ -160,6 +175,8 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
         records: 0,
         blank_lines: 0,
         type_mismatches: MismatchCounts::new(),
+        missing: MissingCounts::new(),
+        missing_by_type: HashMap::new(),
         bytes: chunk.end.offset - chunk.start.offset,
         ends_shard: false,
     };
@@ -192,7 +209,49 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
             }
         }
     }
+    out.finish_missing(limits);
     out
+}
+
+impl Decoded {
+    /// Counts the optional fields `event` lacks: no `event_subtype`, or a
+    /// typed column with no value that was not a mismatch (those are counted
+    /// as mismatches).
+    fn count_missing(&mut self, event: &event::Event, mismatched: &[usize]) {
+        let no_subtype = event.event_subtype().is_none();
+        let absent = |i: usize, v: &Value| matches!(v, Value::Null) && !mismatched.contains(&i);
+        if !no_subtype && !event.typed.iter().enumerate().any(|(i, v)| absent(i, v)) {
+            return;
+        }
+        let counts = match self.missing_by_type.get_mut(event.event_type()) {
+            Some(counts) => counts,
+            None => self
+                .missing_by_type
+                .entry(event.event_type().to_string())
+                .or_insert_with(|| vec![0; event.typed.len() + 1]),
+        };
+        counts[0] += u64::from(no_subtype);
+        for (i, v) in event.typed.iter().enumerate() {
+            counts[i + 1] += u64::from(absent(i, v));
+        }
+    }
+
+    /// Names the fields of the per-type counts.
+    fn finish_missing(&mut self, limits: &DecodeLimits) {
+        let columns = limits.columns.columns();
+        for (event_type, counts) in std::mem::take(&mut self.missing_by_type) {
+            for (i, n) in counts.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+                let field = match i {
+                    0 => "event_subtype",
+                    _ => &columns[i - 1].name,
+                };
+                *self
+                    .missing
+                    .entry((event_type.clone(), field.to_string()))
+                    .or_default() += n;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ use crate::table::writer::{DataWriter, FileSettings, Partition};
 use crate::table::{
     Change, LoadedTable, SchemaSource, TableError, TableKind, TableLayout, TableStore,
 };
+use crate::telemetry::metrics::CommitRecord;
 use buffer::Buffer;
 use decode::{Decoded, decode_source_chunk};
 use upsert::{Deletes, KeyRebase, Written, upsert_against_index, upsert_against_table};
@@ -244,6 +245,11 @@ pub async fn run(
         rejected_writer,
     };
     let resume_from = tables.events.checkpoint()?;
+    let metrics = crate::telemetry::metrics();
+    metrics.started();
+    if config.metrics_addr.is_some() {
+        spawn_catalog_probe(&tables.store, &config.table);
+    }
 
     // Reader: one thread, inputs in order, or the Kinesis consumer's shard
     // tasks; chunks into a bounded channel.
@@ -251,6 +257,7 @@ pub async fn run(
     let max_record_size = config.max_record_size.get();
     let input_count = inputs.len();
     let lags = ShardLags::default();
+    metrics.watch_shards(lags.clone());
     let consumer = match &config.kinesis {
         Some(kinesis_config) => Some(kinesis::start(
             kinesis_config,
@@ -355,8 +362,10 @@ pub async fn run(
                 Some(Ok(decoded)) => {
                     progress.records_read.fetch_add(decoded.records, Ordering::Relaxed);
                     progress.bytes_read.fetch_add(decoded.bytes, Ordering::Relaxed);
+                    metrics.read(decoded.records, decoded.bytes);
                     let ends_shard = decoded.ends_shard;
                     buffer.add(decoded);
+                    metrics.buffered(buffer.bytes, buffer.counts.records_read as usize);
                     if buffer.bytes >= config.flush_size.get() || ends_shard {
                         let full = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
                         flush(&mut tables, full, &mut report, &progress).await?;
@@ -449,7 +458,18 @@ async fn flush(
             vec![file],
             counts.rejected_summary(),
         );
+        let commit_started = Instant::now();
         let outcome = tables.store.commit(&tables.rejected, &change).await?;
+        crate::telemetry::metrics().committed(&CommitRecord {
+            table: &tables.rejected.name.to_string(),
+            counts: &counts,
+            files: 1,
+            bytes: change.added_data_files[0].file_size_in_bytes(),
+            conflicts: outcome.conflicts,
+            latency: commit_started.elapsed(),
+            newest_micros: None,
+            events: false,
+        });
         report.rejected_snapshots += 1;
         report.commit_conflicts += u64::from(outcome.conflicts);
         progress
@@ -514,11 +534,17 @@ async fn flush(
             "probed the table for events older than the dedup window"
         );
     }
+    let mut newest_micros = None;
     for (partition, mut rows) in partitions {
         if rows.is_empty() {
             continue;
         }
         rows_written += rows.len() as u64;
+        newest_micros = rows
+            .iter()
+            .map(|r| r.event.created_micros)
+            .max()
+            .max(newest_micros);
         let partition_bytes: usize = rows.iter().map(|r| r.event.heap_size()).sum();
         heap_bytes += partition_bytes;
         let files = (partition_bytes as f64 * tables.file_bytes_per_heap_byte
@@ -607,7 +633,8 @@ async fn flush(
         .store
         .commit_rebasing(&tables.events, &mut change, Some(&mut rebase))
         .await?;
-    let commit_ms = commit_started.elapsed().as_secs_f64() * 1e3;
+    let commit_latency = commit_started.elapsed();
+    let commit_ms = commit_latency.as_secs_f64() * 1e3;
     let withdrawn = std::mem::take(&mut rebase.withdrawn);
     failpoint::hit(FailPoint::BeforePositionsAdvance);
     // The rows are in the table now: the index may point at them.
@@ -632,6 +659,21 @@ async fn flush(
     report.event_snapshots += 1;
     report.commit_conflicts += u64::from(outcome.conflicts);
     report.counts.add(&counts);
+    crate::telemetry::metrics().committed(&CommitRecord {
+        table: &tables.events.name.to_string(),
+        counts: &counts,
+        files: (change.added_data_files.len() + change.added_delete_files.len()) as u64,
+        bytes: change
+            .added_data_files
+            .iter()
+            .chain(&change.added_delete_files)
+            .map(|f| f.file_size_in_bytes())
+            .sum(),
+        conflicts: outcome.conflicts,
+        latency: commit_latency,
+        newest_micros,
+        events: true,
+    });
     progress
         .rows_committed
         .fetch_add(counts.rows_written, Ordering::Relaxed);
@@ -649,7 +691,37 @@ async fn flush(
     );
     tables.events = outcome.table;
     tables.committed.send_replace(tables.events.checkpoint()?);
+    crate::telemetry::metrics().buffered(0, 0);
     Ok(())
+}
+
+/// How often the catalog is asked for the events table's pointer, so that
+/// `/health/ready` notices an outage between commits.
+const CATALOG_PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// Asks the catalog for the events table every [`CATALOG_PROBE_EVERY`]
+/// (with a timeout of the same length) and records whether it answered,
+/// for as long as the run lasts.
+fn spawn_catalog_probe(store: &TableStore, table: &crate::catalog::TableName) {
+    let catalog = store.catalog().clone();
+    let table = table.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CATALOG_PROBE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let answered = tokio::time::timeout(CATALOG_PROBE_EVERY, catalog.load(&table)).await;
+            let reachable = match answered {
+                Ok(Ok(_)) => true,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "catalog probe failed");
+                    false
+                }
+                Err(_) => false,
+            };
+            crate::telemetry::metrics().catalog_answered(reachable);
+        }
+    });
 }
 
 /// Whether a record at `position` is at or before the committed `checkpoint`

@@ -141,6 +141,11 @@ impl TableStore {
         }
     }
 
+    /// The catalog that points at the tables.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
     /// The storage all table files go through.
     pub fn file_io(&self) -> &FileIO {
         &self.file_io
@@ -297,7 +302,7 @@ impl TableStore {
                 ]))?
                 .build()?
                 .metadata;
-            if let Some(evolved) = self.swap_metadata(&table, next).await? {
+            if let Swap::Done(evolved) = self.swap_metadata(&table, next).await? {
                 tracing::info!(
                     table = %table.name,
                     from = %plan.table_file,
@@ -325,13 +330,12 @@ impl TableStore {
     }
 
     /// Writes `next` as the table's next metadata file and swaps the catalog
-    /// pointer to it: the new table, or `None` when another writer won (or
-    /// the catalog was busy) and the caller should reload and retry.
+    /// pointer to it: the new table, or why the caller should reload and retry.
     async fn swap_metadata(
         &self,
         table: &LoadedTable,
         next: TableMetadata,
-    ) -> Result<Option<LoadedTable>, TableError> {
+    ) -> Result<Swap, TableError> {
         let location = table
             .metadata_location
             .parse::<MetadataLocation>()?
@@ -347,7 +351,7 @@ impl TableStore {
         {
             Ok(SwapOutcome::Swapped) => {
                 failpoint::hit(FailPoint::AfterCatalogSwap);
-                Ok(Some(LoadedTable {
+                Ok(Swap::Done(LoadedTable {
                     name: table.name.clone(),
                     metadata: Arc::new(next),
                     metadata_location: location,
@@ -357,11 +361,13 @@ impl TableStore {
                 tracing::info!(table = %table.name, "commit lost to another writer; reloading and retrying");
                 // Nothing points at the orphaned metadata file.
                 let _ = self.file_io.delete(&location).await;
-                Ok(None)
+                Ok(Swap::Conflict)
             }
             Err(e) if e.is_retryable() => {
-                tracing::warn!(table = %table.name, error = %e, "catalog busy; retrying commit");
-                Ok(None)
+                // The swap may have landed (an answer lost on the way back):
+                // the retry's reload finds out by the snapshot id.
+                unreachable_catalog(&table.name, &e);
+                Ok(Swap::Unreachable)
             }
             Err(e) => Err(e.into()),
         }
@@ -398,10 +404,21 @@ impl TableStore {
         ];
         let mut table = base.clone();
         let mut conflicts = 0;
-        for attempt in 0..MAX_ATTEMPTS {
+        let mut attempt = 0u32;
+        loop {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
-                let current = self.reload(&base.name).await?;
+                let current = match self.reload(&base.name).await {
+                    Ok(current) => current,
+                    Err(e) if e.is_retryable() => {
+                        // An outage: wait it out (the backoff grows to its
+                        // cap); the data files stay written, nothing is lost.
+                        unreachable_catalog(&base.name, &e);
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if current.metadata.snapshot_by_id(snapshot_id).is_some() {
                     // An earlier attempt whose outcome looked lost did land.
                     return Ok(CommitOutcome {
@@ -434,7 +451,7 @@ impl TableStore {
                 .await?;
             failpoint::hit(FailPoint::AfterManifests);
             match self.swap_metadata(&table, next).await? {
-                Some(committed) => {
+                Swap::Done(committed) => {
                     tracing::debug!(table = %table.name, snapshot_id, attempt, "committed snapshot");
                     return Ok(CommitOutcome {
                         table: committed,
@@ -442,13 +459,19 @@ impl TableStore {
                         conflicts,
                     });
                 }
-                None => conflicts += 1,
+                Swap::Conflict => {
+                    conflicts += 1;
+                    if conflicts >= MAX_ATTEMPTS {
+                        return Err(TableError::TooManyConflicts {
+                            table: base.name.clone(),
+                            attempts: MAX_ATTEMPTS,
+                        });
+                    }
+                }
+                Swap::Unreachable => {}
             }
+            attempt += 1;
         }
-        Err(TableError::TooManyConflicts {
-            table: base.name.clone(),
-            attempts: MAX_ATTEMPTS,
-        })
     }
 
     /// A manifest adding `files`: data files, or delete files when `deletes`.
@@ -598,6 +621,22 @@ fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
             return id;
         }
     }
+}
+
+/// How a compare-and-swap of the table pointer ended.
+enum Swap {
+    /// The pointer names the new metadata: the table as committed.
+    Done(LoadedTable),
+    /// Another writer moved the pointer first.
+    Conflict,
+    /// The catalog did not answer (or said it was busy).
+    Unreachable,
+}
+
+/// Logs and counts a commit attempt the catalog did not answer.
+fn unreachable_catalog(table: &TableName, e: &dyn std::fmt::Display) {
+    crate::telemetry::metrics().commit_failed(&table.to_string());
+    tracing::warn!(table = %table, error = %e, "the catalog cannot be reached; retrying the commit until it answers");
 }
 
 /// Exponential backoff with jitter: 10 ms doubling, capped at 2 s.

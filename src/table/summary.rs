@@ -123,6 +123,13 @@ pub fn standard_summary(
 /// Summary key prefix of the type-mismatch count of a column.
 const TYPE_MISMATCH_PREFIX: &str = "floe.type-mismatch.";
 
+/// Summary key prefix of a missing-field count: `floe.missing.<event_type>:<field>`
+/// (an event type never holds a `:`).
+const MISSING_PREFIX: &str = "floe.missing.";
+
+/// Records without an optional field, by (event_type, field).
+pub type MissingCounts = BTreeMap<(String, String), u64>;
+
 /// Data-quality counts of the records behind a commit (or a whole run).
 ///
 /// Every record read is exactly one of: a new row, a rejected record, an
@@ -151,6 +158,9 @@ pub struct QualityCounts {
     /// Values that did not fit their typed column and stayed in `payload`,
     /// by column name.
     pub type_mismatches: BTreeMap<String, u64>,
+    /// Valid records without an optional field (`event_subtype` or a typed
+    /// column), by (event_type, field).
+    pub missing: MissingCounts,
 }
 
 impl QualityCounts {
@@ -180,6 +190,9 @@ impl QualityCounts {
         for (column, n) in &other.type_mismatches {
             *self.type_mismatches.entry(column.clone()).or_default() += n;
         }
+        for (key, n) in &other.missing {
+            *self.missing.entry(key.clone()).or_default() += n;
+        }
     }
 
     /// Counts one rejected record.
@@ -208,6 +221,12 @@ impl QualityCounts {
         }
         for (column, n) in &self.type_mismatches {
             out.insert(format!("{TYPE_MISMATCH_PREFIX}{column}"), n.to_string());
+        }
+        for ((event_type, field), n) in &self.missing {
+            out.insert(
+                format!("{MISSING_PREFIX}{event_type}:{field}"),
+                n.to_string(),
+            );
         }
         out
     }
@@ -244,6 +263,13 @@ impl QualityCounts {
                 .filter_map(|(k, v)| {
                     let column = k.strip_prefix(TYPE_MISMATCH_PREFIX)?;
                     Some((column.to_string(), v.parse().ok()?))
+                })
+                .collect(),
+            missing: summary
+                .iter()
+                .filter_map(|(k, v)| {
+                    let (event_type, field) = k.strip_prefix(MISSING_PREFIX)?.split_once(':')?;
+                    Some(((event_type.into(), field.into()), v.parse().ok()?))
                 })
                 .collect(),
         }

@@ -1,5 +1,11 @@
-//! Logs and live progress. Logs go to stderr through `tracing` (text or JSON);
-//! progress is one line redrawn on a terminal, so stdout stays for results.
+//! Logs, live progress, metrics and the operations port. Logs go to stderr
+//! through `tracing` (text or JSON); progress is one line redrawn on a
+//! terminal, so stdout stays for results (and EMF metric lines when asked).
+
+pub mod http;
+pub mod metrics;
+
+pub use metrics::metrics;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
