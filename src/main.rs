@@ -33,7 +33,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Ingest JSON Lines files (plain or .gz, globs, `-` for stdin) into the events table.
+    /// Ingest JSON Lines files (plain or .gz, globs, `-` for stdin) or a Kinesis stream into the events table.
     Run(Box<RunArgs>),
     /// Generate sample events, ingest them into a local warehouse and print what landed.
     Demo(Box<DemoArgs>),

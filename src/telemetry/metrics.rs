@@ -36,7 +36,12 @@ struct TableStats {
 }
 
 /// A per-table metric: name, type, help, and its value in [`TableStats`].
-type PerTable = (&'static str, &'static str, &'static str, fn(&TableStats) -> u64);
+type PerTable = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&TableStats) -> u64,
+);
 
 /// Counts kept under a lock: labelled by data values.
 #[derive(Debug, Default)]
