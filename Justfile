@@ -13,6 +13,16 @@ demo dir="floe-demo":
 test:
     bash scripts/test.sh
 
+# Build the container image (needs a Docker engine; CI runs its build step,
+# `cargo build --release --locked`, as part of `just test`).
+image tag="dev":
+    docker build -t floe:{{tag}} .
+
+# Offline checks of infra/: terraform fmt, checkov, structure tests.
+infra-check:
+    cargo build --locked --bins
+    bash scripts/infra-check.sh
+
 # Format the code.
 fmt:
     cargo fmt

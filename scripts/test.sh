@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: installs the Python test tools into .venv (once),
-# builds Floe, runs the Rust tests, then the end-to-end tests that check the
-# tables with PyIceberg, DuckDB and Spark.
+# builds Floe, runs the Rust tests, the offline checks of infra/ (terraform
+# fmt, checkov, structure tests), the end-to-end tests that check the tables
+# with PyIceberg, DuckDB and Spark, and last the container image's build step
+# (`cargo build --release --locked`, the Dockerfile's only RUN).
 #
 # Environment: FLOE_VENV (virtualenv path), CARGO_TARGET_DIR (cargo's usual),
 # PYTEST_ARGS (extra pytest arguments, e.g. "-k smoke").
@@ -36,6 +38,13 @@ TARGET_DIR="$(cargo metadata --format-version 1 --no-deps --locked \
     | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 export FLOE_BIN="$TARGET_DIR/debug/floe"
 
+step "infrastructure checks (scripts/infra-check.sh)"
+FLOE_BIN="$FLOE_BIN" PYTEST_ARGS= bash scripts/infra-check.sh
+
 step "end-to-end tests (pytest)"
+# tests/infra runs above, in its own virtualenv.
 # shellcheck disable=SC2086
-"$VENV/bin/python" -m pytest tests -q ${PYTEST_ARGS:-}
+"$VENV/bin/python" -m pytest tests -q --ignore=tests/infra ${PYTEST_ARGS:-}
+
+step "container build step (cargo build --release --locked, as in the Dockerfile)"
+cargo build --release --locked
