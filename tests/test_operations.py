@@ -7,15 +7,19 @@ moto behind a gate the test closes and opens); `floe health` and
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 
 from support import aws, floe, ops
 from support.expected import expected_from_file
 from support.readers import duckdb_query, glue_catalog, glue_rows, pyiceberg_catalog
+from support.streams import STREAM, put
 
 EVENTS = "analytics.events"
 REJECTED = "analytics.events_rejected"
@@ -30,18 +34,25 @@ NO_SUBTYPE = [
 ]
 
 
-def start_stdin(*args: str, **env: str) -> tuple[subprocess.Popen, ops.LogReader, str]:
-    """`floe run --input -` with the operations port on a free port and JSON
-    logs; returns the process, its log and the port's address."""
+@contextlib.contextmanager
+def running(*args: str, **env: str) -> Iterator[tuple[subprocess.Popen, ops.LogReader, str]]:
+    """`floe run ARGS` with the operations port on a free port and JSON logs
+    (stdin a pipe, for `--input -`): the process, its log and the port's
+    address. Killed on the way out if still running."""
     proc = subprocess.Popen(
-        [floe.BIN, "run", "--input", "-", "--metrics-addr", "127.0.0.1:0", "--log-format", "json", *args],
+        [floe.BIN, "run", "--metrics-addr", "127.0.0.1:0", "--log-format", "json", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=floe.env(FLOE_LOG="info", **env),
     )
-    log = ops.LogReader(proc.stderr)
-    return proc, log, ops.serving_address(log, proc)
+    try:
+        log = ops.LogReader(proc.stderr)
+        yield proc, log, ops.serving_address(log, proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def send(proc: subprocess.Popen, lines: list[bytes]) -> None:
@@ -106,8 +117,9 @@ def test_metrics_during_an_ingest_equal_snapshots_readers_and_run_summary(tmp_pa
     exp = expected_from_file(events)
     first, second = lines[:2_000] + NO_SUBTYPE, lines[2_000:]
 
-    proc, log, addr = start_stdin("--warehouse", str(tmp_warehouse.root), "--flush-interval", "200ms")
-    try:
+    with running(
+        "--input", "-", "--warehouse", str(tmp_warehouse.root), "--flush-interval", "200ms", "--emf-namespace", "Floe",
+    ) as (proc, log, addr):
         assert ops.get(addr, "/health/live") == (200, "text/plain", "live\n")
         floe.wait_for(lambda: ops.get(addr, "/health/ready")[0] == 200 or floe.exited(proc), floe.TIMEOUT, "ready")
         assert ops.get(addr, "/health/ready")[2] == "ready\n"
@@ -166,10 +178,6 @@ def test_metrics_during_an_ingest_equal_snapshots_readers_and_run_summary(tmp_pa
         m = wait_committed(proc, addr, len(first) + len(second))
         out = finish(proc)
         assert proc.returncode == 0, log.drain()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert ops.value(m, "floe_records_read_total") == exp.valid + len(exp.rejected) + len(NO_SUBTYPE)
     for label, metric, labels in [
         ("records read", "floe_records_committed_total", {}),
@@ -187,6 +195,25 @@ def test_metrics_during_an_ingest_equal_snapshots_readers_and_run_summary(tmp_pa
     files = ops.by_label(m, "floe_files_written_total", "table")
     assert floe.summary_value(out, "files written") == sum(files.values())
     assert f"snapshots {ops.value(m, 'floe_snapshots_total', table=EVENTS):.0f} + {ops.value(m, 'floe_snapshots_total', table=REJECTED):.0f}" in " ".join(out.split())
+    # One CloudWatch EMF line per events commit on stdout, adding up to the same counts.
+    emf = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert len(emf) == ops.value(m, "floe_snapshots_total", table=EVENTS)
+    assert all(e["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Table"]] for e in emf)
+    assert {e["_aws"]["CloudWatchMetrics"][0]["Namespace"] for e in emf} == {"Floe"}
+    assert {e["Table"] for e in emf} == {EVENTS}
+    for name, metric in [
+        ("RecordsRead", "floe_records_committed_total"),
+        ("RowsCommitted", "floe_rows_written_total"),
+        ("Duplicates", None),
+        ("Rejected", "floe_rejected_total"),
+    ]:
+        want = (
+            sum(ops.by_label(m, metric, "reason").values()) if metric == "floe_rejected_total"
+            else floe.summary_value(out, "duplicates dropped") if metric is None
+            else ops.value(m, metric)
+        )
+        assert sum(e[name] for e in emf) == want, name
+    assert all(e["FreshnessSeconds"] >= 0 and e["CommitSeconds"] >= 0 for e in emf)
     assert floe.summary_value(out, "missing optional fields") == sum(missing_subtypes(lines + NO_SUBTYPE, rejected_raw).values())
 
 
@@ -199,11 +226,12 @@ def test_readiness_follows_the_catalog_and_commits_wait_for_it(moto, tmp_path):
     events = floe.generate(tmp_path / "e.jsonl", 600, seed=62, bad_rate=0, dup_rate=0, changed_dup_rate=0)
     lines = events.read_bytes().splitlines(keepends=True)
     before, during = lines[:400], lines[400:]
-    proc, log, addr = start_stdin(
-        "--catalog", "glue", "--warehouse", f"s3://{BUCKET}/warehouse", "--s3-path-style", "--flush-interval", "200ms",
-        **moto.env(), AWS_ENDPOINT_URL_GLUE=gate.endpoint,
-    )
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(gate.close)
+        proc, log, addr = stack.enter_context(running(
+            "--input", "-", "--catalog", "glue", "--warehouse", f"s3://{BUCKET}/warehouse", "--s3-path-style",
+            "--flush-interval", "200ms", **moto.env(), AWS_ENDPOINT_URL_GLUE=gate.endpoint,
+        ))
         floe.wait_for(lambda: ops.get(addr, "/health/ready")[0] == 200 or floe.exited(proc), floe.TIMEOUT, "ready")
         send(proc, before)
         wait_committed(proc, addr, len(before))
@@ -229,11 +257,6 @@ def test_readiness_follows_the_catalog_and_commits_wait_for_it(moto, tmp_path):
         assert ops.value(m, "floe_ready") == 1
         out = finish(proc)
         assert proc.returncode == 0, log.drain()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        gate.close()
     rows = glue_rows(moto, EVENTS)
     assert Counter(r["event_uuid"] for r in rows) == Counter(json.loads(l)["event_uuid"] for l in lines)
     assert floe.summary_value(out, "rows written") == len(lines)
@@ -247,15 +270,42 @@ def test_readiness_follows_the_catalog_and_commits_wait_for_it(moto, tmp_path):
     assert "the catalog cannot be reached; retrying the commit until it answers" in messages
 
 
+def test_kinesis_iterator_age_per_shard(moto, tmp_path):
+    """Reading a stream: one iterator-age sample per shard, 0 once caught up
+    (moto's MillisBehindLatest), and the counts of what was put."""
+    moto.client("s3").create_bucket(Bucket=BUCKET)
+    moto.create_stream(STREAM, shards=3)
+    events = floe.generate(tmp_path / "e.jsonl", 300, seed=63, bad_rate=0, dup_rate=0, changed_dup_rate=0)
+    lines = events.read_bytes().splitlines(keepends=True)
+    put(moto, lines)
+    shards = {s["ShardId"] for s in moto.shards(STREAM)}
+    with running(
+        "--stream", STREAM, "--catalog", "glue", "--warehouse", f"s3://{BUCKET}/warehouse", "--s3-path-style",
+        "--flush-interval", "200ms", **moto.env(),
+    ) as (proc, log, addr):
+        m = wait_committed(proc, addr, len(lines))
+        assert ops.value(m, "floe_rows_written_total") == len(lines)
+        assert ops.value(m, "floe_records_read_total") == len(lines)
+        floe.wait_for(
+            lambda: set(ops.by_label(ops.scrape(addr), "floe_iterator_age_seconds", "shard")) == shards or floe.exited(proc),
+            floe.TIMEOUT, "an iterator age for every shard",
+        )
+        ages = ops.by_label(ops.scrape(addr), "floe_iterator_age_seconds", "shard")
+        assert ages == {shard: 0.0 for shard in shards}
+        proc.send_signal(signal.SIGTERM)
+        out = proc.stdout.read().decode()
+        assert proc.wait(timeout=floe.TIMEOUT) == 0, log.drain()
+    assert floe.summary_value(out, "records read") == len(lines)
+    assert len(glue_rows(moto, EVENTS)) == len(lines)
+
+
 def test_floe_health_answers_for_the_container(tmp_path, tmp_warehouse):
-    proc, log, addr = start_stdin("--warehouse", str(tmp_warehouse.root))
-    try:
+    with running("--input", "-", "--warehouse", str(tmp_warehouse.root)) as (proc, log, addr):
         floe.wait_for(lambda: ops.get(addr, "/health/ready")[0] == 200 or floe.exited(proc), floe.TIMEOUT, "ready")
         live = floe.run("health", FLOE_METRICS_ADDR=addr)
         assert live.stdout == "live\n"
         ready = floe.run("health", "--ready", "--metrics-addr", addr.replace("127.0.0.1", "0.0.0.0"))
         assert ready.stdout == "ready\n"
-    finally:
         finish(proc)
     assert proc.returncode == 0
     gone = floe.run("health", "--metrics-addr", addr, check=False)

@@ -80,16 +80,7 @@ pub struct Metrics {
 /// The process's registry.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(|| Metrics {
-        records_read: AtomicU64::new(0),
-        bytes_read: AtomicU64::new(0),
-        buffered_bytes: AtomicU64::new(0),
-        buffered_records: AtomicU64::new(0),
-        newest_committed_micros: AtomicI64::new(i64::MIN),
-        labelled: Mutex::new(Labelled::default()),
-        health: Health::default(),
-        emf_namespace: OnceLock::new(),
-    })
+    METRICS.get_or_init(Metrics::empty)
 }
 
 /// What one commit to a table did, for [`Metrics::committed`].
@@ -115,6 +106,20 @@ pub struct CommitRecord<'a> {
 }
 
 impl Metrics {
+    /// A registry with every count at zero, not ready.
+    fn empty() -> Self {
+        Metrics {
+            records_read: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            buffered_bytes: AtomicU64::new(0),
+            buffered_records: AtomicU64::new(0),
+            newest_committed_micros: AtomicI64::new(i64::MIN),
+            labelled: Mutex::new(Labelled::default()),
+            health: Health::default(),
+            emf_namespace: OnceLock::new(),
+        }
+    }
+
     /// Records and input bytes read by the source.
     pub fn read(&self, records: u64, bytes: u64) {
         self.records_read.fetch_add(records, Ordering::Relaxed);
@@ -553,22 +558,9 @@ mod tests {
     use super::*;
     use crate::event::RejectReason;
 
-    fn fresh() -> Metrics {
-        Metrics {
-            records_read: AtomicU64::new(0),
-            bytes_read: AtomicU64::new(0),
-            buffered_bytes: AtomicU64::new(0),
-            buffered_records: AtomicU64::new(0),
-            newest_committed_micros: AtomicI64::new(i64::MIN),
-            labelled: Mutex::new(Labelled::default()),
-            health: Health::default(),
-            emf_namespace: OnceLock::new(),
-        }
-    }
-
     #[test]
     fn renders_counts_labels_and_histograms() {
-        let m = fresh();
+        let m = Metrics::empty();
         m.read(10, 1000);
         let mut counts = QualityCounts {
             records_read: 10,
@@ -631,7 +623,7 @@ mod tests {
 
     #[test]
     fn readiness_follows_start_catalog_and_shutdown() {
-        let m = fresh();
+        let m = Metrics::empty();
         assert_eq!(m.not_ready_reason(), Some("starting: loading the tables"));
         m.started();
         assert!(m.ready());
