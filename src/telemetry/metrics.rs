@@ -162,7 +162,7 @@ impl Metrics {
         if c.events
             && let Some(namespace) = self.emf_namespace.get()
         {
-            println!("{}", self.emf_line(namespace, c));
+            print_emf(&self.emf_line(namespace, c));
         }
     }
 
@@ -176,15 +176,12 @@ impl Metrics {
             .failures += 1;
         self.catalog_answered(false);
         if let Some(namespace) = self.emf_namespace.get() {
-            println!(
-                "{}",
-                emf(
-                    namespace,
-                    table,
-                    &[("CommitFailures", "Count", 1.0)],
-                    chrono::Utc::now().timestamp_millis()
-                )
-            );
+            print_emf(&emf(
+                namespace,
+                table,
+                &[("CommitFailures", "Count", 1.0)],
+                chrono::Utc::now().timestamp_millis(),
+            ));
         }
     }
 
@@ -527,6 +524,13 @@ fn escape_label(v: &str) -> String {
     v.replace('\\', r"\\")
         .replace('"', r#"\""#)
         .replace('\n', r"\n")
+}
+
+/// Writes an EMF line to stdout; a closed stdout loses the line, not the run.
+fn print_emf(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// One CloudWatch Embedded Metric Format line: the values as metrics of
