@@ -9,9 +9,11 @@ accepts only the first kind, `Scope.evaluate()` resolves both.
 `Scope` is one module instance: its folder and the arguments it was called
 with. `var.x` is the argument, else the variable's default; `local.x` and
 `module.m.output` are evaluated in turn; a resource attribute is the
-resource's argument of that name. What only AWS knows (account id, region,
-partition) comes from `PLANNED`. An expression beyond references, arithmetic
-and the few functions in `FUNCTIONS` raises `Unresolved`, naming it.
+resource's argument of that name. `Scope.stack(env)` is modules/floe_stack
+as infra/envs/<env> calls it, with the environment's values as arguments.
+What only AWS knows (account id, region, partition) comes from `PLANNED`. An
+expression beyond references, arithmetic and the few functions in
+`FUNCTIONS` raises `Unresolved`, naming it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from hcl2.utils import SerializationOptions
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 MODULES = INFRA / "modules"
-ENVS = ("dev", "prod")
+ENVS_DIR = INFRA / "envs"
+# Every environment folder (one with a main.tf), so that a third one, copied
+# from dev, is checked like dev and prod without touching the tests.
+ENVS = tuple(sorted(p.name for p in ENVS_DIR.iterdir() if (p / "main.tf").is_file()))
+# The one module every environment calls (module "floe" in envs/<env>/main.tf).
+STACK = MODULES / "floe_stack"
+STACK_CALL = "floe"
 
 # Heredocs become ordinary strings (indentation of <<- removed), so that they
 # evaluate like any other template.
@@ -162,10 +170,19 @@ def load(folder: Path) -> Config:
     return config
 
 
-def load_tfvars(path: Path) -> dict[str, object]:
-    """A .tfvars file as written (values in python-hcl2's form)."""
+def load_assignments(path: Path) -> dict[str, object]:
+    """A file of `name = value` lines (backend.hcl) as written (values in
+    python-hcl2's form)."""
     with path.open() as f:
         return hcl2.load(f, serialization_options=_OPTIONS)
+
+
+def environment_values(env: str) -> dict[str, object]:
+    """The arguments envs/<env>/main.tf passes to the stack, as Python values.
+    They must be literals: an environment's values are written, not computed
+    (NotLiteral otherwise)."""
+    call = load(ENVS_DIR / env).modules[STACK_CALL]
+    return {name: literal(value) for name, value in call.items() if name not in _META_ARGUMENTS}
 
 
 def all_folders() -> list[Path]:
@@ -241,14 +258,18 @@ class Scope:
     def __init__(self, folder: Path, arguments: dict, caller: Scope | None = None):
         self.config = load(folder)
         self.arguments = arguments
-        # Arguments are expressions of the caller's scope (tfvars: literals).
+        # Arguments are expressions of the caller's scope.
         self.caller = caller or self
 
     @classmethod
-    def environment(cls, env: str) -> Scope:
-        """The root module of infra/envs/<env> with its terraform.tfvars."""
-        folder = INFRA / "envs" / env
-        return cls(folder, load_tfvars(folder / "terraform.tfvars"))
+    def root(cls, env: str) -> Scope:
+        """The root module of infra/envs/<env> (it has no variables)."""
+        return cls(ENVS_DIR / env, {})
+
+    @classmethod
+    def stack(cls, env: str) -> Scope:
+        """modules/floe_stack as infra/envs/<env> calls it."""
+        return cls.root(env).module(STACK_CALL)
 
     def module(self, name: str) -> Scope:
         """The instance of module `name` called from this scope."""

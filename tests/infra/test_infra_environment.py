@@ -1,8 +1,8 @@
 """The container's FLOE_* environment against the Floe binary.
 
 `local.floe_environment` in infra/modules/floe_service is resolved for each
-environment (module defaults, what envs/<env>/main.tf passes, its
-terraform.tfvars) and handed, as the only environment, to
+environment (module defaults, what modules/floe_stack passes, the values
+envs/<env>/main.tf gives floe_stack) and handed, as the only environment, to
 `floe run --check-config`, which validates it without any I/O and prints every
 run setting. FLOE_BIN names the binary (scripts/infra-check.sh sets it).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from infra_hcl import ENVS, INFRA, MODULES, REPO, Scope, load, load_tfvars
+from infra_hcl import ENVS, INFRA, MODULES, REPO, STACK, Scope, environment_values, literal, load
 
 # Floe settings that must not be passed on Fargate, and why.
 NOT_ON_FARGATE = {
@@ -66,7 +66,7 @@ def printed(proc: subprocess.CompletedProcess) -> dict[str, str]:
 
 
 def service(env: str) -> Scope:
-    return Scope.environment(env).module("floe_service")
+    return Scope.stack(env).module("floe_service")
 
 
 def floe_environment(env: str) -> dict[str, str]:
@@ -76,6 +76,13 @@ def floe_environment(env: str) -> dict[str, str]:
     not_strings = {k: v for k, v in resolved.items() if not isinstance(v, str)}
     assert not not_strings, f"{env}: values that are not strings (wrap them in tostring()): {not_strings}"
     return resolved
+
+
+def value(env: str, name: str):
+    """A stack input as envs/<env>/main.tf writes it, else the stack's default:
+    read from the files, independently of the evaluator that resolves the map."""
+    values = environment_values(env)
+    return values[name] if name in values else literal(load(STACK).variables[name]["default"])
 
 
 def seconds(duration: str) -> float:
@@ -101,29 +108,29 @@ def test_map_holds_every_setting_that_applies_on_fargate():
     assert not stale, f"NOT_ON_FARGATE names settings Floe no longer has: {sorted(stale)}"
 
 
-def test_dev_and_prod_pass_the_same_settings():
-    assert set(floe_environment("dev")) == set(floe_environment("prod"))
+def test_every_environment_passes_the_same_settings():
+    names = {env: sorted(floe_environment(env)) for env in ENVS}
+    assert all(n == names["dev"] for n in names.values()), names
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_floe_accepts_the_environment(env):
     environment = floe_environment(env)
     settings = printed(check_config(environment))
-    tfvars = {k: Scope.environment(env).evaluate(v) for k, v in load_tfvars(INFRA / "envs" / env / "terraform.tfvars").items()}
 
     assert settings["FLOE_CATALOG"] == "glue"
     assert settings["FLOE_WAREHOUSE"].startswith("s3://"), settings["FLOE_WAREHOUSE"]
-    assert settings["FLOE_WAREHOUSE"].endswith("/" + tfvars["warehouse_prefix"])
+    assert settings["FLOE_WAREHOUSE"].endswith("/" + value(env, "warehouse_prefix"))
     assert settings["FLOE_STREAM"] == f"floe-{env}-events"
-    assert settings["FLOE_CONSUMER_NAME"] == tfvars["consumer_name"]
-    assert settings["FLOE_START_POSITION"] == tfvars["start_position"]
-    assert settings["FLOE_TABLE"] == f"{tfvars['glue_database_name']}.events"
-    assert settings["FLOE_REJECTED_TABLE"] == f"{tfvars['glue_database_name']}.events_rejected"
+    assert settings["FLOE_CONSUMER_NAME"] == value(env, "consumer_name")
+    assert settings["FLOE_START_POSITION"] == value(env, "start_position")
+    assert settings["FLOE_TABLE"] == f"{value(env, 'glue_database_name')}.events"
+    assert settings["FLOE_REJECTED_TABLE"] == f"{value(env, 'glue_database_name')}.events_rejected"
     assert settings["FLOE_METRICS_ADDR"] == "0.0.0.0:9464"
     assert settings["FLOE_EMF_NAMESPACE"] == "Floe"
     assert settings["FLOE_LOG_FORMAT"] == "json"
     # One decode thread per vCPU of the task.
-    assert settings["FLOE_DECODE_THREADS"] == str(tfvars["task_cpu"] // 1024)
+    assert settings["FLOE_DECODE_THREADS"] == str(value(env, "task_cpu") // 1024)
     # Settings the map leaves out keep Floe's defaults.
     assert settings["FLOE_INPUT"] == "" and settings["FLOE_DRAIN"] == "false"
     assert settings["FLOE_S3_ENDPOINT"] == "" and settings["FLOE_SCHEMA_DIR"] == ""

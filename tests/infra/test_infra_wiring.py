@@ -1,5 +1,6 @@
 """Wiring: the settings that make the deployment safe and observable are where
-they must be, and dev and prod are the same code with different values."""
+they must be, and every environment is one call of the same stack module with
+its own values."""
 
 from __future__ import annotations
 
@@ -7,15 +8,21 @@ import re
 
 import pytest
 
-from infra_hcl import ENVS, INFRA, MODULES, Scope, block, blocks, literal, load, load_tfvars, tf_files, unquote, written
+from infra_hcl import (
+    ENVS, ENVS_DIR, INFRA, MODULES, STACK, STACK_CALL, Scope, block, blocks, environment_values, literal, load,
+    load_assignments, tf_files, unquote, written,
+)
 
+# What modules/floe_stack calls.
 MODULE_SOURCES = {
-    "stream": "../../modules/stream",
-    "warehouse": "../../modules/warehouse",
-    "lease_table": "../../modules/lease_table",
-    "athena": "../../modules/athena",
-    "floe_service": "../../modules/floe_service",
+    "stream": "../stream",
+    "warehouse": "../warehouse",
+    "lease_table": "../lease_table",
+    "athena": "../athena",
+    "floe_service": "../floe_service",
 }
+# What each environment folder holds (besides backend.hcl.example).
+ENV_FILES = {"main.tf", "outputs.tf", "versions.tf"}
 # The metrics Floe's EMF lines carry (namespace FLOE_EMF_NAMESPACE, dimension
 # Table), read from the code that writes them: ("Name", "Unit", value).
 FLOE_EMF_METRICS = set(re.findall(
@@ -34,41 +41,59 @@ service = load(MODULES / "floe_service")
 # --- The buckets ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bucket", ["warehouse", "logs"])
-def test_bucket_is_private_owner_enforced_and_tls_only(bucket):
-    access = warehouse.resource("aws_s3_bucket_public_access_block", bucket)
+def test_every_bucket_gets_the_shared_protections():
+    # buckets.tf protects every bucket of local.buckets: a bucket left out of it
+    # would have none of the protections below.
+    assert warehouse.locals["buckets"] == {name: f"${{aws_s3_bucket.{name}}}" for name in warehouse.resources["aws_s3_bucket"]}
+    for kind in ("aws_s3_bucket_ownership_controls", "aws_s3_bucket_public_access_block", "aws_s3_bucket_versioning"):
+        assert set(warehouse.resources[kind]) == {"this"}, kind
+        body = warehouse.resource(kind, "this")
+        assert (body["for_each"], body["bucket"]) == ("${local.buckets}", "${each.value.id}"), kind
+
+
+def test_buckets_are_private_owner_enforced_and_versioned():
+    access = warehouse.resource("aws_s3_bucket_public_access_block", "this")
     flags = ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
     assert {f: access.get(f) for f in flags} == dict.fromkeys(flags, True)
 
-    ownership = block(warehouse.resource("aws_s3_bucket_ownership_controls", bucket), "rule")
+    ownership = block(warehouse.resource("aws_s3_bucket_ownership_controls", "this"), "rule")
     assert literal(ownership["object_ownership"]) == "BucketOwnerEnforced"
 
-    policy = warehouse.resource("aws_s3_bucket_policy", bucket)["policy"]
-    document = warehouse.data["aws_iam_policy_document"][re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", policy)[1]]
+    versioning = block(warehouse.resource("aws_s3_bucket_versioning", "this"), "versioning_configuration")
+    assert literal(versioning["status"]) == "Enabled"
+    assert "never overwrites" in warehouse.text(), "say why versioning costs nothing"
+
+
+@pytest.mark.parametrize("bucket", ["warehouse", "logs"])
+def test_bucket_policy_denies_requests_without_tls(bucket):
+    tls_only = warehouse.data["aws_iam_policy_document"]["tls_only"]
+    assert tls_only["for_each"] == "${local.buckets}"
     deny_tls = [
-        s for s in blocks(document, "statement")
+        s for s in blocks(tls_only, "statement")
         if literal(s.get("effect", '"Allow"')) == "Deny"
         and literal(s["actions"]) == ["s3:*"]
         and [(literal(c["test"]), literal(c["variable"]), literal(c["values"])) for c in blocks(s, "condition")]
         == [("Bool", "aws:SecureTransport", ["false"])]
     ]
     assert len(deny_tls) == 1, "no statement denying requests without TLS"
-    assert written(deny_tls[0]["resources"]) == [
-        f"${{aws_s3_bucket.{bucket}.arn}}",
-        f"${{aws_s3_bucket.{bucket}.arn}}/*",
-    ]
+    assert written(deny_tls[0]["resources"]) == ["${each.value.arn}", "${each.value.arn}/*"]
+
+    # The bucket's policy is that document for this bucket, or a document
+    # that starts from it.
+    tls_json = f'${{data.aws_iam_policy_document.tls_only["{bucket}"].json}}'
+    policy = warehouse.resource("aws_s3_bucket_policy", bucket)
+    assert policy["bucket"] == f"${{aws_s3_bucket.{bucket}.id}}"
+    if policy["policy"] != tls_json:
+        name = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", policy["policy"])[1]
+        assert warehouse.data["aws_iam_policy_document"][name].get("source_policy_documents") == [tls_json], name
 
 
-def test_warehouse_bucket_is_encrypted_with_its_key_and_versioned():
+def test_warehouse_bucket_is_encrypted_with_its_key_and_logged():
     rule = block(warehouse.resource("aws_s3_bucket_server_side_encryption_configuration", "warehouse"), "rule")
     default = block(rule, "apply_server_side_encryption_by_default")
     assert literal(default["sse_algorithm"]) == "aws:kms"
     assert default["kms_master_key_id"] == "${module.key.arn}"
     assert rule["bucket_key_enabled"] is True
-
-    versioning = block(warehouse.resource("aws_s3_bucket_versioning", "warehouse"), "versioning_configuration")
-    assert literal(versioning["status"]) == "Enabled"
-    assert "never overwrites" in warehouse.text(), "say why versioning costs nothing"
 
     logging = warehouse.resource("aws_s3_bucket_logging", "warehouse")
     assert logging["target_bucket"] == "${aws_s3_bucket.logs.id}"
@@ -106,7 +131,7 @@ def test_lease_table_is_ready_for_step_6():
     sse = block(table, "server_side_encryption")
     assert sse["enabled"] is True and sse["kms_key_arn"] == "${var.kms_key_arn}"
     assert table["deletion_protection_enabled"] == "${var.deletion_protection}"
-    assert Scope.environment("prod").var("deletion_protection") is True
+    assert Scope.stack("prod").var("deletion_protection") is True
 
 
 def test_glue_database_defaults_to_analytics():
@@ -129,7 +154,7 @@ def test_service_rolls_back_and_never_runs_two_tasks():
     assert network["assign_public_ip"] is False
     assert network["security_groups"] == ["${aws_security_group.floe.id}"]
     for env in ENVS:
-        scope = Scope.environment(env).module("floe_service")
+        scope = Scope.stack(env).module("floe_service")
         assert scope.var("max_capacity") == 1, f"{env}: more than one task needs the shard leases of step 6"
 
 
@@ -245,7 +270,7 @@ def test_commit_failures_alarm():
 
 @pytest.mark.parametrize("env", ENVS)
 def test_alarms_watch_what_floe_sends(env):
-    scope = Scope.environment(env).module("floe_service")
+    scope = Scope.stack(env).module("floe_service")
     environment = scope.local("floe_environment")
     # The alarms' namespace and Table dimension are Floe's own.
     assert scope.var("metrics_namespace") == environment["FLOE_EMF_NAMESPACE"] == "Floe"
@@ -271,12 +296,12 @@ def test_athena_workgroup_enforces_encrypted_results_and_a_scan_limit():
     encryption = block(block(configuration, "result_configuration"), "encryption_configuration")
     assert literal(encryption["encryption_option"]) == "SSE_KMS"
     for env in ENVS:
-        location = Scope.environment(env).module("athena").var("results_location")
+        location = Scope.stack(env).module("athena").var("results_location")
         assert re.fullmatch(r"s3://floe-%s-\d{12}-[a-z0-9-]+/athena-results/" % env, location), location
 
 
 def named_queries(env: str = "dev") -> dict[str, str]:
-    scope = Scope.environment(env).module("athena")
+    scope = Scope.stack(env).module("athena")
     return {name: scope.evaluate(body["query"]) for name, body in scope.config.resources["aws_athena_named_query"].items()}
 
 
@@ -307,13 +332,23 @@ def test_saved_queries_read_floe_tables():
     assert quality.rstrip().endswith("ORDER BY committed_at")
 
 
-# --- dev and prod -----------------------------------------------------------------
+# --- The stack and the environments ------------------------------------------------
+
+
+def test_the_stack_calls_every_module():
+    assert {name: literal(call["source"]) for name, call in load(STACK).modules.items()} == MODULE_SOURCES
+
+
+def test_dev_and_prod_exist():
+    assert {"dev", "prod"} <= set(ENVS), ENVS
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_environment_calls_the_modules_and_keeps_state_in_s3(env):
-    config = load(INFRA / "envs" / env)
-    assert {name: literal(call["source"]) for name, call in config.modules.items()} == MODULE_SOURCES
+def test_environment_calls_the_stack_and_keeps_state_in_s3(env):
+    config = load(ENVS_DIR / env)
+    assert {name: literal(call["source"]) for name, call in config.modules.items()} == {
+        STACK_CALL: "../../modules/floe_stack",
+    }
 
     (terraform,) = [t for t in config.terraform if "backend" in t]
     backends = {unquote(k): v for b in blocks(terraform, "backend") for k, v in b.items()}
@@ -321,34 +356,59 @@ def test_environment_calls_the_modules_and_keeps_state_in_s3(env):
     assert backends["s3"]["use_lockfile"] is True
     # Bucket, key and region come from backend.hcl, never from the code.
     assert not {"bucket", "key", "region"} & set(backends["s3"])
-    example = load_tfvars(INFRA / "envs" / env / "backend.hcl.example")
+    example = load_assignments(ENVS_DIR / env / "backend.hcl.example")
     assert set(example) == {"bucket", "key", "region"}
     assert literal(example["key"]) == f"floe/{env}/terraform.tfstate"
 
-    aws = block(terraform, "required_providers")["aws"]
+    # use_lockfile needs Terraform 1.10.
+    (required_version,) = [t["required_version"] for t in config.terraform if "required_version" in t]
+    minor = re.fullmatch(r">= 1\.(\d+)(?:\.\d+)?", literal(required_version))
+    assert minor and int(minor[1]) >= 10, required_version
+    (providers,) = [block(t, "required_providers") for t in config.terraform if "required_providers" in t]
+    aws = providers["aws"]
     assert literal(aws["source"]) == "hashicorp/aws"
     assert re.fullmatch(r"~> [56]\.\d+", literal(aws["version"])), aws["version"]
 
-    tags = block(config.providers["aws"], "default_tags")["tags"]
-    assert tags == {"Project": '"floe"', "Environment": "${var.environment}"}
-    assert Scope.environment(env).var("environment") == env
-
-
-def test_dev_and_prod_differ_only_in_their_values():
-    dev, prod = INFRA / "envs" / "dev", INFRA / "envs" / "prod"
-    names = sorted(p.name for p in dev.glob("*.tf"))
-    assert names == sorted(p.name for p in prod.glob("*.tf"))
-    different = [n for n in names if (dev / n).read_text() != (prod / n).read_text()]
-    assert not different, f"put what differs in terraform.tfvars: {different}"
+    assert set(config.providers) == {"aws"}
+    provider = config.providers["aws"]
+    assert re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", literal(provider["region"])), provider["region"]
+    # The Environment tag and the names (floe-<environment>-...) say the same.
+    assert literal(block(provider, "default_tags")["tags"]) == {"Project": "floe", "Environment": env}
+    assert environment_values(env)["environment"] == env
+    assert Scope.stack(env).var("environment") == env
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_tfvars_set_only_declared_variables_and_every_required_one(env):
-    config = load(INFRA / "envs" / env)
-    tfvars = load_tfvars(INFRA / "envs" / env / "terraform.tfvars")
-    assert set(tfvars) <= set(config.variables), set(tfvars) - set(config.variables)
-    required = {name for name, body in config.variables.items() if "default" not in body}
-    assert required <= set(tfvars), required - set(tfvars)
+def test_environment_holds_values_and_no_code(env):
+    folder = ENVS_DIR / env
+    config = load(folder)
+    assert {p.name for p in folder.glob("*.tf")} == ENV_FILES
+    assert (folder / "backend.hcl.example").is_file()
+    # A second place for values would hide some of them from a reader of main.tf.
+    assert not list(folder.glob("*.tfvars")) and not list(folder.glob("*.tfvars.json"))
+    # Anything but the provider, the backend and the stack call belongs in the stack.
+    declared = {
+        "resources": config.resources, "data": config.data, "variables": config.variables, "locals": config.locals,
+    }
+    assert not any(declared.values()), {kind: list(found) for kind, found in declared.items() if found}
+    # One output, the stack's outputs as an object: a new one needs no edit here.
+    assert {name: body["value"] for name, body in config.outputs.items()} == {STACK_CALL: f"${{module.{STACK_CALL}}}"}
+
+    # environment_values() refuses an expression: the values are written down.
+    values = environment_values(env)
+    inputs = load(STACK).variables
+    assert set(values) <= set(inputs), f"not inputs of floe_stack: {sorted(set(values) - set(inputs))}"
+    required = {name for name, body in inputs.items() if "default" not in body}
+    assert required <= set(values), f"required inputs not set: {sorted(required - set(values))}"
+
+
+def test_environments_set_the_same_inputs():
+    # So that `diff envs/dev/main.tf envs/prod/main.tf` shows every difference
+    # as a value, never as an input one of them leaves to the default.
+    names = {env: set(environment_values(env)) for env in ENVS}
+    every = set().union(*names.values())
+    left_out = {env: sorted(every - set_) for env, set_ in names.items() if every - set_}
+    assert not left_out, f"inputs some environments leave to the default: {left_out}"
 
 
 # --- checkov skips ------------------------------------------------------------------

@@ -1,115 +1,79 @@
-# One environment of Floe. dev and prod have the same files but for
-# terraform.tfvars and backend.hcl: everything that differs is a variable.
+# dev: small, cheap, easy to tear down. Same account as prod is fine: every
+# name carries the environment, and the Glue database is analytics_dev.
+#
+# This folder holds dev's values only; what they build is
+# modules/floe_stack. Edit a value here, then plan and apply in this folder.
+
+terraform {
+  # Remote state in S3, locked by a lock file next to it (no DynamoDB table).
+  # Bucket, key and region come from backend.hcl (copy backend.hcl.example):
+  #   terraform init -backend-config=backend.hcl
+  backend "s3" {
+    use_lockfile = true
+    encrypt      = true
+  }
+}
 
 provider "aws" {
-  region = var.region
+  region = "eu-west-1"
 
+  # On every resource; Environment says what `environment` below says.
   default_tags {
     tags = {
       Project     = "floe"
-      Environment = var.environment
+      Environment = "dev"
     }
   }
 }
 
-locals {
-  # Every name carries the environment, so dev and prod can share an account.
-  name = "floe-${var.environment}"
-}
+module "floe" {
+  source = "../../modules/floe_stack"
 
-# The network and the image repository exist already; they are found by name,
-# so the variables hold no account-specific ids.
-data "aws_vpc" "this" {
-  tags = {
-    Name = var.vpc_name
+  environment = "dev"
+
+  # The VPC (by Name tag) and its private subnets (by tags) the tasks run in.
+  vpc_name = "main"
+  private_subnet_tags = {
+    Tier = "private"
   }
-}
+  # Prometheus scrapers allowed to reach :9464 (/metrics, /health).
+  metrics_ingress_cidrs = ["10.0.0.0/16"]
 
-data "aws_subnets" "private" {
-  filter {
-    name   = "vpc-id"
-    values = [data.aws_vpc.this.id]
-  }
+  # <account>.dkr.ecr.<region>.amazonaws.com/floe:<tag>, in this account and region.
+  image_repository = "floe"
+  image_tag        = "0.1.0"
+  # As the image was built: ARM64 for one built on an ARM machine.
+  cpu_architecture = "X86_64"
 
-  tags = var.private_subnet_tags
-}
+  # On-demand sizes itself; shard_count counts only once PROVISIONED.
+  stream_mode            = "ON_DEMAND"
+  shard_count            = 1
+  stream_retention_hours = 24
 
-data "aws_ecr_repository" "floe" {
-  name = var.image_repository
-}
+  warehouse_prefix              = "warehouse"
+  glue_database_name            = "analytics_dev"
+  noncurrent_version_days       = 7
+  athena_results_retention_days = 7
+  athena_bytes_scanned_cutoff   = 10737418240 # 10 GiB
+  deletion_protection           = false
 
-module "stream" {
-  source = "../../modules/stream"
+  task_cpu     = 1024 # 1 vCPU
+  task_memory  = 2048 # 2 GiB
+  index_memory = "512MiB"
+  # More than one task needs the shard leases of step 6; raise it then.
+  max_capacity = 1
+  # Where shards without a checkpoint start; a new consumer_name with
+  # at-timestamp:<RFC 3339> replays the stream from that instant.
+  consumer_name  = "floe"
+  start_position = "trim-horizon"
+  log_level      = "info"
 
-  name            = "${local.name}-events"
-  stream_mode     = var.stream_mode
-  shard_count     = var.shard_count
-  retention_hours = var.stream_retention_hours
-}
+  log_retention_days = 14
 
-module "warehouse" {
-  source = "../../modules/warehouse"
-
-  name                          = local.name
-  warehouse_prefix              = var.warehouse_prefix
-  glue_database_name            = var.glue_database_name
-  noncurrent_version_days       = var.noncurrent_version_days
-  athena_results_retention_days = var.athena_results_retention_days
-}
-
-module "lease_table" {
-  source = "../../modules/lease_table"
-
-  name                = "${local.name}-leases"
-  kms_key_arn         = module.warehouse.kms_key_arn
-  deletion_protection = var.deletion_protection
-}
-
-module "athena" {
-  source = "../../modules/athena"
-
-  name                           = local.name
-  glue_database_name             = module.warehouse.glue_database_name
-  results_location               = module.warehouse.athena_results_uri
-  kms_key_arn                    = module.warehouse.kms_key_arn
-  bytes_scanned_cutoff_per_query = var.athena_bytes_scanned_cutoff
-}
-
-module "floe_service" {
-  source = "../../modules/floe_service"
-
-  name                 = local.name
-  image                = "${data.aws_ecr_repository.floe.repository_url}:${var.image_tag}"
-  image_repository_arn = data.aws_ecr_repository.floe.arn
-  cpu                  = var.task_cpu
-  memory               = var.task_memory
-  cpu_architecture     = var.cpu_architecture
-  max_capacity         = var.max_capacity
-
-  vpc_id                = data.aws_vpc.this.id
-  subnet_ids            = data.aws_subnets.private.ids
-  metrics_ingress_cidrs = var.metrics_ingress_cidrs
-
-  stream_name             = module.stream.name
-  stream_arn              = module.stream.arn
-  stream_kms_key_arn      = module.stream.kms_key_arn
-  warehouse_bucket_name   = module.warehouse.bucket_name
-  warehouse_bucket_arn    = module.warehouse.bucket_arn
-  warehouse_prefix        = module.warehouse.warehouse_prefix
-  warehouse_kms_key_arn   = module.warehouse.kms_key_arn
-  glue_database_name      = module.warehouse.glue_database_name
-  lease_table_arn         = module.lease_table.arn
-  lease_table_kms_key_arn = module.warehouse.kms_key_arn
-
-  consumer_name  = var.consumer_name
-  start_position = var.start_position
-  index_memory   = var.index_memory
-  log_level      = var.log_level
-
-  log_retention_days           = var.log_retention_days
-  alarm_topic_arn              = var.alarm_topic_arn
-  iterator_age_alarm_ms        = var.iterator_age_alarm_ms
-  freshness_alarm_seconds      = var.freshness_alarm_seconds
-  rejected_percent_alarm       = var.rejected_percent_alarm
-  commit_failure_alarm_periods = var.commit_failure_alarm_periods
+  # Set to an SNS topic's ARN to be notified; dev alarms are only looked at.
+  alarm_topic_arn              = null
+  iterator_age_alarm_ms        = 1800000 # 30 minutes behind
+  freshness_alarm_seconds      = 3600
+  rejected_percent_alarm       = 5
+  commit_failure_alarm_periods = 6
 }

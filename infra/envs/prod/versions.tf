@@ -1,5 +1,5 @@
 terraform {
-  # 1.10 brought S3-native state locking (use_lockfile).
+  # 1.10 brought S3-native state locking (use_lockfile, in main.tf).
   required_version = ">= 1.10"
 
   required_providers {
@@ -7,13 +7,5 @@ terraform {
       source  = "hashicorp/aws"
       version = "~> 6.0"
     }
-  }
-
-  # Remote state in S3, locked by a lock file next to it (no DynamoDB table).
-  # Bucket, key and region come from backend.hcl (copy backend.hcl.example):
-  #   terraform init -backend-config=backend.hcl
-  backend "s3" {
-    use_lockfile = true
-    encrypt      = true
   }
 }

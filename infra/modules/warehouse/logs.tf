@@ -11,23 +11,6 @@ resource "aws_s3_bucket" "logs" {
   force_destroy = false
 }
 
-resource "aws_s3_bucket_ownership_controls" "logs" {
-  bucket = aws_s3_bucket.logs.id
-
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "logs" {
-  bucket = aws_s3_bucket.logs.id
-
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
 resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
   bucket = aws_s3_bucket.logs.id
 
@@ -35,16 +18,6 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
     apply_server_side_encryption_by_default {
       sse_algorithm = "AES256"
     }
-  }
-}
-
-# Log objects are written once and never changed; versioning only guards
-# against their deletion.
-resource "aws_s3_bucket_versioning" "logs" {
-  bucket = aws_s3_bucket.logs.id
-
-  versioning_configuration {
-    status = "Enabled"
   }
 }
 
@@ -70,10 +43,13 @@ resource "aws_s3_bucket_lifecycle_configuration" "logs" {
     }
   }
 
-  depends_on = [aws_s3_bucket_versioning.logs]
+  depends_on = [aws_s3_bucket_versioning.this]
 }
 
 data "aws_iam_policy_document" "log_bucket" {
+  # The TLS-only statement of every bucket here (buckets.tf), and the delivery.
+  source_policy_documents = [data.aws_iam_policy_document.tls_only["logs"].json]
+
   statement {
     sid = "S3ServerAccessLogDelivery"
     principals {
@@ -93,30 +69,11 @@ data "aws_iam_policy_document" "log_bucket" {
       values   = [aws_s3_bucket.warehouse.arn]
     }
   }
-
-  statement {
-    sid    = "DenyRequestsWithoutTls"
-    effect = "Deny"
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    actions = ["s3:*"]
-    resources = [
-      aws_s3_bucket.logs.arn,
-      "${aws_s3_bucket.logs.arn}/*",
-    ]
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
 }
 
 resource "aws_s3_bucket_policy" "logs" {
   bucket = aws_s3_bucket.logs.id
   policy = data.aws_iam_policy_document.log_bucket.json
 
-  depends_on = [aws_s3_bucket_public_access_block.logs]
+  depends_on = [aws_s3_bucket_public_access_block.this]
 }

@@ -30,23 +30,6 @@ resource "aws_s3_bucket" "warehouse" {
   force_destroy = false
 }
 
-resource "aws_s3_bucket_ownership_controls" "warehouse" {
-  bucket = aws_s3_bucket.warehouse.id
-
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "warehouse" {
-  bucket = aws_s3_bucket.warehouse.id
-
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
 resource "aws_s3_bucket_server_side_encryption_configuration" "warehouse" {
   bucket = aws_s3_bucket.warehouse.id
 
@@ -57,18 +40,6 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "warehouse" {
     }
     # One data key per bucket instead of one KMS call per object.
     bucket_key_enabled = true
-  }
-}
-
-# Iceberg writes every file once under a new name and never overwrites one, so
-# versioning keeps no second copy of live data: only the files that snapshot
-# expiry deletes linger, as noncurrent versions, for noncurrent_version_days
-# (an undo window for a mistaken cleanup).
-resource "aws_s3_bucket_versioning" "warehouse" {
-  bucket = aws_s3_bucket.warehouse.id
-
-  versioning_configuration {
-    status = "Enabled"
   }
 }
 
@@ -116,7 +87,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "warehouse" {
     }
   }
 
-  depends_on = [aws_s3_bucket_versioning.warehouse]
+  depends_on = [aws_s3_bucket_versioning.this]
 }
 
 resource "aws_s3_bucket_logging" "warehouse" {
@@ -126,33 +97,12 @@ resource "aws_s3_bucket_logging" "warehouse" {
   target_prefix = "s3-access/${local.bucket_name}/"
 }
 
-data "aws_iam_policy_document" "warehouse_bucket" {
-  statement {
-    sid    = "DenyRequestsWithoutTls"
-    effect = "Deny"
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    actions = ["s3:*"]
-    resources = [
-      aws_s3_bucket.warehouse.arn,
-      "${aws_s3_bucket.warehouse.arn}/*",
-    ]
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
 resource "aws_s3_bucket_policy" "warehouse" {
   bucket = aws_s3_bucket.warehouse.id
-  policy = data.aws_iam_policy_document.warehouse_bucket.json
+  policy = data.aws_iam_policy_document.tls_only["warehouse"].json
 
   # A policy put before the public access block could be refused as public.
-  depends_on = [aws_s3_bucket_public_access_block.warehouse]
+  depends_on = [aws_s3_bucket_public_access_block.this]
 }
 
 resource "aws_glue_catalog_database" "this" {

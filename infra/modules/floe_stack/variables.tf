@@ -1,18 +1,13 @@
-# --- Where --------------------------------------------------------------------
+# --- Where (the region is the caller's provider's) ----------------------------
 
 variable "environment" {
-  description = "Environment name, part of every resource name (floe-<environment>-...) and the Environment tag."
+  description = "Environment name, part of every resource name (floe-<environment>-...); the caller's provider sets the same value as the Environment tag."
   type        = string
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.environment))
     error_message = "environment must be 2-16 lowercase letters, digits or dashes."
   }
-}
-
-variable "region" {
-  description = "AWS region of everything here."
-  type        = string
 }
 
 variable "vpc_name" {
