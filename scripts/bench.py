@@ -8,7 +8,9 @@
    files and bytes; then the dedup overhead as a ratio of medians. A third
    variant reads the input with duplicates under a schema chain that promotes
    five payload fields (long, double, string, a struct, a list) to typed
-   columns: the cost of typed columns, as a ratio of medians.
+   columns: the cost of typed columns, as a ratio of medians. A fourth runs
+   the input with duplicates with the operations port (/metrics, /health/*,
+   catalog probe) and EMF lines on: their cost, as a ratio of medians.
 2. Key index: ingest --rebuild-events duplicate-free events, then start
    `floe run` on an empty input and read how long rebuilding the index took,
    how many keys it holds and what the process's peak RSS was.
@@ -142,6 +144,7 @@ def throughput(binary: str, runs: int, events: int, start: int) -> None:
             [],
         ),
         "5 typed columns": (with_dups, typed),
+        "ops port + EMF": (with_dups, ["--metrics-addr", "127.0.0.1:0", "--emf-namespace", "Floe"]),
     }
     results = {name: [] for name in inputs}
     for i in range(runs):
@@ -171,6 +174,11 @@ def throughput(binary: str, runs: int, events: int, start: int) -> None:
     print(
         f"typed columns: CPU ratio {median(typed_rs, 'cpu') / median(dups, 'cpu'):.2f} "
         f"(5 typed columns / none, same input), peak RSS ratio {median(typed_rs, 'rss_mib') / median(dups, 'rss_mib'):.2f}"
+    )
+    ops = results["ops port + EMF"]
+    print(
+        f"operations port: CPU ratio {median(ops, 'cpu') / median(dups, 'cpu'):.2f} "
+        f"(--metrics-addr and --emf-namespace / neither, same input)"
     )
 
 
