@@ -511,15 +511,21 @@ fn run_setting_variables() -> Vec<String> {
 /// the problems, any `FLOE_*` variable that is not a setting among them.
 fn checked_settings(raw: RawRunConfig) -> Result<String, ConfigError> {
     let known = run_setting_variables();
-    let mut problems: Vec<String> = std::env::vars_os()
+    let mut unknown: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| name.starts_with("FLOE_"))
         .filter(|name| !known.contains(name) && !OTHER_FLOE_VARIABLES.contains(&name.as_str()))
+        .collect();
+    unknown.sort();
+    let mut problems: Vec<String> = unknown
+        .iter()
         .map(|name| {
             let near = known
                 .iter()
-                .find(|k| k.starts_with(&name) || name.starts_with(k.as_str()))
-                .map(|k| format!(" (did you mean {k}?)"))
+                .map(|k| (edit_distance(name, k), k))
+                .filter(|(d, _)| *d <= 2)
+                .min()
+                .map(|(_, k)| format!(" (did you mean {k}?)"))
                 .unwrap_or_default();
             format!("{name} is not a Floe setting{near}")
         })
@@ -541,6 +547,23 @@ fn checked_settings(raw: RawRunConfig) -> Result<String, ConfigError> {
         .iter()
         .map(|n| format!("{n}={}\n", values.get(n.as_str()).map_or("", |v| v)))
         .collect())
+}
+
+/// Levenshtein distance: single-character insertions, deletions and
+/// substitutions from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// `floe schema diff` (`apply` false) and `floe schema apply`.
@@ -717,6 +740,21 @@ fn write_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        for (a, b, d) in [
+            ("FLOE_FLUSH_SIZE", "FLOE_FLUSH_SIZE", 0),
+            ("FLOE_FLUSH_SIZ", "FLOE_FLUSH_SIZE", 1),
+            ("FLOE_WAREHOSE", "FLOE_WAREHOUSE", 1),
+            ("FLOE_TABEL", "FLOE_TABLE", 2),
+            ("", "abc", 3),
+            ("kitten", "sitting", 3),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a} -> {b}");
+            assert_eq!(edit_distance(b, a), d, "{b} -> {a}");
+        }
+    }
 
     #[test]
     fn check_config_prints_every_run_setting_and_nothing_else() {

@@ -633,10 +633,11 @@ enum Swap {
     Unreachable,
 }
 
-/// Logs and counts a commit attempt the catalog did not answer.
+/// Logs and counts a commit attempt the catalog did not answer (or answered
+/// busy, as SQLite does under a lock).
 fn unreachable_catalog(table: &TableName, e: &dyn std::fmt::Display) {
     crate::telemetry::metrics().commit_failed(&table.to_string());
-    tracing::warn!(table = %table, error = %e, "the catalog cannot be reached; retrying the commit until it answers");
+    tracing::warn!(table = %table, error = %e, "the catalog cannot be reached (or is busy); retrying the commit until it answers");
 }
 
 /// Exponential backoff with jitter: 10 ms doubling, capped at 2 s.
