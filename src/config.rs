@@ -252,12 +252,7 @@ impl StoreConfig {
         } else {
             Warehouse::Local(warehouse)
         };
-        let catalog = choice(
-            problems,
-            "catalog",
-            catalog,
-            &[("sql", CatalogKind::Sql), ("glue", CatalogKind::Glue)],
-        );
+        let catalog = choice(problems, "catalog", catalog, &CATALOGS);
         if catalog == CatalogKind::Sql && matches!(warehouse, Warehouse::S3(_)) {
             problems.push(
                 "warehouse: an s3:// warehouse needs the Glue catalog (--catalog glue); the SQLite catalog lives in a local warehouse folder"
@@ -338,7 +333,6 @@ impl RunConfig {
             StartPosition::AtTimestamp(t) => format!("at-timestamp:{t}"),
         });
         let text = |d: Duration| humantime::format_duration(d).to_string();
-        let pick = |on: bool, yes: &str, no: &str| if on { yes } else { no }.to_string();
         BTreeMap::from([
             ("FLOE_INPUT", self.inputs.join(",")),
             (
@@ -355,10 +349,7 @@ impl RunConfig {
                 kinesis.map(|k| k.drain.to_string()).unwrap_or_default(),
             ),
             ("FLOE_WAREHOUSE", self.store.warehouse.to_string()),
-            (
-                "FLOE_CATALOG",
-                pick(self.store.catalog == CatalogKind::Glue, "glue", "sql"),
-            ),
+            ("FLOE_CATALOG", choice_name(&CATALOGS, &self.store.catalog)),
             (
                 "FLOE_S3_ENDPOINT",
                 self.store.s3.endpoint.clone().unwrap_or_default(),
@@ -381,11 +372,11 @@ impl RunConfig {
             ("FLOE_ZSTD_LEVEL", self.zstd_level.to_string()),
             (
                 "FLOE_DEDUP_MODE",
-                pick(self.dedup_mode == DedupMode::Upsert, "upsert", "keep-first"),
+                choice_name(&DEDUP_MODES, &self.dedup_mode),
             ),
             (
                 "FLOE_TYPE_MISMATCH",
-                pick(self.strict_types, "reject", "payload"),
+                choice_name(&TYPE_MISMATCH, &self.strict_types),
             ),
             ("FLOE_DEDUP_WINDOW", text(self.dedup_window)),
             ("FLOE_INDEX_MEMORY", self.index_memory.to_string()),
@@ -393,16 +384,11 @@ impl RunConfig {
             ("FLOE_SHUTDOWN_DEADLINE", text(self.shutdown_deadline)),
             (
                 "FLOE_PROGRESS",
-                match self.progress {
-                    ProgressMode::Auto => "auto",
-                    ProgressMode::Always => "always",
-                    ProgressMode::Never => "never",
-                }
-                .to_string(),
+                choice_name(&PROGRESS_MODES, &self.progress),
             ),
             (
                 "FLOE_LOG_FORMAT",
-                pick(self.log_format == LogFormat::Json, "json", "text"),
+                choice_name(&LOG_FORMATS, &self.log_format),
             ),
             (
                 "FLOE_METRICS_ADDR",
@@ -588,16 +574,13 @@ impl RawRunConfig {
             &mut problems,
             "dedup_mode",
             self.dedup_mode.as_deref(),
-            &[
-                ("upsert", DedupMode::Upsert),
-                ("keep-first", DedupMode::KeepFirst),
-            ],
+            &DEDUP_MODES,
         );
         let strict_types = choice(
             &mut problems,
             "type_mismatch",
             self.type_mismatch.as_deref(),
-            &[("payload", false), ("reject", true)],
+            &TYPE_MISMATCH,
         );
         let dedup_window = duration_setting(
             &mut problems,
@@ -633,17 +616,13 @@ impl RawRunConfig {
             &mut problems,
             "progress",
             self.progress.as_deref(),
-            &[
-                ("auto", ProgressMode::Auto),
-                ("always", ProgressMode::Always),
-                ("never", ProgressMode::Never),
-            ],
+            &PROGRESS_MODES,
         );
         let log_format = choice(
             &mut problems,
             "log_format",
             self.log_format.as_deref(),
-            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            &LOG_FORMATS,
         );
         let metrics_addr = self.metrics_addr.as_deref().and_then(|text| {
             text.parse()
@@ -697,6 +676,31 @@ impl RawRunConfig {
 
 /// The option of a setting named by `value`; the first option when unset.
 /// An unknown value is a problem naming the options, and counts as the first.
+/// The names of the enum settings, default first: [`choice`] reads them, and
+/// [`RunConfig::env_values`] names a value with [`choice_name`].
+const CATALOGS: [(&str, CatalogKind); 2] = [("sql", CatalogKind::Sql), ("glue", CatalogKind::Glue)];
+const DEDUP_MODES: [(&str, DedupMode); 2] = [
+    ("upsert", DedupMode::Upsert),
+    ("keep-first", DedupMode::KeepFirst),
+];
+/// `type_mismatch`: whether a value that does not fit its column rejects the record.
+const TYPE_MISMATCH: [(&str, bool); 2] = [("payload", false), ("reject", true)];
+const PROGRESS_MODES: [(&str, ProgressMode); 3] = [
+    ("auto", ProgressMode::Auto),
+    ("always", ProgressMode::Always),
+    ("never", ProgressMode::Never),
+];
+const LOG_FORMATS: [(&str, LogFormat); 2] = [("text", LogFormat::Text), ("json", LogFormat::Json)];
+
+/// The name of `value` in an option table of [`choice`].
+fn choice_name<T: PartialEq>(options: &[(&'static str, T)], value: &T) -> String {
+    options
+        .iter()
+        .find(|(_, option)| option == value)
+        .map_or("", |(name, _)| name)
+        .to_string()
+}
+
 fn choice<T: Copy>(
     problems: &mut Vec<String>,
     name: &str,

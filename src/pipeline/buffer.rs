@@ -16,7 +16,7 @@ use crate::config::DedupMode;
 use crate::event::{RejectedRecord, Row};
 use crate::source::SourceInfo;
 use crate::table::checkpoint::SourcePosition;
-use crate::table::summary::QualityCounts;
+use crate::table::summary::{QualityCounts, add_counts};
 use crate::table::writer::Partition;
 
 /// Rows of one partition; `None` marks a row replaced by a later duplicate.
@@ -89,16 +89,8 @@ impl Buffer {
         self.bytes += decoded.bytes as usize;
         self.counts.records_read += decoded.records;
         self.counts.blank_lines += decoded.blank_lines;
-        for (column, n) in &decoded.type_mismatches {
-            *self
-                .counts
-                .type_mismatches
-                .entry(column.clone())
-                .or_default() += n;
-        }
-        for (key, n) in &decoded.missing {
-            *self.counts.missing.entry(key.clone()).or_default() += n;
-        }
+        add_counts(&mut self.counts.type_mismatches, &decoded.type_mismatches);
+        add_counts(&mut self.counts.missing, &decoded.missing);
         for reject in &decoded.rejects {
             self.counts.reject(reject.reason);
         }

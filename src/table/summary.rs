@@ -130,6 +130,13 @@ const MISSING_PREFIX: &str = "floe.missing.";
 /// Records without an optional field, by (event_type, field).
 pub type MissingCounts = BTreeMap<(String, String), u64>;
 
+/// Adds each count of `from` to the same key's count in `into`.
+pub fn add_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+    for (key, n) in from {
+        *into.entry(key.clone()).or_default() += n;
+    }
+}
+
 /// Data-quality counts of the records behind a commit (or a whole run).
 ///
 /// Every record read is exactly one of: a new row, a rejected record, an
@@ -184,15 +191,9 @@ impl QualityCounts {
         self.duplicates_skipped += other.duplicates_skipped;
         self.rows_deleted += other.rows_deleted;
         self.blank_lines += other.blank_lines;
-        for (reason, n) in &other.rejected {
-            *self.rejected.entry(*reason).or_default() += n;
-        }
-        for (column, n) in &other.type_mismatches {
-            *self.type_mismatches.entry(column.clone()).or_default() += n;
-        }
-        for (key, n) in &other.missing {
-            *self.missing.entry(key.clone()).or_default() += n;
-        }
+        add_counts(&mut self.rejected, &other.rejected);
+        add_counts(&mut self.type_mismatches, &other.type_mismatches);
+        add_counts(&mut self.missing, &other.missing);
     }
 
     /// Counts one rejected record.
