@@ -47,6 +47,12 @@ bench-kinesis *args:
     cargo build --release --locked
     .venv/bin/python scripts/bench_kinesis.py {{args}}
 
+# Small files at 1k events/hour (a day of one-minute flushes), before and after
+# `floe maintain`, with the maintenance runs' wall and CPU seconds.
+bench-maintenance *args:
+    cargo build --release --locked
+    python3 scripts/bench_maintenance.py {{args}}
+
 # Describe the demo table.
 inspect dir="floe-demo":
     cargo run --release --locked -- inspect --warehouse {{dir}}/warehouse

@@ -66,12 +66,7 @@ pub fn s3_file_io(sdk: &SdkConfig, settings: &S3Settings) -> FileIO {
     if let Some(region) = sdk.region() {
         props.insert(S3_REGION.to_string(), region.to_string());
     }
-    let endpoint = settings
-        .endpoint
-        .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
-    if let Some(endpoint) = endpoint {
+    if let Some(endpoint) = s3_endpoint(settings) {
         props.insert(S3_ENDPOINT.to_string(), endpoint);
     }
     props.insert(
@@ -86,6 +81,41 @@ pub fn s3_file_io(sdk: &SdkConfig, settings: &S3Settings) -> FileIO {
     FileIOBuilder::new(std::sync::Arc::new(factory))
         .with_props(props)
         .build()
+}
+
+/// An OpenDAL operator over one S3 bucket with the same endpoint, region,
+/// addressing and credentials as [`s3_file_io`] (for listing files).
+pub fn s3_operator(
+    sdk: &SdkConfig,
+    settings: &S3Settings,
+    bucket: &str,
+) -> Result<opendal::Operator, opendal::Error> {
+    let mut builder = opendal::services::S3::default().bucket(bucket);
+    if let Some(region) = sdk.region() {
+        builder = builder.region(region.as_ref());
+    }
+    if let Some(endpoint) = s3_endpoint(settings) {
+        builder = builder.endpoint(&endpoint);
+    }
+    if !settings.path_style {
+        builder = builder.enable_virtual_host_style();
+    }
+    if let Some(provider) = sdk.credentials_provider() {
+        builder = builder.credential_provider_chain(
+            reqsign_core::ProvideCredentialChain::new().push(SdkCredentials(provider)),
+        );
+    }
+    Ok(opendal::Operator::new(builder)?.finish())
+}
+
+/// The S3 endpoint: the setting, else `AWS_ENDPOINT_URL_S3`, else
+/// `AWS_ENDPOINT_URL` (none: AWS).
+fn s3_endpoint(settings: &S3Settings) -> Option<String> {
+    settings
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
 }
 
 /// The SDK's credential chain, as OpenDAL's signer asks for credentials.

@@ -11,7 +11,7 @@
 //!
 //! | point | the process has just... |
 //! |---|---|
-//! | `after-data-files` | written this flush's data and delete files |
+//! | `after-data-files` | written this flush's data and delete files (or a compaction's files, in `floe maintain`) |
 //! | `after-manifests` | written the manifests and the manifest list |
 //! | `after-metadata-file` | written the next metadata file |
 //! | `after-catalog-swap` | swapped the catalog pointer (the commit landed) |

@@ -46,6 +46,51 @@ enum Command {
     Schema(SchemaCommand),
     /// Ask a running Floe whether it is live (or ready): exit 0 if so, 1 if not (the container health check).
     Health(HealthArgs),
+    /// Compact small files, expire old snapshots and remove orphan files of both tables (safe while `floe run` writes).
+    Maintain(Box<MaintainArgs>),
+}
+
+#[derive(Args)]
+struct MaintainArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Events table.
+    #[arg(long, env = "FLOE_TABLE", default_value = defaults::TABLE)]
+    table: String,
+    /// Rejected-records table.
+    #[arg(long, env = "FLOE_REJECTED_TABLE", default_value = defaults::REJECTED_TABLE)]
+    rejected_table: String,
+    /// Folder of schema files (their column settings shape compacted files) [default: built in]
+    #[arg(long, env = "FLOE_SCHEMA_DIR")]
+    schema_dir: Option<PathBuf>,
+    /// Compact: rewrite each partition's small files, and the files its deletes point into, without the deleted rows
+    #[arg(long)]
+    compact: bool,
+    /// Expire snapshots older than --expire-older-than (keeping --keep-snapshots) and delete the files only they used
+    #[arg(long)]
+    expire: bool,
+    /// Delete unreferenced files older than --orphan-older-than under each table's location
+    #[arg(long)]
+    remove_orphans: bool,
+    /// Size compacted files aim at; files under 3/4 of it count as small
+    #[arg(long, env = "FLOE_TARGET_FILE_SIZE", default_value = "128MiB", value_parser = size_arg)]
+    target_file_size: usize,
+    /// zstd level of compacted files, 1 to 22
+    #[arg(long, env = "FLOE_ZSTD_LEVEL", default_value_t = 1)]
+    zstd_level: i32,
+    /// Snapshots older than this may be expired
+    #[arg(long, env = "FLOE_EXPIRE_OLDER_THAN", default_value = "5d", value_parser = humantime::parse_duration)]
+    expire_older_than: std::time::Duration,
+    /// The newest snapshots kept whatever their age (at least 1)
+    #[arg(long, env = "FLOE_KEEP_SNAPSHOTS", default_value_t = 10)]
+    keep_snapshots: usize,
+    /// Unreferenced files younger than this are kept: a running writer may be about to commit them
+    #[arg(long, env = "FLOE_ORPHAN_OLDER_THAN", default_value = "3d", value_parser = humantime::parse_duration)]
+    orphan_older_than: std::time::Duration,
+}
+
+fn size_arg(text: &str) -> Result<usize, String> {
+    floe::config::parse_size(text)
 }
 
 #[derive(Args)]
@@ -469,6 +514,7 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Schema(SchemaCommand::Diff(args)) => schema_tables(args, false),
         Command::Schema(SchemaCommand::Apply(args)) => schema_tables(args, true),
+        Command::Maintain(args) => maintain(*args),
         Command::Inspect(args) => {
             telemetry::init_logging(LogFormat::Text, "warn");
             let table = TableName::parse(&args.table).map_err(|e| ConfigError {
@@ -488,6 +534,101 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `floe maintain`: the chosen tasks (all three when none is chosen) on
+/// both tables, in the order compact, expire, remove orphans (so expiry
+/// deletes what compaction replaced once it is old enough).
+fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
+    use floe::table::maintain::{self, FileLister, MaintainSettings};
+    use floe::table::writer::FileSettings;
+    telemetry::init_logging(LogFormat::Text, "info");
+    let all = !(args.compact || args.expire || args.remove_orphans);
+    let mut problems = Vec::new();
+    let mut names = Vec::new();
+    for (kind, label, text) in [
+        (TableKind::Events, "table", &args.table),
+        (TableKind::Rejected, "rejected_table", &args.rejected_table),
+    ] {
+        match TableName::parse(text) {
+            Ok(name) => names.push((kind, name)),
+            Err(e) => problems.push(format!("{label}: {e}")),
+        }
+    }
+    if !(1..=22).contains(&args.zstd_level) {
+        problems.push(format!(
+            "zstd_level: {} is not between 1 and 22",
+            args.zstd_level
+        ));
+    }
+    if let Err(e) = floe::failpoint::init() {
+        problems.push(e);
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError { problems }.into());
+    }
+    let settings = MaintainSettings {
+        target_file_size: args.target_file_size as u64,
+        expire_older_than: args.expire_older_than,
+        keep_snapshots: args.keep_snapshots,
+        orphan_older_than: args.orphan_older_than,
+    };
+    let source = args
+        .schema_dir
+        .clone()
+        .map_or(SchemaSource::Embedded, SchemaSource::Dir);
+    let rt = runtime()?;
+    rt.block_on(async {
+        let config = args.store.config()?;
+        let store = open_existing(&config).await?;
+        let lister = match &config.warehouse {
+            Warehouse::Local(_) => FileLister::local()?,
+            Warehouse::S3(uri) => {
+                let bucket = uri
+                    .trim_start_matches("s3://")
+                    .split('/')
+                    .next()
+                    .unwrap_or_default();
+                let sdk = floe::aws::sdk_config().await;
+                let operator = floe::aws::s3_operator(&sdk, &config.s3, bucket)
+                    .with_context(|| format!("listing {uri}"))?;
+                FileLister::s3(operator, bucket)
+            }
+        };
+        for (kind, name) in names {
+            let Some(mut table) = store.load(&name).await? else {
+                println!("{name}: no such table; nothing to maintain");
+                continue;
+            };
+            let started = std::time::Instant::now();
+            if all || args.compact {
+                let layout = Arc::new(TableLayout::load(kind, &source)?);
+                let files = FileSettings {
+                    zstd_level: args.zstd_level,
+                };
+                let (compacted, done) =
+                    maintain::compact(&store, table, layout, files, &settings).await?;
+                table = compacted;
+                println!("{name}: {}", report::compaction(&done));
+            }
+            if all || args.expire {
+                let now = std::time::SystemTime::now();
+                let (expired, done) =
+                    maintain::expire_snapshots(&store, table, &settings, now).await?;
+                table = expired;
+                println!("{name}: {}", report::expiry(&done, &settings));
+            }
+            if all || args.remove_orphans {
+                let now = std::time::SystemTime::now();
+                let done =
+                    maintain::remove_orphans(&store, &lister, &table, &settings, now).await?;
+                println!("{name}: {}", report::orphans(&done, &settings));
+            }
+            tracing::debug!(table = %name, seconds = started.elapsed().as_secs_f64(), "maintained");
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Variables named `FLOE_*` that are read but are not `run` settings.

@@ -27,6 +27,65 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
 }
 
+/// One line on what a compaction did.
+pub fn compaction(r: &crate::table::maintain::CompactionReport) -> String {
+    if r.partitions == 0 && r.abandoned == 0 {
+        return "compaction: no partition has small files or deletes".into();
+    }
+    let mut out = format!(
+        "compacted {} partition(s): {} data files into {}, {} delete file(s) removed, {} rows \
+         kept, {} deleted rows dropped",
+        r.partitions,
+        r.data_files_before,
+        r.data_files_after,
+        r.delete_files_removed,
+        r.rows,
+        r.deleted_rows_dropped
+    );
+    if r.replanned > 0 {
+        out.push_str(&format!(
+            "; {} planned anew after a concurrent commit",
+            r.replanned
+        ));
+    }
+    if r.abandoned > 0 {
+        out.push_str(&format!(
+            "; {} left for the next run (changed under every attempt)",
+            r.abandoned
+        ));
+    }
+    out
+}
+
+/// One line on what an expiry did.
+pub fn expiry(
+    r: &crate::table::maintain::ExpiryReport,
+    settings: &crate::table::maintain::MaintainSettings,
+) -> String {
+    format!(
+        "expired {} snapshot(s) older than {} ({} kept), deleted {} file(s) only they used",
+        r.snapshots_removed,
+        humantime::format_duration(settings.expire_older_than),
+        r.snapshots_kept,
+        r.files_deleted
+    )
+}
+
+/// One line on what an orphan removal did.
+pub fn orphans(
+    r: &crate::table::maintain::OrphanReport,
+    settings: &crate::table::maintain::MaintainSettings,
+) -> String {
+    format!(
+        "removed {} orphan file(s) ({}) of {} listed; {} unreferenced file(s) younger than {} kept",
+        r.orphans_deleted,
+        mib(r.bytes_deleted),
+        r.files_listed,
+        r.too_young,
+        humantime::format_duration(settings.orphan_older_than)
+    )
+}
+
 /// The run summary.
 pub fn run_summary(report: &RunReport) -> String {
     let c = &report.counts;

@@ -88,6 +88,7 @@ async fn change(
     Change {
         added_data_files: vec![file],
         added_delete_files: vec![],
+        removed_files: vec![],
         summary: BTreeMap::new(),
         checkpoint_from: BTreeMap::from([(source.to_string(), from.map(at))]),
         checkpoint_to,

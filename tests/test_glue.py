@@ -7,6 +7,7 @@ what Floe wrote.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from collections import Counter
@@ -283,3 +284,43 @@ def test_an_s3_warehouse_needs_the_glue_catalog(tmp_path):
     assert out.returncode == 2
     assert "warehouse: `s3://` names no bucket" in out.stderr
     assert "an s3:// warehouse needs the Glue catalog" in out.stderr
+
+
+def test_maintenance_on_glue_and_s3_compacts_expires_and_removes_orphans(moto, tmp_path):
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    events = floe.generate(tmp_path / "e.jsonl", 3_000, seed=57, days=1)
+    exp = expected_from_file(events)
+    run_glue(moto, "--input", str(events), "--flush-size", "256KiB")
+    prefix = "warehouse/analytics/events/"
+
+    def keys() -> set[str]:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+    s3.put_object(Bucket=BUCKET, Key=prefix + "data/left-by-a-crash.parquet", Body=b"x")
+    before = keys()
+    out = floe.run(
+        "maintain", "--catalog", "glue", "--warehouse", WAREHOUSE, "--s3-path-style",
+        "--expire-older-than", "0s", "--keep-snapshots", "1", "--orphan-older-than", "0s",
+        **moto.env(),
+    ).stdout
+    m = re.search(r"analytics\.events: compacted (\d+) partition\(s\): (\d+) data files into (\d+)", out)
+    assert m and int(m.group(1)) == int(m.group(3)) > 0 and int(m.group(2)) > int(m.group(3)), out
+    assert re.search(r"analytics\.events: removed 1 orphan file\(s\)", out), out
+
+    # Every row is still there, through Glue and straight from S3, and what
+    # is left on S3 is exactly what the metadata references.
+    got = by_key(glue_rows(moto, EVENTS))
+    assert {k: as_model_row(r) for k, r in got.items()} == exp.rows
+    table = glue_catalog(moto).load_table(EVENTS)
+    assert len(table.snapshots()) == 1
+    count = duckdb_s3_query(moto, table.metadata_location, "SELECT count(*) AS n FROM t")
+    assert count == [{"n": len(exp.rows)}]
+    key = lambda uri: uri.removeprefix(f"s3://{BUCKET}/")  # noqa: E731
+    referenced = {key(table.metadata_location)} | {key(m.metadata_file) for m in table.metadata.metadata_log}
+    referenced |= {key(s.manifest_list) for s in table.snapshots()}
+    referenced |= {key(m["path"]) for m in table.inspect.all_manifests().to_pylist()}
+    referenced |= {key(f["file_path"]) for f in table.inspect.all_files().to_pylist()}
+    assert keys() == referenced
+    assert len(before - keys()) > 1

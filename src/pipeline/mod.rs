@@ -759,6 +759,7 @@ fn checkpointed_change(
     Change {
         added_data_files: files,
         added_delete_files: Vec::new(),
+        removed_files: Vec::new(),
         summary,
         checkpoint_from,
         checkpoint_to,

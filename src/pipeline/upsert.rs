@@ -9,6 +9,7 @@ use iceberg::spec::{DataContentType, DataFile, ManifestStatus};
 
 use crate::config::DedupMode;
 use crate::event::Row;
+use crate::table::commit::snapshots_since;
 use crate::table::index::{KeyIndex, Map, events_partition, read_keys, read_position_deletes};
 use crate::table::probe::Found;
 use crate::table::summary::QualityCounts;
@@ -228,18 +229,7 @@ impl KeyRebase<'_> {
         previous: &LoadedTable,
         current: &LoadedTable,
     ) -> Result<(Map<u128, Theirs>, HashSet<String>), TableError> {
-        let mut new_snapshots = HashSet::new();
-        let stop = previous.metadata.current_snapshot_id();
-        let mut cursor = current.metadata.current_snapshot().cloned();
-        while let Some(s) = cursor {
-            if Some(s.snapshot_id()) == stop {
-                break;
-            }
-            new_snapshots.insert(s.snapshot_id());
-            cursor = s
-                .parent_snapshot_id()
-                .and_then(|p| current.metadata.snapshot_by_id(p).cloned());
-        }
+        let new_snapshots = snapshots_since(previous, current);
         let mut out = Map::default();
         let mut removed = HashSet::new();
         let Some(snapshot) = current.metadata.current_snapshot() else {

@@ -15,14 +15,15 @@
 //! backoff. A commit is idempotent: its snapshot id is chosen once, and a
 //! reload that finds it already in the table counts as success.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, FormatVersion, MAIN_BRANCH, ManifestEntryRef, ManifestFile, ManifestListWriter,
-    ManifestWriterBuilder, Snapshot, Summary, TableMetadata, TableMetadataBuilder,
+    DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestEntryRef, ManifestFile,
+    ManifestListWriter, ManifestWriterBuilder, Snapshot, Summary, TableMetadata,
+    TableMetadataBuilder,
 };
 use iceberg::{MetadataLocation, TableIdent};
 use uuid::Uuid;
@@ -98,6 +99,10 @@ pub struct Change {
     pub added_data_files: Vec<DataFile>,
     /// New position delete files (rows of earlier files they remove).
     pub added_delete_files: Vec<DataFile>,
+    /// Live data and delete files this commit removes (a compaction, whose
+    /// added data files hold the same rows). Each must still be live in the
+    /// table the commit lands on, or it fails with [`TableError::Stale`].
+    pub removed_files: Vec<DataFile>,
     /// `floe.*` summary keys (quality counters).
     pub summary: BTreeMap<String, String>,
     /// Positions this commit's records start from, per source: the commit is
@@ -275,42 +280,66 @@ impl TableStore {
         table: LoadedTable,
         layout: &TableLayout,
     ) -> Result<LoadedTable, TableError> {
+        let mut applied = None;
+        let table = self
+            .update_metadata(table, |table| {
+                let plan = SchemaPlan::of(table, &layout.chain)?;
+                if plan.changes.is_none() {
+                    return Ok(None);
+                }
+                let newest = layout.chain.newest();
+                let last = layout.chain.files.len() - 1;
+                let next = table
+                    .metadata
+                    .as_ref()
+                    .clone()
+                    .into_builder(Some(table.metadata_location.clone()))
+                    .add_current_schema(newest.schema.clone())?
+                    .set_properties(HashMap::from([
+                        (
+                            SCHEMA_FILES_PROPERTY.to_string(),
+                            layout.chain.applied_property(last),
+                        ),
+                        (SCHEMA_FILE_PROPERTY.to_string(), newest.origin.clone()),
+                    ]))?
+                    .build()?
+                    .metadata;
+                applied = Some(plan);
+                Ok(Some(next))
+            })
+            .await?;
+        if let Some(plan) = applied.filter(|_| table.1) {
+            tracing::info!(
+                table = %table.0.name,
+                from = %plan.table_file,
+                to = %layout.chain.newest().origin,
+                changes = %plan.describe(),
+                "applied schema file"
+            );
+        }
+        Ok(table.0)
+    }
+
+    /// A metadata-only commit (schema, snapshot expiry): `next` plans the
+    /// new metadata from the table as it is, or `None` when there is nothing
+    /// to do; a lost swap reloads the table and plans again. Returns the
+    /// table and whether a commit landed.
+    pub async fn update_metadata(
+        &self,
+        table: LoadedTable,
+        mut next: impl FnMut(&LoadedTable) -> Result<Option<TableMetadata>, TableError>,
+    ) -> Result<(LoadedTable, bool), TableError> {
         let mut table = table;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
                 table = self.reload(&table.name).await?;
             }
-            let plan = SchemaPlan::of(&table, &layout.chain)?;
-            if plan.changes.is_none() {
-                return Ok(table);
-            }
-            let newest = layout.chain.newest();
-            let last = layout.chain.files.len() - 1;
-            let next = table
-                .metadata
-                .as_ref()
-                .clone()
-                .into_builder(Some(table.metadata_location.clone()))
-                .add_current_schema(newest.schema.clone())?
-                .set_properties(HashMap::from([
-                    (
-                        SCHEMA_FILES_PROPERTY.to_string(),
-                        layout.chain.applied_property(last),
-                    ),
-                    (SCHEMA_FILE_PROPERTY.to_string(), newest.origin.clone()),
-                ]))?
-                .build()?
-                .metadata;
-            if let Swap::Done(evolved) = self.swap_metadata(&table, next).await? {
-                tracing::info!(
-                    table = %table.name,
-                    from = %plan.table_file,
-                    to = %newest.origin,
-                    changes = %plan.describe(),
-                    "applied schema file"
-                );
-                return Ok(evolved);
+            let Some(metadata) = next(&table)? else {
+                return Ok((table, false));
+            };
+            if let Swap::Done(updated) = self.swap_metadata(&table, metadata).await? {
+                return Ok((updated, true));
             }
         }
         Err(TableError::TooManyConflicts {
@@ -384,8 +413,10 @@ impl TableStore {
     }
 
     /// Commits `change` on top of `base`; after each lost swap, `rebase`
-    /// sees the table as it now is and may add delete files to the change
-    /// (a row-level writer reconciling with rows another writer committed).
+    /// sees the table as it now is and may change the change: add delete
+    /// files (a row-level writer reconciling with rows another writer
+    /// committed) or drop files (a compaction leaving out partitions that
+    /// changed). The manifests of what it changed are written anew.
     pub async fn commit_rebasing(
         &self,
         base: &LoadedTable,
@@ -428,9 +459,17 @@ impl TableStore {
                     });
                 }
                 if let Some(rebase) = rebase.as_deref_mut() {
-                    let deletes_before = delete_paths(change);
+                    let before = (
+                        paths(&change.added_data_files),
+                        paths(&change.added_delete_files),
+                    );
                     rebase.rebase(&table, &current, change).await?;
-                    if delete_paths(change) != deletes_before {
+                    if paths(&change.added_data_files) != before.0 {
+                        new_manifests[0] = self
+                            .write_manifest(&current, snapshot_id, &change.added_data_files, false)
+                            .await?;
+                    }
+                    if paths(&change.added_delete_files) != before.1 {
                         new_manifests[1] = self
                             .write_manifest(&current, snapshot_id, &change.added_delete_files, true)
                             .await?;
@@ -486,13 +525,8 @@ impl TableStore {
             return Ok(None);
         }
         let suffix = if deletes { "d0" } else { "m0" };
-        let path = format!(
-            "{}/metadata/{}-{suffix}.avro",
-            table.location(),
-            Uuid::new_v4()
-        );
         let builder = ManifestWriterBuilder::new(
-            self.file_io.new_output(&path)?,
+            self.file_io.new_output(manifest_path(table, suffix))?,
             Some(snapshot_id),
             table.metadata.current_schema().clone(),
             table.metadata.default_partition_spec().as_ref().clone(),
@@ -508,6 +542,85 @@ impl TableStore {
             writer.add_file(file.clone(), -1)?;
         }
         Ok(Some(writer.write_manifest_file().await?))
+    }
+
+    /// `manifests` with `removed` marked deleted: each manifest holding one
+    /// of them is rewritten (its other live entries kept as existing, with
+    /// their sequence numbers; entries deleted by earlier snapshots dropped),
+    /// every other manifest is reused as is.
+    async fn without_files(
+        &self,
+        table: &LoadedTable,
+        snapshot_id: i64,
+        manifests: Vec<ManifestFile>,
+        removed: &[DataFile],
+    ) -> Result<Vec<ManifestFile>, TableError> {
+        let wanted: HashSet<&str> = removed.iter().map(DataFile::file_path).collect();
+        let mut found = HashSet::new();
+        let mut out = Vec::with_capacity(manifests.len());
+        for manifest_file in manifests {
+            let manifest = manifest_file.load_manifest(&self.file_io).await?;
+            let alive = || manifest.entries().iter().filter(|e| e.is_alive());
+            if !alive().any(|e| wanted.contains(e.file_path())) {
+                out.push(manifest_file);
+                continue;
+            }
+            let spec = table
+                .metadata
+                .partition_spec_by_id(manifest_file.partition_spec_id)
+                .ok_or_else(|| TableError::Incompatible {
+                    table: table.name.clone(),
+                    message: format!(
+                        "manifest {} names partition spec {}, which the table lacks",
+                        manifest_file.manifest_path, manifest_file.partition_spec_id
+                    ),
+                })?;
+            let builder = ManifestWriterBuilder::new(
+                self.file_io.new_output(manifest_path(table, "r0"))?,
+                Some(snapshot_id),
+                table.metadata.current_schema().clone(),
+                spec.as_ref().clone(),
+            );
+            let mut writer = match manifest_file.content {
+                ManifestContentType::Data => builder.build_v2_data(),
+                ManifestContentType::Deletes => builder.build_v2_deletes(),
+            };
+            for entry in alive() {
+                // Loaded entries carry their inherited numbers.
+                let sequence = entry
+                    .sequence_number()
+                    .unwrap_or(manifest_file.sequence_number);
+                let file_sequence = entry.file_sequence_number.or(Some(sequence));
+                let file = entry.data_file().clone();
+                if wanted.contains(entry.file_path()) {
+                    found.insert(entry.file_path().to_string());
+                    writer.add_delete_file(file, sequence, file_sequence)?;
+                } else {
+                    let added_by = entry
+                        .snapshot_id()
+                        .unwrap_or(manifest_file.added_snapshot_id);
+                    writer.add_existing_file(file, added_by, sequence, file_sequence)?;
+                }
+            }
+            out.push(writer.write_manifest_file().await?);
+        }
+        if found.len() < wanted.len() {
+            let gone: Vec<&str> = wanted
+                .iter()
+                .filter(|p| !found.contains(**p))
+                .copied()
+                .collect();
+            return Err(TableError::Stale {
+                table: table.name.clone(),
+                reason: format!(
+                    "{} file(s) this commit removes are no longer in the table (e.g. {}): \
+                     another writer rewrote them first",
+                    gone.len(),
+                    gone[0]
+                ),
+            });
+        }
+        Ok(out)
     }
 
     async fn next_metadata(
@@ -528,6 +641,11 @@ impl TableStore {
             let list = iceberg_table.manifest_list_reader(parent).load().await?;
             manifests.extend(list.entries().iter().cloned());
         }
+        if !change.removed_files.is_empty() {
+            manifests = self
+                .without_files(table, snapshot_id, manifests, &change.removed_files)
+                .await?;
+        }
         manifests.extend(new_manifests.iter().flatten().cloned());
 
         let list_path = format!(
@@ -544,7 +662,11 @@ impl TableStore {
         list.add_manifests(manifests.into_iter())?;
         list.close().await?;
 
-        let delta = FileDelta::of_added(&change.added_data_files, &change.added_delete_files);
+        let delta = FileDelta::of_change(
+            &change.added_data_files,
+            &change.added_delete_files,
+            &change.removed_files,
+        );
         let mut summary: HashMap<String, String> =
             standard_summary(parent.map(|p| &p.summary().additional_properties), &delta)
                 .into_iter()
@@ -603,13 +725,37 @@ fn checked_checkpoint(table: &LoadedTable, change: &Change) -> Result<Checkpoint
     Ok(checkpoint)
 }
 
-/// The delete files of a change, to notice a rebase changing them.
-fn delete_paths(change: &Change) -> Vec<String> {
-    change
-        .added_delete_files
-        .iter()
-        .map(|f| f.file_path().to_string())
-        .collect()
+/// The snapshots of `current` committed after `previous`'s current
+/// snapshot: its ancestors back to that one (or back to the oldest kept,
+/// when expiry removed it).
+pub fn snapshots_since(previous: &LoadedTable, current: &LoadedTable) -> HashSet<i64> {
+    let mut out = HashSet::new();
+    let stop = previous.metadata.current_snapshot_id();
+    let mut cursor = current.metadata.current_snapshot().cloned();
+    while let Some(s) = cursor {
+        if Some(s.snapshot_id()) == stop {
+            break;
+        }
+        out.insert(s.snapshot_id());
+        cursor = s
+            .parent_snapshot_id()
+            .and_then(|p| current.metadata.snapshot_by_id(p).cloned());
+    }
+    out
+}
+
+/// A new manifest's path: `<table>/metadata/<uuid>-<suffix>.avro`.
+fn manifest_path(table: &LoadedTable, suffix: &str) -> String {
+    format!(
+        "{}/metadata/{}-{suffix}.avro",
+        table.location(),
+        Uuid::new_v4()
+    )
+}
+
+/// The paths of a change's files, to notice a rebase changing them.
+fn paths(files: &[DataFile]) -> Vec<String> {
+    files.iter().map(|f| f.file_path().to_string()).collect()
 }
 
 /// A positive snapshot id not yet used in the table.

@@ -11,6 +11,7 @@ pub mod commit;
 pub mod evolution;
 pub mod index;
 pub mod inspect;
+pub mod maintain;
 pub mod probe;
 pub mod schema;
 pub mod summary;
@@ -85,6 +86,16 @@ pub enum TableError {
         expected: String,
         /// The position found in the table.
         found: String,
+    },
+    /// What a change was planned on moved under it (another writer removed
+    /// files it removes, or added deletes to rows it rewrites): committing
+    /// it would lose data, so it must be planned anew.
+    #[error("table {table}: {reason}; the change must be planned anew")]
+    Stale {
+        /// The table.
+        table: TableName,
+        /// What moved.
+        reason: String,
     },
     /// Commit conflicts went on longer than the retry budget.
     #[error("table {table}: gave up after {attempts} commit attempts, each lost to another writer")]

@@ -28,33 +28,86 @@ pub struct FileDelta {
     pub added_position_deletes: u64,
     /// Bytes of those files.
     pub added_delete_files_size: u64,
+    /// Data files removed (rewritten by a compaction).
+    pub removed_data_files: u64,
+    /// Rows in those files.
+    pub removed_records: u64,
+    /// Bytes of those files.
+    pub removed_files_size: u64,
+    /// Position delete files removed.
+    pub removed_position_delete_files: u64,
+    /// Row positions those files deleted.
+    pub removed_position_deletes: u64,
+    /// Bytes of those files.
+    pub removed_delete_files_size: u64,
 }
 
 impl FileDelta {
-    /// The delta of adding these data and position delete files.
-    pub fn of_added(data: &[DataFile], deletes: &[DataFile]) -> Self {
-        let mut partitions: Vec<_> = data.iter().chain(deletes).map(|f| f.partition()).collect();
+    /// The delta of adding these data and position delete files and
+    /// removing `removed` (data and delete files alike).
+    pub fn of_change(data: &[DataFile], deletes: &[DataFile], removed: &[DataFile]) -> Self {
+        let mut partitions: Vec<_> = data
+            .iter()
+            .chain(deletes)
+            .chain(removed)
+            .map(|f| f.partition())
+            .collect();
         partitions.sort_by_key(|p| format!("{p:?}"));
         partitions.dedup();
-        let positional = || {
-            deletes
+        let positional = |files: &[DataFile]| -> (u64, u64) {
+            let files = files
                 .iter()
-                .filter(|f| f.content_type() == DataContentType::PositionDeletes)
+                .filter(|f| f.content_type() == DataContentType::PositionDeletes);
+            files.fold((0, 0), |(n, rows), f| (n + 1, rows + f.record_count()))
+        };
+        let data_only = |files: &[DataFile]| -> (u64, u64, u64) {
+            let files = files
+                .iter()
+                .filter(|f| f.content_type() == DataContentType::Data);
+            files.fold((0, 0, 0), |(n, rows, bytes), f| {
+                (
+                    n + 1,
+                    rows + f.record_count(),
+                    bytes + f.file_size_in_bytes(),
+                )
+            })
+        };
+        let (added_data_files, added_records, added_files_size) = data_only(data);
+        let (added_position_delete_files, added_position_deletes) = positional(deletes);
+        let (removed_data_files, removed_records, removed_files_size) = data_only(removed);
+        let (removed_position_delete_files, removed_position_deletes) = positional(removed);
+        let delete_bytes = |files: &[DataFile]| -> u64 {
+            files
+                .iter()
+                .filter(|f| f.content_type() != DataContentType::Data)
+                .map(|f| f.file_size_in_bytes())
+                .sum()
         };
         Self {
-            added_data_files: data.len() as u64,
-            added_records: data.iter().map(|f| f.record_count()).sum(),
-            added_files_size: data.iter().map(|f| f.file_size_in_bytes()).sum(),
+            added_data_files,
+            added_records,
+            added_files_size,
             changed_partitions: partitions.len() as u64,
-            added_position_delete_files: positional().count() as u64,
-            added_position_deletes: positional().map(|f| f.record_count()).sum(),
-            added_delete_files_size: deletes.iter().map(|f| f.file_size_in_bytes()).sum(),
+            added_position_delete_files,
+            added_position_deletes,
+            added_delete_files_size: delete_bytes(deletes),
+            removed_data_files,
+            removed_records,
+            removed_files_size,
+            removed_position_delete_files,
+            removed_position_deletes,
+            removed_delete_files_size: delete_bytes(removed),
         }
     }
 
     /// The spec's operation for this delta: `append` adds data only,
-    /// `delete` adds deletes only, `overwrite` does both (a row-level upsert).
+    /// `delete` adds deletes only, `overwrite` does both (a row-level
+    /// upsert), `replace` removes files and adds their rows anew (a
+    /// compaction: the table's rows stay the same).
     pub fn operation(&self) -> Operation {
+        if self.removed_data_files + self.removed_position_delete_files > 0 {
+            return Operation::Replace;
+        }
         match (
             self.added_data_files > 0,
             self.added_position_delete_files > 0,
@@ -100,6 +153,24 @@ pub fn standard_summary(
         );
         put("added-position-deletes", delta.added_position_deletes);
     }
+    if delta.removed_data_files > 0 {
+        put("deleted-data-files", delta.removed_data_files);
+        put("deleted-records", delta.removed_records);
+    }
+    if delta.removed_data_files + delta.removed_position_delete_files > 0 {
+        put(
+            "removed-files-size",
+            delta.removed_files_size + delta.removed_delete_files_size,
+        );
+    }
+    if delta.removed_position_delete_files > 0 {
+        put("removed-delete-files", delta.removed_position_delete_files);
+        put(
+            "removed-position-delete-files",
+            delta.removed_position_delete_files,
+        );
+        put("removed-position-deletes", delta.removed_position_deletes);
+    }
     let added = |key: &str| match key {
         "total-records" => delta.added_records,
         "total-files-size" => delta.added_files_size + delta.added_delete_files_size,
@@ -108,13 +179,21 @@ pub fn standard_summary(
         "total-position-deletes" => delta.added_position_deletes,
         _ => 0,
     };
+    let removed = |key: &str| match key {
+        "total-records" => delta.removed_records,
+        "total-files-size" => delta.removed_files_size + delta.removed_delete_files_size,
+        "total-data-files" => delta.removed_data_files,
+        "total-delete-files" => delta.removed_position_delete_files,
+        "total-position-deletes" => delta.removed_position_deletes,
+        _ => 0,
+    };
     for key in TOTALS {
         let before = match parent {
             None => Some(0),
             Some(p) => p.get(key).and_then(|v| v.parse::<u64>().ok()),
         };
         if let Some(before) = before {
-            put(key, before + added(key));
+            put(key, (before + added(key)).saturating_sub(removed(key)));
         }
     }
     out
@@ -332,6 +411,33 @@ mod tests {
             ..upsert
         };
         assert_eq!(deletes_only.operation(), Operation::Delete);
+
+        // A compaction: all 9 files, 300 rows (7 of them deleted), become one
+        // file of 293 rows; the delete files go with the rows they deleted.
+        let compaction = FileDelta {
+            added_data_files: 1,
+            added_records: 293,
+            added_files_size: 9000,
+            changed_partitions: 2,
+            removed_data_files: 9,
+            removed_records: 300,
+            removed_files_size: 12288,
+            removed_position_delete_files: 2,
+            removed_position_deletes: 7,
+            removed_delete_files_size: 1000,
+            ..Default::default()
+        };
+        assert_eq!(compaction.operation(), Operation::Replace);
+        let fourth = standard_summary(Some(&third.clone().into_iter().collect()), &compaction);
+        assert_eq!(fourth["total-records"], "293");
+        assert_eq!(fourth["total-data-files"], "1");
+        assert_eq!(fourth["total-delete-files"], "0");
+        assert_eq!(fourth["total-position-deletes"], "0");
+        assert_eq!(fourth["total-files-size"], "9000");
+        assert_eq!(fourth["deleted-data-files"], "9");
+        assert_eq!(fourth["deleted-records"], "300");
+        assert_eq!(fourth["removed-position-deletes"], "7");
+        assert_eq!(fourth["removed-files-size"], "13288");
 
         // A parent without totals: totals are left out, not guessed.
         let bare = standard_summary(Some(&map(&[("operation", "append")])), &delta);

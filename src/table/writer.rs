@@ -14,7 +14,10 @@ use iceberg::spec::{
     DataContentType, DataFile, DataFileBuilder, Literal, NestedField, PartitionSpecRef,
     PrimitiveType, Schema, SchemaRef, Struct, Type,
 };
-use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
+use iceberg::writer::CurrentFileStatus;
+use iceberg::writer::file_writer::{
+    FileWriter, FileWriterBuilder, ParquetWriter, ParquetWriterBuilder,
+};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -175,13 +178,25 @@ impl DataWriter {
         partition: &Partition,
         batch: &RecordBatch,
     ) -> Result<DataFile, TableError> {
+        let mut file = self.open(partition, batch.num_rows()).await?;
+        file.write(batch).await?;
+        file.close().await
+    }
+
+    /// Starts a data file of `partition` to be written batch by batch
+    /// (compaction's output); `rows` sizes its bloom filter.
+    pub async fn open(
+        &self,
+        partition: &Partition,
+        rows: usize,
+    ) -> Result<OpenDataFile, TableError> {
         let location = self.location(partition, "");
-        let props = self.properties(batch.num_rows())?;
-        let mut file =
-            write_parquet(&self.file_io, &location, props, self.schema.clone(), batch).await?;
-        file.partition(partition.values())
-            .partition_spec_id(self.spec.spec_id());
-        build(file, &location)
+        let props = self.properties(rows)?;
+        Ok(OpenDataFile {
+            file: ParquetFile::open(&self.file_io, location, props, self.schema.clone()).await?,
+            partition: partition.values(),
+            spec_id: self.spec.spec_id(),
+        })
     }
 
     /// Writes a position delete file: it removes row `pos` of data file
@@ -207,7 +222,9 @@ impl DataWriter {
             .set_compression(Compression::ZSTD(zstd_level(self.settings.zstd_level)?))
             .set_created_by(format!("floe {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let mut file = write_parquet(&self.file_io, &location, props, schema, &batch).await?;
+        let mut parquet = ParquetFile::open(&self.file_io, location, props, schema).await?;
+        parquet.write(&batch).await?;
+        let (mut file, location) = parquet.close().await?;
         let single_target = deletes
             .first()
             .filter(|first| deletes.iter().all(|d| d.0 == first.0));
@@ -240,25 +257,67 @@ fn zstd_level(level: i32) -> Result<ZstdLevel, TableError> {
     })
 }
 
-/// Writes one batch as one Parquet file with iceberg's writer, which records
-/// the column statistics manifests carry.
-async fn write_parquet(
-    file_io: &FileIO,
-    location: &str,
-    props: WriterProperties,
-    schema: SchemaRef,
-    batch: &RecordBatch,
-) -> Result<DataFileBuilder, TableError> {
-    let mut writer = ParquetWriterBuilder::new(props, schema)
-        .build(file_io.new_output(location)?)
-        .await?;
-    writer.write(batch).await?;
-    writer.close().await?.pop().ok_or_else(|| {
-        TableError::Iceberg(iceberg::Error::new(
-            iceberg::ErrorKind::Unexpected,
-            format!("Parquet writer wrote no file for {location}"),
-        ))
-    })
+/// A data file being written: batches in, a [`DataFile`] out.
+pub struct OpenDataFile {
+    file: ParquetFile,
+    partition: Struct,
+    spec_id: i32,
+}
+
+impl OpenDataFile {
+    /// Appends rows (of the table's current schema).
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
+        self.file.write(batch).await
+    }
+
+    /// Bytes written so far, counting what is still buffered (an estimate).
+    pub fn written_bytes(&self) -> usize {
+        self.file.writer.current_written_size()
+    }
+
+    /// Finishes the file.
+    pub async fn close(self) -> Result<DataFile, TableError> {
+        let (mut file, location) = self.file.close().await?;
+        file.partition(self.partition)
+            .partition_spec_id(self.spec_id);
+        build(file, &location)
+    }
+}
+
+/// A Parquet file written with iceberg's writer, which records the column
+/// statistics manifests carry.
+struct ParquetFile {
+    writer: ParquetWriter,
+    location: String,
+}
+
+impl ParquetFile {
+    async fn open(
+        file_io: &FileIO,
+        location: String,
+        props: WriterProperties,
+        schema: SchemaRef,
+    ) -> Result<Self, TableError> {
+        let writer = ParquetWriterBuilder::new(props, schema)
+            .build(file_io.new_output(&location)?)
+            .await?;
+        Ok(Self { writer, location })
+    }
+
+    async fn write(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
+        Ok(self.writer.write(batch).await?)
+    }
+
+    async fn close(self) -> Result<(DataFileBuilder, String), TableError> {
+        let location = self.location;
+        let file = self.writer.close().await?.pop().ok_or_else(|| {
+            TableError::Iceberg(iceberg::Error::new(
+                iceberg::ErrorKind::Unexpected,
+                format!("Parquet writer wrote no file for {location}"),
+            ))
+        })?;
+        Ok((file, location))
+    }
 }
 
 fn build(file: DataFileBuilder, location: &str) -> Result<DataFile, TableError> {
