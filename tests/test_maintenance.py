@@ -257,3 +257,45 @@ def test_expiry_and_orphan_removal_delete_only_unreferenced_files_and_a_resume_s
     got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
     assert set(got) == {_uuid(l) for l in lines}
     assert duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n FROM t") == [{"n": len(lines)}]
+
+
+def test_a_writer_whose_deletes_point_into_files_compacted_meanwhile_deletes_the_rows_where_they_moved(tmp_path, tmp_warehouse):
+    quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0, **RECENT}
+    a = valid_lines(floe.generate(tmp_path / "a.jsonl", 4_000, seed=161, **quiet))
+    a_path = write(tmp_path / "a.jsonl", a)
+    floe.run("run", "--input", str(a_path), "--warehouse", str(tmp_warehouse.root), "--flush-size", "64KiB")
+    rng = random.Random(9)
+    touched = rng.sample(a, 40)
+    exact = rng.sample([l for l in a if l not in touched], 15)
+    b_path = write(tmp_path / "b.jsonl", [changed(l) for l in touched] + exact)
+
+    # The writer decides its deletes against the files it knows, freezes
+    # before committing; the compaction then replaces every one of them.
+    proc = floe.start("run", "--input", str(b_path), "--warehouse", str(tmp_warehouse.root), FLOE_FAILPOINT="after-data-files:stop")
+    try:
+        floe.wait_stopped(proc)
+        before = {f["file_path"] for f in pyiceberg_catalog(tmp_warehouse).load_table(EVENTS).inspect.files().to_pylist()}
+        partitions, *_ = report(maintain(tmp_warehouse, "--compact"), EVENTS, COMPACTED)
+        assert partitions == len(files_by_partition(tmp_warehouse))
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    out, err = proc.communicate(timeout=floe.TIMEOUT)
+    assert proc.returncode == 0, err.decode()
+    out = out.decode()
+    assert floe.summary_value(out, "commit conflicts") == 1
+    assert floe.summary_value(out, "replaced") == 40
+    assert floe.summary_value(out, "rows deleted") == 40
+    assert floe.summary_value(out, "identical") == 15
+
+    want = expected_for([a_path, b_path])
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))  # raises on a second live row
+    assert {k: as_model_row(r) for k, r in got.items()} == want
+    assert duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t") == [
+        {"n": len(want), "k": len(want)}
+    ]
+    files = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS).inspect.files().to_pylist()
+    deletes = [f for f in files if f["content"] == 1]
+    assert sum(f["record_count"] for f in deletes) == 40
+    live = {f["file_path"] for f in files if f["content"] == 0}
+    targets = {p for f in deletes for p in pq.read_table(local_path(f["file_path"]), columns=["file_path"]).column(0).to_pylist()}
+    assert targets <= live and not targets & before
