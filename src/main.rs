@@ -52,17 +52,9 @@ enum Command {
 
 #[derive(Args)]
 struct MaintainArgs {
+    /// Store, tables, and the schema files whose column settings shape compacted files.
     #[command(flatten)]
-    store: StoreArgs,
-    /// Events table.
-    #[arg(long, env = "FLOE_TABLE", default_value = defaults::TABLE)]
-    table: String,
-    /// Rejected-records table.
-    #[arg(long, env = "FLOE_REJECTED_TABLE", default_value = defaults::REJECTED_TABLE)]
-    rejected_table: String,
-    /// Folder of schema files (their column settings shape compacted files) [default: built in]
-    #[arg(long, env = "FLOE_SCHEMA_DIR")]
-    schema_dir: Option<PathBuf>,
+    tables: SchemaTableArgs,
     /// Compact: rewrite each partition's small files, and the files its deletes point into, without the deleted rows
     #[arg(long)]
     compact: bool,
@@ -136,6 +128,30 @@ struct SchemaTableArgs {
     /// Folder of schema files [default: built in]
     #[arg(long, env = "FLOE_SCHEMA_DIR")]
     schema_dir: Option<PathBuf>,
+}
+
+impl SchemaTableArgs {
+    /// Both tables with their kinds (`None` for a name `problems` got).
+    fn names(&self, problems: &mut Vec<String>) -> [Option<(TableKind, TableName)>; 2] {
+        let mut parse = |kind, label: &str, text: &str| match TableName::parse(text) {
+            Ok(name) => Some((kind, name)),
+            Err(e) => {
+                problems.push(format!("{label}: {e}"));
+                None
+            }
+        };
+        [
+            parse(TableKind::Events, "table", &self.table),
+            parse(TableKind::Rejected, "rejected_table", &self.rejected_table),
+        ]
+    }
+
+    /// The schema files: `--schema-dir`, else the built-in ones.
+    fn schema_source(&self) -> SchemaSource {
+        self.schema_dir
+            .clone()
+            .map_or(SchemaSource::Embedded, SchemaSource::Dir)
+    }
 }
 
 /// Every `run` setting; each can also come from `FLOE_*` or the `--config` file.
@@ -545,16 +561,7 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
     telemetry::init_logging(LogFormat::Text, "info");
     let all = !(args.compact || args.expire || args.remove_orphans);
     let mut problems = Vec::new();
-    let mut names = Vec::new();
-    for (kind, label, text) in [
-        (TableKind::Events, "table", &args.table),
-        (TableKind::Rejected, "rejected_table", &args.rejected_table),
-    ] {
-        match TableName::parse(text) {
-            Ok(name) => names.push((kind, name)),
-            Err(e) => problems.push(format!("{label}: {e}")),
-        }
-    }
+    let names = args.tables.names(&mut problems);
     if !(1..=22).contains(&args.zstd_level) {
         problems.push(format!(
             "zstd_level: {} is not between 1 and 22",
@@ -573,13 +580,10 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
         keep_snapshots: args.keep_snapshots,
         orphan_older_than: args.orphan_older_than,
     };
-    let source = args
-        .schema_dir
-        .clone()
-        .map_or(SchemaSource::Embedded, SchemaSource::Dir);
+    let source = args.tables.schema_source();
     let rt = runtime()?;
     rt.block_on(async {
-        let config = args.store.config()?;
+        let config = args.tables.store.config()?;
         let store = open_existing(&config).await?;
         let lister = match &config.warehouse {
             Warehouse::Local(_) => FileLister::local()?,
@@ -595,7 +599,7 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
                 FileLister::s3(operator, bucket)
             }
         };
-        for (kind, name) in names {
+        for (kind, name) in names.into_iter().flatten() {
             let Some(mut table) = store.load(&name).await? else {
                 println!("{name}: no such table; nothing to maintain");
                 continue;
@@ -631,31 +635,44 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Variables named `FLOE_*` that are read but are not `run` settings.
+/// Variables named `FLOE_*` that are read but are no command's flags.
 const OTHER_FLOE_VARIABLES: [&str; 2] = ["FLOE_LOG", "FLOE_FAILPOINT"];
 
 /// The `FLOE_*` variables of `floe run`'s settings, from its flags.
 fn run_setting_variables() -> Vec<String> {
+    flag_variables(Some("run"))
+}
+
+/// The `FLOE_*` variables of one subcommand's flags, or of every
+/// subcommand's (`None`).
+fn flag_variables(subcommand: Option<&str>) -> Vec<String> {
     use clap::CommandFactory;
     let cli = Cli::command();
-    cli.find_subcommand("run")
-        .map(|run| {
-            run.get_arguments()
-                .filter_map(|a| a.get_env())
-                .map(|e| e.to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    let mut out: Vec<String> = cli
+        .get_subcommands()
+        .filter(|c| subcommand.is_none_or(|name| c.get_name() == name))
+        .flat_map(|c| c.get_subcommands().chain([c]).collect::<Vec<_>>())
+        .flat_map(|c| c.get_arguments())
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// `floe run --check-config`: every setting as `FLOE_NAME=value`, or all
-/// the problems, any `FLOE_*` variable that is not a setting among them.
+/// the problems, any `FLOE_*` variable that no command reads among them (a
+/// variable of another command, say `floe maintain`'s, is not a typo).
 fn checked_settings(raw: RawRunConfig) -> Result<String, ConfigError> {
     let known = run_setting_variables();
+    let any_command = flag_variables(None);
     let mut unknown: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| name.starts_with("FLOE_"))
-        .filter(|name| !known.contains(name) && !OTHER_FLOE_VARIABLES.contains(&name.as_str()))
+        .filter(|name| {
+            !any_command.contains(name) && !OTHER_FLOE_VARIABLES.contains(&name.as_str())
+        })
         .collect();
     unknown.sort();
     let mut problems: Vec<String> = unknown
@@ -711,31 +728,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn schema_tables(args: SchemaTableArgs, apply: bool) -> anyhow::Result<ExitCode> {
     telemetry::init_logging(LogFormat::Text, "warn");
     let mut problems = Vec::new();
-    let mut table = |label: &str, text: &str| {
-        TableName::parse(text)
-            .map_err(|e| problems.push(format!("{label}: {e}")))
-            .ok()
-    };
-    let names = [
-        (TableKind::Events, table("table", &args.table)),
-        (
-            TableKind::Rejected,
-            table("rejected_table", &args.rejected_table),
-        ),
-    ];
+    let names = args.names(&mut problems);
     if !problems.is_empty() {
         return Err(ConfigError { problems }.into());
     }
-    let source = args
-        .schema_dir
-        .clone()
-        .map_or(SchemaSource::Embedded, SchemaSource::Dir);
+    let source = args.schema_source();
     let rt = runtime()?;
     rt.block_on(async {
         let config = args.store.config()?;
         let store = open_existing(&config).await?;
-        for (kind, name) in names {
-            let Some(name) = name else { continue };
+        for (kind, name) in names.into_iter().flatten() {
             let layout = TableLayout::load(kind, &source)?;
             let newest = &layout.chain.newest().origin;
             let Some(loaded) = store.load(&name).await? else {

@@ -317,6 +317,8 @@ def test_check_config_prints_settings_and_refuses_unknown_variables(tmp_path):
     ok = floe.run(
         "run", "--check-config", FLOE_STREAM="events", FLOE_WAREHOUSE="s3://lake/warehouse", FLOE_CATALOG="glue",
         FLOE_FLUSH_SIZE="64MiB", FLOE_METRICS_ADDR="0.0.0.0:9464", FLOE_EMF_NAMESPACE="Floe",
+        # Another command's setting (a shared task environment) is no typo.
+        FLOE_KEEP_SNAPSHOTS="20",
     )
     settings = dict(line.split("=", 1) for line in ok.stdout.splitlines())
     assert settings["FLOE_STREAM"] == "events"
@@ -325,7 +327,7 @@ def test_check_config_prints_settings_and_refuses_unknown_variables(tmp_path):
     assert settings["FLOE_START_POSITION"] == "trim-horizon"
     assert settings["FLOE_METRICS_ADDR"] == "0.0.0.0:9464"
     assert settings["FLOE_INPUT"] == ""
-    assert "FLOE_CONFIG" not in settings
+    assert "FLOE_CONFIG" not in settings and "FLOE_KEEP_SNAPSHOTS" not in settings
     assert list(settings) == sorted(settings)
 
     bad = floe.run(
