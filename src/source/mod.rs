@@ -8,6 +8,7 @@ use std::sync::Arc;
 pub mod file;
 pub mod kinesis;
 pub mod kpl;
+pub mod lease;
 
 /// A source as the checkpoint knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
