@@ -32,6 +32,7 @@ use super::{SourceChunk, SourceError, SourceInfo};
 use crate::config::KinesisConfig;
 use crate::table::checkpoint::{Checkpoint, ShardPosition};
 use coordinator::Coordinator;
+pub use coordinator::{LoadCheckpoint, Sharing};
 
 /// Most `GetRecords` calls per second and shard that Kinesis allows.
 const CALLS_PER_SECOND: u32 = 5;
@@ -58,6 +59,9 @@ pub struct ShardBatch {
     /// Position after the last record (`end`: the shard is closed and read
     /// to its end, and this batch is its last).
     pub end: ShardPosition,
+    /// The reader stops after this (empty) batch to hand the shard to
+    /// another task: commit soon, so the lease can go.
+    pub handoff: bool,
 }
 
 /// One Kinesis record.
@@ -112,6 +116,12 @@ impl Stream {
     }
 }
 
+/// The name of a stream given by name or ARN (what checkpoint and lease
+/// keys use).
+pub fn stream_name(given: &str) -> String {
+    Stream::new(given).name
+}
+
 /// The checkpoint key of a shard.
 pub fn source_key(stream_name: &str, consumer: &str, shard_id: &str) -> String {
     format!("kinesis:{stream_name}:{consumer}:{shard_id}")
@@ -120,15 +130,17 @@ pub fn source_key(stream_name: &str, consumer: &str, shard_id: &str) -> String {
 /// Starts the consumer. Batches (or one fatal error) arrive on `tx`; the
 /// pipeline publishes each committed checkpoint of the events table on
 /// `committed`. The consumer ends (closing its side of `tx`) when drained in
-/// `drain` mode, after a fatal error, or when the receiver is gone.
+/// `drain` mode, after a fatal error, or when the receiver is gone. With
+/// `sharing`, only the shards whose lease this task holds are read.
 pub fn start(
     config: &KinesisConfig,
     client: Client,
     committed: watch::Receiver<Checkpoint>,
     tx: mpsc::Sender<Result<SourceChunk, SourceError>>,
     lags: ShardLags,
+    sharing: Option<Sharing>,
 ) -> JoinHandle<()> {
-    let coordinator = Coordinator::new(config, client, tx, lags);
+    let coordinator = Coordinator::new(config, client, tx, lags, sharing);
     tokio::spawn(coordinator.run(committed))
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, SdkError};
 use aws_sdk_kinesis::types::ShardIteratorType;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::{
@@ -36,10 +36,31 @@ pub(super) struct ShardReader {
     pub(super) ended_tx: mpsc::UnboundedSender<String>,
 }
 
+/// Resolves once `stop` turns true (never, when its sender is gone).
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 impl ShardReader {
-    pub(super) async fn run(self, start: IteratorStart, committed: ShardPosition) {
-        if let Err(e) = self.read(start, committed).await {
-            let _ = self.tx.send(Err(e)).await;
+    /// Reads until the shard's end, a fatal error (sent on `tx`), the
+    /// pipeline going away, or `stop` (a hand-off). After a stop, the last
+    /// batch handed over is an empty one asking for a commit, and the
+    /// position after it is returned: once the table's checkpoint is
+    /// there, everything read here is committed.
+    pub(super) async fn run(
+        self,
+        start: IteratorStart,
+        committed: ShardPosition,
+        mut stop: watch::Receiver<bool>,
+    ) -> Option<ShardPosition> {
+        match self.read(start, committed, &mut stop).await {
+            Ok(stopped_at) => stopped_at,
+            Err(e) => {
+                let _ = self.tx.send(Err(e)).await;
+                None
+            }
         }
     }
 
@@ -47,7 +68,8 @@ impl ShardReader {
         &self,
         start: IteratorStart,
         committed: ShardPosition,
-    ) -> Result<(), SourceError> {
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<ShardPosition>, SourceError> {
         let mut position = committed;
         let mut iterator = self.iterator(&start).await?;
         let min_gap = Duration::from_secs(1) / CALLS_PER_SECOND;
@@ -55,7 +77,22 @@ impl ShardReader {
         let mut failures = 0;
         loop {
             if let Some(t) = last_call {
-                tokio::time::sleep_until(t + min_gap).await;
+                tokio::select! {
+                    () = tokio::time::sleep_until(t + min_gap) => {}
+                    () = stop_requested(stop) => {}
+                }
+            }
+            if *stop.borrow() {
+                let marker = ShardBatch {
+                    source: self.source.clone(),
+                    records: Vec::new(),
+                    start: position.clone(),
+                    end: position.clone(),
+                    handoff: true,
+                };
+                let _ = self.tx.send(Ok(SourceChunk::Shard(marker))).await;
+                tracing::info!(shard = %self.shard_id, at = ?position.seq, "stopped reading the shard for a hand-off");
+                return Ok(Some(position));
             }
             last_call = Some(Instant::now());
             let answer = self
@@ -84,7 +121,10 @@ impl ShardReader {
                         Failure::Throttled | Failure::Transient => {
                             failures += 1;
                             tracing::warn!(shard = %self.shard_id, error = %DisplayErrorContext(&e), "GetRecords failed; backing off");
-                            tokio::time::sleep(backoff(failures)).await;
+                            tokio::select! {
+                                () = tokio::time::sleep(backoff(failures)) => {}
+                                () = stop_requested(stop) => {}
+                            }
                         }
                         Failure::Fatal => return Err(self.error("GetRecords", &e)),
                     }
@@ -120,9 +160,10 @@ impl ShardReader {
                     records,
                     start: position.clone(),
                     end: end.clone(),
+                    handoff: false,
                 };
                 if self.tx.send(Ok(SourceChunk::Shard(batch))).await.is_err() {
-                    return Ok(());
+                    return Ok(None);
                 }
                 position = end;
             }
@@ -139,11 +180,14 @@ impl ShardReader {
                 None => {
                     tracing::info!(shard = %self.shard_id, ?children, "shard read to its end");
                     let _ = self.ended_tx.send(self.shard_id.clone());
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             if read == 0 {
-                tokio::time::sleep(IDLE_POLL).await;
+                tokio::select! {
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                    () = stop_requested(stop) => {}
+                }
             }
         }
     }
