@@ -330,6 +330,17 @@ def test_a_commit_racing_the_new_owner_of_its_shards_is_refused_and_read_again(m
     assert_exactly_once(tmp_warehouse, lines)
 
 
+def test_a_missing_lease_table_is_a_clear_error(moto, tmp_warehouse):
+    moto.create_stream(STREAM, shards=1)
+    out = floe.run(
+        "run", "--stream", STREAM, "--warehouse", str(tmp_warehouse.root), "--lease-table", "nope",
+        check=False, **moto.env(),
+    )
+    assert out.returncode == 1, out.stderr
+    assert "lease table nope: Scan failed" in out.stderr
+    assert "ResourceNotFoundException" in out.stderr
+
+
 def test_lease_settings_are_checked(tmp_warehouse):
     out = floe.run(
         "run", "--input", "x.jsonl", "--warehouse", str(tmp_warehouse.root), "--worker-id", "w 1",

@@ -69,6 +69,9 @@ pub enum RunError {
     /// The catalog failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The shard lease table cannot be used.
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
     /// The warehouse folder could not be created.
     #[error("warehouse {path}")]
     Warehouse {
@@ -279,6 +282,12 @@ pub async fn run(
                         &kinesis::stream_name(&kinesis_config.stream),
                         &kinesis_config.consumer_name,
                     );
+                    // A missing table or a refused permission is a clear
+                    // error now, not a warning per renewal later.
+                    match table.scan().await {
+                        Err(e) if !e.is_retryable() => return Err(e.into()),
+                        _ => {}
+                    }
                     let (keeper, link) = lease::start(
                         table,
                         KeeperConfig {

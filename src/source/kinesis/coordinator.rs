@@ -78,6 +78,8 @@ pub type LoadCheckpoint = Arc<
 /// How often the table's checkpoint is looked at while a leased child shard
 /// waits for parents another task reads.
 const PARENT_POLL: Duration = Duration::from_secs(2);
+/// Pause before loading the table's checkpoint again after a failure.
+const LOOK_RETRY: Duration = Duration::from_secs(1);
 
 pub(super) struct Coordinator {
     stream: Stream,
@@ -94,6 +96,8 @@ pub(super) struct Coordinator {
     view: Checkpoint,
     /// When the table was last loaded (with leases).
     view_loaded: Option<Instant>,
+    /// When loading it was last tried (failures are retried once a second).
+    view_tried: Option<Instant>,
     /// The shards the keeper was last told need reading.
     active_noted: BTreeSet<String>,
 }
@@ -118,6 +122,7 @@ impl Coordinator {
             sharing,
             view: Checkpoint::new(),
             view_loaded: None,
+            view_tried: None,
             active_noted: BTreeSet::new(),
         }
     }
@@ -407,7 +412,8 @@ impl Coordinator {
         }) || self.view_loaded.is_none_or(|t| {
             now - t >= DISCOVERY_INTERVAL || (waiting_child && now - t >= PARENT_POLL)
         });
-        if needs_look {
+        if needs_look && self.view_tried.is_none_or(|t| now - t >= LOOK_RETRY) {
+            self.view_tried = Some(now);
             match (sharing.load)().await {
                 Ok(checkpoint) => {
                     merge_newer(&mut self.view, &checkpoint);

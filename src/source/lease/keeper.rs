@@ -131,6 +131,7 @@ pub fn start(table: LeaseTable, config: KeeperConfig) -> (LeaseHandle, LeaseLink
         active: None,
         taking: true,
         scans: 0,
+        workers: Vec::new(),
         published: leases_tx,
     };
     crate::telemetry::metrics().leases_owned(0);
@@ -218,6 +219,8 @@ struct Keeper {
     /// Scans done: nothing is taken before the second, so that workers
     /// starting together see each other's heartbeats first.
     scans: u64,
+    /// Workers with a live heartbeat at the last look, this one included.
+    workers: Vec<String>,
     published: watch::Sender<Leases>,
 }
 
@@ -297,7 +300,8 @@ impl Keeper {
                 let Some(held) = self.held.get(&shard) else {
                     return;
                 };
-                let to = held.handoff_to.clone();
+                // To the asker; to anyone if it is gone meanwhile.
+                let to = held.handoff_to.clone().filter(|w| self.workers.contains(w));
                 match self.table.transfer(&shard, &self.me, to.as_deref()).await {
                     Ok(true) => {
                         self.held.remove(&shard);
@@ -386,11 +390,15 @@ impl Keeper {
         let mut workers = vec![self.me.clone()];
         let mut leases = Vec::new();
         let mut listed = BTreeSet::new();
+        // Until the coordinator has said which shards need reading, only
+        // watch: which leases are finished is not known yet.
+        let watching = self.active.is_none();
         let active = self.active.clone().unwrap_or_default();
         for item in items {
             let (still, asked_for) = self.seen.observe(item, now);
             let expired = still >= self.duration;
             match &item.kind {
+                ItemKind::Shard(_) if watching => {}
                 ItemKind::Worker(w) if *w == self.me => {}
                 ItemKind::Worker(w) if !expired => workers.push(w.clone()),
                 ItemKind::Worker(w) => {
@@ -428,6 +436,7 @@ impl Keeper {
             }
         }
         crate::telemetry::metrics().lease_workers(workers.len());
+        self.workers = workers.clone();
         for shard in active.difference(&listed) {
             if let Err(e) = self.table.create(shard).await {
                 self.warn("creating a lease failed", &e);
