@@ -25,12 +25,18 @@ import pytest
 from support import aws, floe
 from support.aws import MotoServer
 from support.ops import LogReader, scrape, serving_address, value
-from support.readers import Warehouse, duckdb_query, local_path, pyiceberg_rows
-from support.streams import STREAM, lines_of, put
+from support.expected import expected_from_bytes
+from support.readers import (
+    Warehouse, as_model_row, by_key, duckdb_query, duckdb_s3_query, glue_catalog, glue_rows, local_path, pyiceberg_rows,
+)
+from support.streams import STREAM, body, lines_of, put
 
 EVENTS = "analytics.events"
+REJECTED = "analytics.events_rejected"
 LEASES = "floe-leases"
 SHARDS = 8
+BUCKET = "lake"
+GLUE_WAREHOUSE = f"s3://{BUCKET}/warehouse"
 
 moto = pytest.fixture(aws.moto_fixture)
 
@@ -61,9 +67,12 @@ class Worker:
         return out.decode(), "\n".join(self.log.drain())
 
 
-def start_worker(server: MotoServer, wh: Warehouse, name: str, lease_duration: str, **env: str) -> Worker:
+def start_worker(server: MotoServer, wh: Warehouse | None, name: str, lease_duration: str, **env: str) -> Worker:
+    """A task sharing the stream, into the local warehouse `wh` (None: the
+    Glue catalog and S3 on moto)."""
+    store = ["--warehouse", str(wh.root)] if wh else ["--catalog", "glue", "--warehouse", GLUE_WAREHOUSE, "--s3-path-style"]
     proc = floe.start(
-        "run", "--stream", STREAM, "--warehouse", str(wh.root),
+        "run", "--stream", STREAM, *store,
         "--lease-table", LEASES, "--worker-id", name, "--lease-duration", lease_duration,
         "--flush-interval", "1s", "--shutdown-deadline", "30s",
         "--metrics-addr", "127.0.0.1:0", "--log-format", "json",
@@ -81,10 +90,14 @@ def owners(server: MotoServer) -> Counter:
 def spread_is(server: MotoServer, workers: list[Worker], allowed: set[int]) -> bool:
     """Every shard's lease is held by one of `workers`, each holding a count
     in `allowed`, and each worker's own gauge says the same."""
+    return spread_is_of(server, workers, SHARDS, allowed)
+
+
+def spread_is_of(server: MotoServer, workers: list[Worker], shards: int, allowed: set[int]) -> bool:
     for w in workers:
         floe.exited(w.proc)
     held = owners(server)
-    if sum(held[w.name] for w in workers) != SHARDS:
+    if sum(held[w.name] for w in workers) != shards:
         return False
     if any(held[w.name] not in allowed for w in workers):
         return False
@@ -328,6 +341,73 @@ def test_a_commit_racing_the_new_owner_of_its_shards_is_refused_and_read_again(m
                 w.proc.send_signal(signal.SIGCONT)
         stop_all(workers)
     assert_exactly_once(tmp_warehouse, lines)
+
+
+def glue_committed(server: MotoServer, counter: str = "floe.records-read") -> int:
+    """A Floe summary counter added up over the Glue table's snapshots."""
+    try:
+        table = glue_catalog(server).load_table(EVENTS)
+    except Exception:  # not created yet
+        return 0
+    return sum(int(s.summary.get(counter) or 0) for s in table.metadata.snapshots)
+
+
+def test_two_tasks_on_a_resharded_stream_into_glue_read_parents_before_children(moto, tmp_path):
+    """Versions of a key follow it from a parent shard into its children:
+    one shard split and two merged with records on both sides, before two
+    tasks start. A child read before the table shows its parents ended
+    (whichever task holds them) would let an older version win. Glue and S3,
+    as in AWS."""
+    moto.client("s3").create_bucket(Bucket=BUCKET)
+    moto.create_stream(STREAM, shards=4)
+    moto.create_lease_table(LEASES)
+    lines = lines_of(floe.generate(tmp_path / "e.jsonl", 16_000, seed=76, dup_rate=0.02, changed_dup_rate=0.05))
+    before, after = lines[:8_000], lines[8_000:]
+    put(moto, before)
+    shards = [s["ShardId"] for s in moto.shards(STREAM)]
+    children = moto.split(STREAM, shards[0])
+    merged = moto.merge(STREAM, shards[2], shards[3])
+    put(moto, after)
+    # The parents are slow to read (throttled): a child that did not wait
+    # for them would be committed first.
+    for parent in (shards[0], shards[2], shards[3]):
+        moto.throttle(shard_id=parent, times=5)
+    workers = [start_worker(moto, None, f"w{i}", "2s") for i in range(2)]
+
+    def committed_all(n: int):
+        def done() -> bool:
+            for w in workers:
+                floe.exited(w.proc)
+            return glue_committed(moto) >= n
+
+        floe.wait_for(done, 180, lambda: f"{n} records committed (now {glue_committed(moto)})", interval=0.3)
+
+    try:
+        committed_all(len(lines))
+        # The parents' leases are gone with their ends; the children's spread.
+        floe.wait_for(
+            lambda: {i["shard_id"] for i in moto.lease_items(LEASES) if i["kind"] == "shard"} == {*children, merged, shards[1]},
+            60,
+            lambda: f"leases of the open shards only: {moto.lease_items(LEASES)}",
+        )
+        floe.wait_for(lambda: spread_is_of(moto, workers, 4, {2}), 60, lambda: f"4 open shards over 2 workers: {owners(moto)}")
+        for w in workers:
+            out, err = w.stop()
+            assert w.proc.returncode == 0, err
+    finally:
+        stop_all(workers)
+
+    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
+    got = by_key(glue_rows(moto, EVENTS))  # raises on a second live row
+    assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
+    rejected = Counter(r["reason"] for r in glue_rows(moto, REJECTED))
+    assert rejected == Counter(dict(exp.rejected_by_reason))
+    location = glue_catalog(moto).load_table(EVENTS).metadata_location
+    count = duckdb_s3_query(moto, location, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t")
+    assert count == [{"n": len(exp.rows), "k": len(exp.rows)}]
+    # Every record committed once, across both tasks and all the shards.
+    assert glue_committed(moto) == len(lines)
+    assert moto.pending_faults() == 0
 
 
 def test_a_missing_lease_table_is_a_clear_error(moto, tmp_warehouse):
