@@ -61,10 +61,12 @@ class Worker:
         return {k: int(value(m, "floe_lease_changes_total", kind=k)) for k in ("taken", "stolen", "released", "lost")}
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> tuple[str, str]:
-        """Signals the process and waits for it: (stdout, stderr)."""
+        """Signals the process and waits for it: (stdout, stderr). Its
+        stderr is the log reader's alone: every line comes from there."""
         self.proc.send_signal(sig)
-        out, _ = self.proc.communicate(timeout=timeout)
-        return out.decode(), "\n".join(self.log.drain())
+        self.proc.wait(timeout=timeout)
+        out = self.proc.stdout.read() if self.proc.stdout else b""
+        return out.decode(), "\n".join(self.log.until_closed())
 
 
 def start_worker(server: MotoServer, wh: Warehouse | None, name: str, lease_duration: str, **env: str) -> Worker:
@@ -153,7 +155,7 @@ def stop_all(workers: list[Worker]) -> None:
     for w in workers:
         if w.proc.poll() is None:
             w.proc.kill()
-            w.proc.communicate()
+            w.proc.wait()
 
 
 def test_three_tasks_share_the_shards_and_a_killed_ones_move_after_expiry(moto, tmp_path, tmp_warehouse):
@@ -173,7 +175,7 @@ def test_three_tasks_share_the_shards_and_a_killed_ones_move_after_expiry(moto, 
         victim, survivors = workers[0], workers[1:]
         killed = time.monotonic()
         victim.proc.kill()
-        victim.proc.communicate()
+        victim.proc.wait()
         floe.wait_for(lambda: spread_is(moto, survivors, {4}), 60, lambda: f"the survivors to hold 8: {owners(moto)}")
         took_over = time.monotonic() - killed
         print(f"shards of the killed task taken over after {took_over:.1f} s")

@@ -41,8 +41,8 @@ use crate::event::typed::TypedColumns;
 use crate::event::{DecodeLimits, events_batch, rejected_batch};
 use crate::failpoint::{self, FailPoint};
 use crate::source::file::{OpenInput, expand_inputs};
-use crate::source::kinesis::{self, ShardLag, ShardLags, Sharing};
-use crate::source::lease::{self, Claims, KeeperConfig, LeaseHandle, LeaseTable};
+use crate::source::kinesis::{self, ShardLag, ShardLags};
+use crate::source::lease::{self, Claims, LeaseHandle};
 use crate::source::{SourceChunk, SourceError};
 use crate::table::checkpoint::{Checkpoint, FilePosition, SourcePosition};
 use crate::table::index::KeyIndex;
@@ -272,38 +272,11 @@ pub async fn run(
         Some(kinesis_config) => {
             let sharing = match &kinesis_config.leases {
                 Some(leases) => {
-                    let worker_id = leases
-                        .worker_id
-                        .clone()
-                        .unwrap_or_else(|| format!("floe-{}", uuid::Uuid::new_v4().simple()));
-                    let table = LeaseTable::new(
-                        lease::client().await,
-                        &leases.table,
-                        &kinesis::stream_name(&kinesis_config.stream),
-                        &kinesis_config.consumer_name,
-                    );
-                    // A missing table or a refused permission is a clear
-                    // error now, not a warning per renewal later.
-                    match table.scan().await {
-                        Err(e) if !e.is_retryable() => return Err(e.into()),
-                        _ => {}
-                    }
-                    let (keeper, link) = lease::start(
-                        table,
-                        KeeperConfig {
-                            worker_id,
-                            duration: leases.duration,
-                        },
-                    );
+                    let (keeper, sharing) =
+                        shared::start_leases(kinesis_config, leases, &tables, config).await?;
                     lease_keeper = Some(keeper);
-                    let shared_claims = Arc::new(Claims::new());
-                    claims = Some(shared_claims.clone());
-                    Some(Sharing {
-                        link,
-                        claims: shared_claims,
-                        load: shared::checkpoint_loader(&tables.store, &config.table),
-                        lease_duration: leases.duration,
-                    })
+                    claims = Some(sharing.claims.clone());
+                    Some(sharing)
                 }
                 None => None,
             };
@@ -424,7 +397,7 @@ pub async fn run(
                     metrics.buffered(buffer.bytes, buffer.counts.records_read as usize);
                     if buffer.bytes >= config.flush_size.get() || commit_soon {
                         let full = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
-                        flush_held(&mut tables, full, &mut report, &progress, claims).await?;
+                        shared::flush_held(&mut tables, full, &mut report, &progress, claims).await?;
                     }
                 }
                 Some(Err(e)) => {
@@ -435,7 +408,7 @@ pub async fn run(
             },
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
                 let due = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
-                flush_held(&mut tables, due, &mut report, &progress, claims).await?;
+                shared::flush_held(&mut tables, due, &mut report, &progress, claims).await?;
             }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -456,7 +429,7 @@ pub async fn run(
     if let Some(consumer) = consumer {
         consumer.abort();
     }
-    let last = flush_held(&mut tables, buffer, &mut report, &progress, claims).await;
+    let last = shared::flush_held(&mut tables, buffer, &mut report, &progress, claims).await;
     if let Some(keeper) = lease_keeper {
         // Released only once what was read is committed: the next owner
         // starts where this task's final commit left each shard.
@@ -478,42 +451,6 @@ pub async fn run(
 
 /// How long releasing the leases at the end may take.
 const LEASE_RELEASE_WITHIN: Duration = Duration::from_secs(5);
-
-/// [`flush`], for a task sharing the stream: first catches up with other
-/// tasks' commits and checks that every shard buffered is still this task's
-/// to commit; if not, or if the commit finds a shard's checkpoint moved,
-/// drops the buffer and has every held shard read again from the table's
-/// checkpoint (see [`shared`]).
-async fn flush_held(
-    tables: &mut Tables,
-    buffer: Buffer,
-    report: &mut RunReport,
-    progress: &Progress,
-    claims: Option<&Claims>,
-) -> Result<(), RunError> {
-    let Some(claims) = claims else {
-        return flush(tables, buffer, report, progress).await;
-    };
-    if buffer.is_empty() {
-        return Ok(());
-    }
-    shared::catch_up(tables, !buffer.rejects.is_empty()).await?;
-    if let Some(source_key) = shared::stale_source(tables, &buffer, claims)? {
-        tracing::warn!(source_key = %source_key, "a buffered shard moved to another task: dropping what was buffered and reading every held shard again from the table's checkpoint");
-        claims.reset();
-        crate::telemetry::metrics().buffered(0, 0);
-        return Ok(());
-    }
-    match flush(tables, buffer, report, progress).await {
-        Err(RunError::Table(TableError::CheckpointMoved { source_key, .. })) => {
-            tracing::warn!(source_key = %source_key, "another task committed a shard this commit held: dropping it and reading every held shard again from the table's checkpoint");
-            claims.reset();
-            crate::telemetry::metrics().buffered(0, 0);
-            shared::catch_up(tables, true).await
-        }
-        other => other,
-    }
-}
 
 /// Writes and commits one batch: rejected records first, then events.
 async fn flush(

@@ -25,14 +25,90 @@ use futures::FutureExt;
 
 use super::buffer::Buffer;
 use super::upsert::{Deletes, KeyRebase};
-use super::{RunError, Tables};
+use super::{Progress, RunError, RunReport, Tables, flush};
 use crate::catalog::TableName;
+use crate::config::{KinesisConfig, LeaseConfig, RunConfig};
 use crate::source::SourceInfo;
-use crate::source::kinesis::LoadCheckpoint;
-use crate::source::lease::Claims;
+use crate::source::kinesis::{self, LoadCheckpoint, Sharing};
+use crate::source::lease::{self, Claims, KeeperConfig, LeaseHandle, LeaseTable};
 use crate::table::checkpoint::{ShardPosition, SourcePosition};
 use crate::table::summary::QualityCounts;
 use crate::table::{Change, LoadedTable, Rebase, TableError, TableStore};
+
+/// Starts the lease keeper and what the Kinesis consumer needs to share
+/// the stream. The lease table is read once first: a missing table or a
+/// refused permission is an error now, not a warning at every renewal.
+pub(super) async fn start_leases(
+    kinesis_config: &KinesisConfig,
+    leases: &LeaseConfig,
+    tables: &Tables,
+    config: &RunConfig,
+) -> Result<(LeaseHandle, Sharing), RunError> {
+    let worker_id = leases
+        .worker_id
+        .clone()
+        .unwrap_or_else(|| format!("floe-{}", uuid::Uuid::new_v4().simple()));
+    let table = LeaseTable::new(
+        lease::client().await,
+        &leases.table,
+        &kinesis::stream_name(&kinesis_config.stream),
+        &kinesis_config.consumer_name,
+    );
+    match table.scan().await {
+        Err(e) if !e.is_retryable() => return Err(e.into()),
+        _ => {}
+    }
+    let (keeper, link) = lease::start(
+        table,
+        KeeperConfig {
+            worker_id,
+            duration: leases.duration,
+        },
+    );
+    let sharing = Sharing {
+        link,
+        claims: Arc::new(Claims::new()),
+        load: checkpoint_loader(&tables.store, &config.table),
+        lease_duration: leases.duration,
+    };
+    Ok((keeper, sharing))
+}
+
+/// [`flush`], for a task sharing the stream (`claims`): first catches up
+/// with other tasks' commits and checks that every shard buffered is still
+/// this task's to commit; if not, or if the commit finds a shard's
+/// checkpoint moved, drops the buffer and has every held shard read again
+/// from the table's checkpoint. Without claims, just [`flush`].
+pub(super) async fn flush_held(
+    tables: &mut Tables,
+    buffer: Buffer,
+    report: &mut RunReport,
+    progress: &Progress,
+    claims: Option<&Claims>,
+) -> Result<(), RunError> {
+    let Some(claims) = claims else {
+        return flush(tables, buffer, report, progress).await;
+    };
+    if buffer.is_empty() {
+        return Ok(());
+    }
+    catch_up(tables, !buffer.rejects.is_empty()).await?;
+    if let Some(source_key) = stale_source(tables, &buffer, claims)? {
+        tracing::warn!(source_key = %source_key, "a buffered shard moved to another task: dropping what was buffered and reading every held shard again from the table's checkpoint");
+        claims.reset();
+        crate::telemetry::metrics().buffered(0, 0);
+        return Ok(());
+    }
+    match flush(tables, buffer, report, progress).await {
+        Err(RunError::Table(TableError::CheckpointMoved { source_key, .. })) => {
+            tracing::warn!(source_key = %source_key, "another task committed a shard this commit held: dropping it and reading every held shard again from the table's checkpoint");
+            claims.reset();
+            crate::telemetry::metrics().buffered(0, 0);
+            catch_up(tables, true).await
+        }
+        other => other,
+    }
+}
 
 /// Whether records of `source` may go into the buffer: always for files and
 /// unshared streams; for a leased shard, while its claim is the one it was
@@ -69,7 +145,7 @@ async fn reload(store: &TableStore, name: &TableName) -> Result<LoadedTable, Run
 /// Brings the tables up to date with other tasks' commits: the events table
 /// (its newly committed rows into the key index, its checkpoint to the
 /// Kinesis consumer) and, with `rejected`, the rejected table.
-pub(super) async fn catch_up(tables: &mut Tables, rejected: bool) -> Result<(), RunError> {
+async fn catch_up(tables: &mut Tables, rejected: bool) -> Result<(), RunError> {
     let current = reload(&tables.store, &tables.events.name).await?;
     if current.metadata_location != tables.events.metadata_location {
         let mut counts = QualityCounts::default();
@@ -98,7 +174,7 @@ pub(super) async fn catch_up(tables: &mut Tables, rejected: bool) -> Result<(), 
 /// The first shard in `buffer` whose records this task may no longer
 /// commit: its claim is gone (or newer), or the table's checkpoint moved
 /// away from where its records start.
-pub(super) fn stale_source(
+fn stale_source(
     tables: &Tables,
     buffer: &Buffer,
     claims: &Claims,
@@ -119,7 +195,7 @@ pub(super) fn stale_source(
 
 /// Loads the events table's checkpoint as it is now, for the Kinesis
 /// consumer (a shard starts from there when its lease is taken).
-pub(super) fn checkpoint_loader(store: &TableStore, name: &TableName) -> LoadCheckpoint {
+fn checkpoint_loader(store: &TableStore, name: &TableName) -> LoadCheckpoint {
     let catalog = store.catalog().clone();
     let file_io = store.file_io().clone();
     let name = name.clone();

@@ -1,5 +1,8 @@
 //! The coordinator: lists the shards, decides which may be read (parents
-//! committed to their end first) and runs one reader per shard.
+//! committed to their end first; with leases, only the shards this task
+//! holds) and runs one reader per shard. It never commits: it learns the
+//! table's checkpoint from the pipeline's commits and, when sharing the
+//! stream, by loading the table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

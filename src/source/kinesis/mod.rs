@@ -15,6 +15,11 @@
 //! of a key stay in order across a split or merge, also across restarts. The
 //! shard list is refreshed periodically and whenever a shard ends, so new
 //! shards are picked up without a restart.
+//!
+//! Sharing ([`Sharing`], with `--lease-table`): only the shards whose lease
+//! this task holds are read, each from the table's checkpoint as loaded
+//! after the lease was taken; a child waits until the table shows its
+//! parents ended, whichever task committed them. See [`crate::source::lease`].
 
 mod coordinator;
 mod reader;
