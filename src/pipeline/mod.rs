@@ -13,7 +13,7 @@
 //!
 //! Shutdown (a signal) stops reading; what was read is flushed and committed.
 //! A task sharing the stream through shard leases then releases its leases,
-//! so that other tasks take its shards at once ([`shared`] has what else
+//! so that other tasks take its shards at once (`shared.rs` has what else
 //! changes then).
 
 mod buffer;

@@ -1,7 +1,7 @@
 //! Shard leases: how several Floe tasks share the shards of one Kinesis
 //! stream, each shard read by one task at a time.
 //!
-//! Leases live in a DynamoDB table ([`table`]): one item per shard with an
+//! Leases live in a DynamoDB table ([`LeaseTable`]): one item per shard with an
 //! owner and a counter the owner increments on every renewal, and one
 //! heartbeat item per worker, so that a worker holding no shard still counts
 //! when shares are computed. A lease whose counter stood still for a lease
