@@ -1,6 +1,6 @@
-//! AWS plumbing shared by the Kinesis source, the Glue catalog and S3
-//! storage: one configuration from the default chain, so every client signs
-//! with the same credentials and region.
+//! AWS plumbing shared by the Kinesis source, the Glue catalog, S3 storage
+//! and the DynamoDB lease table: one configuration from the default chain, so
+//! every client signs with the same credentials and region.
 //!
 //! Credentials come from the AWS SDK's default chain (environment, shared
 //! profile, web identity, ECS task role, EC2 instance role) and are refreshed

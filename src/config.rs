@@ -31,6 +31,12 @@ pub struct RawRunConfig {
     pub start_position: Option<String>,
     /// Stop once every shard is read to its tip and all of it is committed.
     pub drain: Option<bool>,
+    /// DynamoDB table of shard leases, so that several tasks share the stream.
+    pub lease_table: Option<String>,
+    /// This task's name in the lease table (default: generated, unique).
+    pub worker_id: Option<String>,
+    /// A lease not renewed for this long may be taken, e.g. `10s`.
+    pub lease_duration: Option<String>,
     /// Warehouse: a folder (holds `catalog.db` and the tables' files) or an
     /// `s3://bucket/prefix` URI.
     pub warehouse: Option<PathBuf>,
@@ -100,6 +106,9 @@ impl RawRunConfig {
             consumer_name: self.consumer_name.or(lower.consumer_name),
             start_position: self.start_position.or(lower.start_position),
             drain: self.drain.or(lower.drain),
+            lease_table: self.lease_table.or(lower.lease_table),
+            worker_id: self.worker_id.or(lower.worker_id),
+            lease_duration: self.lease_duration.or(lower.lease_duration),
             warehouse: self.warehouse.or(lower.warehouse),
             catalog: self.catalog.or(lower.catalog),
             s3_endpoint: self.s3_endpoint.or(lower.s3_endpoint),
@@ -179,6 +188,20 @@ pub struct KinesisConfig {
     pub start_position: StartPosition,
     /// Stop when caught up (for backfills and tests) instead of running on.
     pub drain: bool,
+    /// Shard leases shared with other tasks; `None`: this task reads every shard.
+    pub leases: Option<LeaseConfig>,
+}
+
+/// How this task shares the stream's shards with others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// The DynamoDB table of leases.
+    pub table: String,
+    /// This task's name there; `None`: a unique one is generated at start.
+    pub worker_id: Option<String>,
+    /// A lease whose counter stood still this long (on the observer's
+    /// clock) may be taken by another task.
+    pub duration: Duration,
 }
 
 /// Where the tables' files are.
@@ -333,6 +356,7 @@ impl RunConfig {
             StartPosition::AtTimestamp(t) => format!("at-timestamp:{t}"),
         });
         let text = |d: Duration| humantime::format_duration(d).to_string();
+        let leases = kinesis.and_then(|k| k.leases.as_ref());
         BTreeMap::from([
             ("FLOE_INPUT", self.inputs.join(",")),
             (
@@ -347,6 +371,18 @@ impl RunConfig {
             (
                 "FLOE_DRAIN",
                 kinesis.map(|k| k.drain.to_string()).unwrap_or_default(),
+            ),
+            (
+                "FLOE_LEASE_TABLE",
+                leases.map(|l| l.table.clone()).unwrap_or_default(),
+            ),
+            (
+                "FLOE_WORKER_ID",
+                leases.and_then(|l| l.worker_id.clone()).unwrap_or_default(),
+            ),
+            (
+                "FLOE_LEASE_DURATION",
+                leases.map(|l| text(l.duration)).unwrap_or_default(),
             ),
             ("FLOE_WAREHOUSE", self.store.warehouse.to_string()),
             ("FLOE_CATALOG", choice_name(&CATALOGS, &self.store.catalog)),
@@ -424,6 +460,8 @@ pub mod defaults {
     pub const SHUTDOWN_DEADLINE: &str = "90s";
     /// Name shard checkpoints are kept under.
     pub const CONSUMER_NAME: &str = "floe";
+    /// Lease duration: a dead task's shards move after about this long.
+    pub const LEASE_DURATION: &str = "10s";
     /// Record size limit.
     pub const MAX_RECORD_SIZE: &str = "1MiB";
     /// zstd level: on the benchmark data level 1 takes ~10% less CPU than 3
@@ -445,6 +483,58 @@ impl RawRunConfig {
         let mut problems = Vec::new();
         let inputs = self.input.unwrap_or_default();
         let consumer_name_set = self.consumer_name.is_some();
+        let lease_table_set = self.lease_table.is_some();
+        let leases = self.lease_table.map(|table| {
+            let valid_name = (3..=255).contains(&table.len())
+                && table
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !valid_name {
+                problems.push(format!(
+                    "lease_table: `{table}` is not a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)"
+                ));
+            }
+            if let Some(id) = &self.worker_id
+                && (id.is_empty()
+                    || id.len() > 128
+                    || id.chars().any(|c| c.is_whitespace() || c.is_control()))
+            {
+                problems.push(format!(
+                    "worker_id: `{id}` must be 1 to 128 characters without spaces"
+                ));
+            }
+            let duration = duration_setting(
+                &mut problems,
+                "lease_duration",
+                self.lease_duration.clone(),
+                defaults::LEASE_DURATION,
+                (Duration::from_secs(1), "1s"),
+                "`10s`",
+            );
+            LeaseConfig {
+                table,
+                worker_id: self.worker_id.clone(),
+                duration,
+            }
+        });
+        if !lease_table_set {
+            for (key, set) in [
+                ("worker_id", self.worker_id.is_some()),
+                ("lease_duration", self.lease_duration.is_some()),
+            ] {
+                if set {
+                    problems.push(format!(
+                        "{key}: only applies with a lease table (--lease-table)"
+                    ));
+                }
+            }
+        }
+        if lease_table_set && self.drain == Some(true) {
+            problems.push(
+                "drain: cannot be combined with lease_table: each task would stop once its own shards are drained"
+                    .into(),
+            );
+        }
         let kinesis = self.stream.map(|stream| {
             if stream.is_empty() {
                 problems.push("stream: must not be empty".into());
@@ -470,6 +560,7 @@ impl RawRunConfig {
                 consumer_name,
                 start_position,
                 drain: self.drain.unwrap_or(false),
+                leases,
             }
         });
         match (inputs.is_empty(), &kinesis) {
@@ -487,6 +578,7 @@ impl RawRunConfig {
                 ("consumer_name", consumer_name_set),
                 ("start_position", self.start_position.is_some()),
                 ("drain", self.drain.is_some()),
+                ("lease_table", lease_table_set),
             ] {
                 if set {
                     problems.push(format!(
@@ -914,6 +1006,65 @@ mod tests {
         );
         assert!(
             text.contains("drain: only applies to a Kinesis stream"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lease_settings_are_checked() {
+        let shared = |lease_table: &str, extra: RawRunConfig| RawRunConfig {
+            stream: Some("clicks".into()),
+            warehouse: Some("w".into()),
+            lease_table: Some(lease_table.into()),
+            ..extra
+        };
+        let c = shared("floe-leases", RawRunConfig::default())
+            .validate()
+            .unwrap();
+        let leases = c.kinesis.unwrap().leases.unwrap();
+        assert_eq!(leases.table, "floe-leases");
+        assert_eq!(leases.worker_id, None, "generated at start, not here");
+        assert_eq!(leases.duration, Duration::from_secs(10));
+
+        let raw = shared(
+            "no",
+            RawRunConfig {
+                worker_id: Some("a b".into()),
+                lease_duration: Some("500ms".into()),
+                drain: Some(true),
+                ..Default::default()
+            },
+        );
+        let text = raw.validate().unwrap_err().to_string();
+        for part in [
+            "lease_table: `no` is not a DynamoDB table name",
+            "worker_id: `a b` must be 1 to 128 characters without spaces",
+            "lease_duration: must be at least 1s",
+            "drain: cannot be combined with lease_table",
+        ] {
+            assert!(text.contains(part), "missing {part:?} in:\n{text}");
+        }
+
+        let raw = RawRunConfig {
+            input: Some(vec!["x.jsonl".into()]),
+            warehouse: Some("w".into()),
+            lease_table: Some("floe-leases".into()),
+            worker_id: Some("w1".into()),
+            ..Default::default()
+        };
+        let text = raw.validate().unwrap_err().to_string();
+        assert!(
+            text.contains("lease_table: only applies to a Kinesis stream"),
+            "{text}"
+        );
+        let raw = RawRunConfig {
+            lease_table: None,
+            worker_id: Some("w1".into()),
+            ..shared("floe-leases", RawRunConfig::default())
+        };
+        let text = raw.validate().unwrap_err().to_string();
+        assert!(
+            text.contains("worker_id: only applies with a lease table"),
             "{text}"
         );
     }

@@ -16,13 +16,14 @@
 //!
 //! - [`config`]: flags, `FLOE_*` variables and a TOML file, validated into typed settings.
 //! - [`source`]: where records come from; [`source::file`] reads JSON Lines files and
-//!   stdin, [`source::kinesis`] the shards of a Kinesis data stream.
+//!   stdin, [`source::kinesis`] the shards of a Kinesis data stream, and
+//!   [`source::lease`] lets several tasks share those shards through leases in DynamoDB.
 //! - [`event`]: pure record handling: [`event::decode`] and Arrow batches.
 //! - [`pipeline`]: the run loop: bounded stages, flushes, shutdown.
 //! - [`table`]: schema files and layouts, Parquet data files, checkpoints,
 //!   summaries and the snapshot producer ([`table::commit`]).
 //! - [`catalog`]: catalog pointers and their compare-and-swap (SQLite, AWS Glue).
-//! - [`aws`]: the AWS configuration shared by Kinesis, Glue and S3.
+//! - [`aws`]: the AWS configuration shared by Kinesis, Glue, S3 and DynamoDB.
 //! - [`generate`]: deterministic sample events for demos, tests and benchmarks.
 //! - [`failpoint`]: named points in the commit path where tests crash the process.
 //! - [`report`]: run summaries and table descriptions.

@@ -175,6 +175,15 @@ struct RunArgs {
     /// Stop once every shard is read to its tip and committed, instead of running on
     #[arg(long, env = "FLOE_DRAIN")]
     drain: bool,
+    /// DynamoDB table of shard leases: several tasks share the stream's shards [default: off, this task reads every shard]
+    #[arg(long, env = "FLOE_LEASE_TABLE")]
+    lease_table: Option<String>,
+    /// This task's name in the lease table [default: generated, unique per start]
+    #[arg(long, env = "FLOE_WORKER_ID")]
+    worker_id: Option<String>,
+    /// A lease not renewed for this long (on the reader's own clock) is taken by another task [default: 10s]
+    #[arg(long, env = "FLOE_LEASE_DURATION")]
+    lease_duration: Option<String>,
     /// Warehouse: a folder (holds catalog.db and the tables' files; created if absent) or s3://bucket/prefix
     #[arg(long, short, env = "FLOE_WAREHOUSE")]
     warehouse: Option<PathBuf>,
@@ -272,6 +281,9 @@ impl RunArgs {
             consumer_name: self.consumer_name,
             start_position: self.start_position,
             drain: self.drain.then_some(true),
+            lease_table: self.lease_table,
+            worker_id: self.worker_id,
+            lease_duration: self.lease_duration,
             warehouse: self.warehouse,
             catalog: self.aws.catalog,
             s3_endpoint: self.aws.s3_endpoint,

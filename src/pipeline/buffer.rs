@@ -215,13 +215,14 @@ mod tests {
             source: Arc::new(SourceInfo {
                 key: "k".into(),
                 display: Arc::from("t"),
+                lease: None,
             }),
             start: SourcePosition::File(FilePosition { offset: 0, line: 0 }),
             end: SourcePosition::File(FilePosition {
                 offset: 10,
                 line: rows.len() as u64,
             }),
-            ends_shard: false,
+            commit_soon: false,
             records: rows.len() as u64,
             rows,
             rejects: vec![],

@@ -44,8 +44,10 @@ pub struct Decoded {
     pub(super) missing_by_type: HashMap<String, Vec<u64>>,
     /// Input bytes the chunk covered.
     pub bytes: u64,
-    /// The chunk ends a closed shard: commit soon, so its children can start.
-    pub ends_shard: bool,
+    /// Commit soon: the chunk ends a closed shard (so its children can
+    /// start), or its reader stopped to hand the shard over (so the lease
+    /// can go).
+    pub commit_soon: bool,
 }
 
 /// Decodes a chunk of any source.
@@ -70,7 +72,7 @@ pub fn decode_shard_batch(
     let mut out = Decoded {
         source: batch.source.clone(),
         start: SourcePosition::Shard(batch.start),
-        ends_shard: batch.end.end,
+        commit_soon: batch.end.end || batch.handoff,
         end: SourcePosition::Shard(batch.end),
         rows: Vec::with_capacity(batch.records.len()),
         rejects: Vec::new(),
@@ -178,7 +180,7 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
         missing: MissingCounts::new(),
         missing_by_type: HashMap::new(),
         bytes: chunk.end.offset - chunk.start.offset,
-        ends_shard: false,
+        commit_soon: false,
     };
     match &chunk.body {
         ChunkBody::Oversized { len, head } => {
@@ -265,6 +267,7 @@ mod tests {
         let source = Arc::new(SourceInfo {
             key: "kinesis:s:floe:shardId-1".into(),
             display: Arc::from("kinesis:s/shardId-1"),
+            lease: None,
         });
         let record = |seq: &str, data: &str| ShardRecord {
             seq: Arc::from(seq),
@@ -289,6 +292,7 @@ mod tests {
             ],
             start: at("5", false),
             end: at("12", true),
+            handoff: false,
         };
         let limits = DecodeLimits {
             max_record_size: 1000,
@@ -296,7 +300,7 @@ mod tests {
             ..Default::default()
         };
         let d = decode_shard_batch(batch, &limits, 1);
-        assert!(d.ends_shard);
+        assert!(d.commit_soon);
         assert_eq!((d.records, d.blank_lines), (3, 1));
         let positions: Vec<_> = d.rows.iter().map(|r| r.origin.position.text()).collect();
         assert_eq!(positions, ["7", "9:0"]);
@@ -314,6 +318,7 @@ mod tests {
             source: Arc::new(SourceInfo {
                 key: "k".into(),
                 display: Arc::from("f.jsonl"),
+                lease: None,
             }),
             body: ChunkBody::Lines(data.to_vec()),
             start: FilePosition {

@@ -12,9 +12,13 @@
 //! already stored and are skipped, so both tables hold each record once.
 //!
 //! Shutdown (a signal) stops reading; what was read is flushed and committed.
+//! A task sharing the stream through shard leases then releases its leases,
+//! so that other tasks take its shards at once (`shared.rs` has what else
+//! changes then).
 
 mod buffer;
 mod decode;
+mod shared;
 mod upsert;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,6 +42,7 @@ use crate::event::{DecodeLimits, events_batch, rejected_batch};
 use crate::failpoint::{self, FailPoint};
 use crate::source::file::{OpenInput, expand_inputs};
 use crate::source::kinesis::{self, ShardLag, ShardLags};
+use crate::source::lease::{self, Claims, LeaseHandle};
 use crate::source::{SourceChunk, SourceError};
 use crate::table::checkpoint::{Checkpoint, FilePosition, SourcePosition};
 use crate::table::index::KeyIndex;
@@ -64,6 +69,9 @@ pub enum RunError {
     /// The catalog failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The shard lease table cannot be used.
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
     /// The warehouse folder could not be created.
     #[error("warehouse {path}")]
     Warehouse {
@@ -258,16 +266,32 @@ pub async fn run(
     let input_count = inputs.len();
     let lags = ShardLags::default();
     metrics.watch_shards(lags.clone());
+    let mut lease_keeper: Option<LeaseHandle> = None;
+    let mut claims: Option<Arc<Claims>> = None;
     let consumer = match &config.kinesis {
-        Some(kinesis_config) => Some(kinesis::start(
-            kinesis_config,
-            kinesis::client().await,
-            tables.committed.subscribe(),
-            chunk_tx.clone(),
-            lags.clone(),
-        )),
+        Some(kinesis_config) => {
+            let sharing = match &kinesis_config.leases {
+                Some(leases) => {
+                    let (keeper, sharing) =
+                        shared::start_leases(kinesis_config, leases, &tables, config).await?;
+                    lease_keeper = Some(keeper);
+                    claims = Some(sharing.claims.clone());
+                    Some(sharing)
+                }
+                None => None,
+            };
+            Some(kinesis::start(
+                kinesis_config,
+                kinesis::client().await,
+                tables.committed.subscribe(),
+                chunk_tx.clone(),
+                lags.clone(),
+                sharing,
+            ))
+        }
         None => None,
     };
+    let claims = claims.as_deref();
     let reader = std::thread::Builder::new()
         .name("floe-reader".into())
         .spawn(move || {
@@ -360,15 +384,20 @@ pub async fn run(
         tokio::select! {
             next = decoded_rx.recv() => match next {
                 Some(Ok(decoded)) => {
+                    if !shared::accepts(claims, &decoded.source) {
+                        // Read under a lease claim given up since: whoever
+                        // holds the shard now reads it from the checkpoint.
+                        continue;
+                    }
                     progress.records_read.fetch_add(decoded.records, Ordering::Relaxed);
                     progress.bytes_read.fetch_add(decoded.bytes, Ordering::Relaxed);
                     metrics.read(decoded.records, decoded.bytes);
-                    let ends_shard = decoded.ends_shard;
+                    let commit_soon = decoded.commit_soon;
                     buffer.add(decoded);
                     metrics.buffered(buffer.bytes, buffer.counts.records_read as usize);
-                    if buffer.bytes >= config.flush_size.get() || ends_shard {
+                    if buffer.bytes >= config.flush_size.get() || commit_soon {
                         let full = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
-                        flush(&mut tables, full, &mut report, &progress).await?;
+                        shared::flush_held(&mut tables, full, &mut report, &progress, claims).await?;
                     }
                 }
                 Some(Err(e)) => {
@@ -379,11 +408,14 @@ pub async fn run(
             },
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
                 let due = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
-                flush(&mut tables, due, &mut report, &progress).await?;
+                shared::flush_held(&mut tables, due, &mut report, &progress, claims).await?;
             }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     tracing::info!("shutdown requested: committing what was read, then stopping");
+                    if let Some(keeper) = &lease_keeper {
+                        keeper.stop_taking();
+                    }
                     report.interrupted = true;
                     break;
                 }
@@ -397,7 +429,13 @@ pub async fn run(
     if let Some(consumer) = consumer {
         consumer.abort();
     }
-    flush(&mut tables, buffer, &mut report, &progress).await?;
+    let last = shared::flush_held(&mut tables, buffer, &mut report, &progress, claims).await;
+    if let Some(keeper) = lease_keeper {
+        // Released only once what was read is committed: the next owner
+        // starts where this task's final commit left each shard.
+        keeper.finish(last.is_ok(), LEASE_RELEASE_WITHIN).await;
+    }
+    last?;
     report.shards = lags.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if !report.interrupted {
         // The reader has finished (its channel closed); join to surface a panic.
@@ -411,6 +449,9 @@ pub async fn run(
     }
 }
 
+/// How long releasing the leases at the end may take.
+const LEASE_RELEASE_WITHIN: Duration = Duration::from_secs(5);
+
 /// Writes and commits one batch: rejected records first, then events.
 async fn flush(
     tables: &mut Tables,
@@ -418,7 +459,9 @@ async fn flush(
     report: &mut RunReport,
     progress: &Progress,
 ) -> Result<(), RunError> {
-    if buffer.is_empty() {
+    // Nothing read moves no position: there is nothing to commit (a
+    // hand-off's stop marker alone, say).
+    if !buffer.spans.values().any(|s| s.to.is_after(&s.from)) {
         return Ok(());
     }
     let events_checkpoint = tables.events.checkpoint()?;
@@ -457,6 +500,7 @@ async fn flush(
             &rejected_checkpoint,
             vec![file],
             counts.rejected_summary(),
+            false,
         );
         let commit_started = Instant::now();
         let outcome = tables.store.commit(&tables.rejected, &change).await?;
@@ -615,7 +659,13 @@ async fn flush(
     }
     report.files_written += files.len() as u64;
     counts.rows_written = rows_written;
-    let mut change = checkpointed_change(&buffer, &events_checkpoint, files, counts.to_summary());
+    let mut change = checkpointed_change(
+        &buffer,
+        &events_checkpoint,
+        files,
+        counts.to_summary(),
+        true,
+    );
     change.added_delete_files = delete_files;
     failpoint::hit(FailPoint::AfterDataFiles);
     let mut rebase = KeyRebase {
@@ -739,15 +789,27 @@ fn already_stored(position: &RecordPosition, checkpoint: &SourcePosition) -> boo
 
 /// A change adding `files`, moving every source of `buffer` from where
 /// `committed` says it stands to the end of the buffer.
+///
+/// With `from_reads` (the events table), a shard moves from where its
+/// records were read from, so that the commit is refused if the table's
+/// checkpoint is anywhere else by then (another task committed the shard).
 fn checkpointed_change(
     buffer: &Buffer,
     committed: &Checkpoint,
     files: Vec<DataFile>,
     summary: BTreeMap<String, String>,
+    from_reads: bool,
 ) -> Change {
     let mut checkpoint_from = BTreeMap::new();
     let mut checkpoint_to = Checkpoint::new();
     for (key, span) in &buffer.spans {
+        if from_reads && matches!(span.from, SourcePosition::Shard(_)) {
+            if span.to.is_after(&span.from) {
+                checkpoint_from.insert(key.clone(), shared::as_committed(&span.from));
+                checkpoint_to.set(key, span.to.clone());
+            }
+            continue;
+        }
         let stored = committed.get(key);
         // The rejected table's checkpoint may lag (no rejects lately) or lead
         // (a crash after its commit); either way it moves to the batch's end.

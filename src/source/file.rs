@@ -174,6 +174,7 @@ impl OpenInput {
             info: Arc::new(SourceInfo {
                 key,
                 display: Arc::from(input.display.as_str()),
+                lease: None,
             }),
             reader: Box::new(std::io::Cursor::new(prefix).chain(reader)),
             seekable,
@@ -370,6 +371,7 @@ mod tests {
         Arc::new(SourceInfo {
             key: "k".into(),
             display: Arc::from("t"),
+            lease: None,
         })
     }
 

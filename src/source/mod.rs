@@ -8,6 +8,7 @@ use std::sync::Arc;
 pub mod file;
 pub mod kinesis;
 pub mod kpl;
+pub mod lease;
 
 /// A source as the checkpoint knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,10 @@ pub struct SourceInfo {
     /// The source for people (`_source_id`): the input as given, or
     /// `kinesis:<stream>/<shard id>`.
     pub display: Arc<str>,
+    /// The generation of the lease claim a shard is read under (Kinesis
+    /// with shard leases; see [`lease::Claims`]): records of a claim the
+    /// task no longer holds are dropped, never committed.
+    pub lease: Option<u64>,
 }
 
 /// Records from some source, with the positions they cover.

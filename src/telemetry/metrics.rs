@@ -49,6 +49,47 @@ struct Labelled {
     counts: QualityCounts,
     tables: BTreeMap<String, TableStats>,
     shards: Option<ShardLags>,
+    /// Shard leases, when the stream is shared (`--lease-table`).
+    leases: Option<LeaseStats>,
+}
+
+/// How a shard lease came or went, for `floe_lease_changes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LeaseChange {
+    /// Taken free, expired or handed over.
+    Taken,
+    /// Taken from an owner that left a hand-off request unanswered.
+    Stolen,
+    /// Given up: handed over, released at shutdown, or its shard finished.
+    Released,
+    /// Found to be another worker's, or not renewed for a lease duration.
+    Lost,
+}
+
+impl LeaseChange {
+    const ALL: [LeaseChange; 4] = [
+        LeaseChange::Taken,
+        LeaseChange::Stolen,
+        LeaseChange::Released,
+        LeaseChange::Lost,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            LeaseChange::Taken => "taken",
+            LeaseChange::Stolen => "stolen",
+            LeaseChange::Released => "released",
+            LeaseChange::Lost => "lost",
+        }
+    }
+}
+
+/// Shard lease numbers.
+#[derive(Debug, Default, Clone)]
+struct LeaseStats {
+    owned: usize,
+    workers: usize,
+    changes: BTreeMap<LeaseChange, u64>,
 }
 
 /// Readiness: serving traffic makes sense only when all three hold.
@@ -234,6 +275,33 @@ impl Metrics {
     /// Kinesis shards whose lag `/metrics` reports.
     pub fn watch_shards(&self, lags: ShardLags) {
         self.lock().shards = Some(lags);
+    }
+
+    /// How many shard leases this worker holds.
+    pub fn leases_owned(&self, n: usize) {
+        self.lock()
+            .leases
+            .get_or_insert_with(LeaseStats::default)
+            .owned = n;
+    }
+
+    /// How many workers (this one included) have a live heartbeat.
+    pub fn lease_workers(&self, n: usize) {
+        self.lock()
+            .leases
+            .get_or_insert_with(LeaseStats::default)
+            .workers = n;
+    }
+
+    /// A shard lease came or went.
+    pub fn lease_changed(&self, change: LeaseChange) {
+        *self
+            .lock()
+            .leases
+            .get_or_insert_with(LeaseStats::default)
+            .changes
+            .entry(change)
+            .or_default() += 1;
     }
 
     /// Turns on one EMF line per commit in this CloudWatch namespace.
@@ -422,6 +490,33 @@ impl Metrics {
                         ms as f64 / 1e3,
                     );
                 }
+            }
+        }
+        if let Some(leases) = &l.leases {
+            out.single(
+                "floe_leases_owned",
+                "gauge",
+                "Kinesis shard leases this worker holds (--lease-table).",
+                leases.owned as f64,
+            );
+            out.single(
+                "floe_lease_workers",
+                "gauge",
+                "Workers sharing the stream whose heartbeat is alive, this one included.",
+                leases.workers as f64,
+            );
+            out.head(
+                "floe_lease_changes_total",
+                "counter",
+                "Shard leases that came or went, by kind: taken (free, expired or handed over), stolen (an unanswered hand-off request), released (handed over, at shutdown, or the shard finished), lost.",
+            );
+            for change in LeaseChange::ALL {
+                let n = leases.changes.get(&change).copied().unwrap_or(0);
+                out.sample(
+                    "floe_lease_changes_total",
+                    &[("kind", change.label())],
+                    n as f64,
+                );
             }
         }
         let per_table: [PerTable; 5] = [
@@ -621,6 +716,31 @@ mod tests {
             assert!(
                 typed.iter().any(|t| name.starts_with(t)),
                 "{name} has no TYPE"
+            );
+        }
+    }
+
+    #[test]
+    fn lease_metrics_appear_once_leases_are_used() {
+        let m = Metrics::empty();
+        assert!(!m.render(0).contains("floe_leases_owned"));
+        m.leases_owned(3);
+        m.lease_workers(2);
+        m.lease_changed(LeaseChange::Taken);
+        m.lease_changed(LeaseChange::Taken);
+        m.lease_changed(LeaseChange::Lost);
+        let text = m.render(0);
+        for line in [
+            "floe_leases_owned 3",
+            "floe_lease_workers 2",
+            "floe_lease_changes_total{kind=\"taken\"} 2",
+            "floe_lease_changes_total{kind=\"stolen\"} 0",
+            "floe_lease_changes_total{kind=\"released\"} 0",
+            "floe_lease_changes_total{kind=\"lost\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in:\n{text}"
             );
         }
     }

@@ -28,6 +28,7 @@ NOT_ON_FARGATE = {
     "FLOE_CATALOG_NAME": "the catalog's name inside catalog.db: the SQLite catalog only",
     "FLOE_SCHEMA_DIR": "the schema files are built into the image",
     "FLOE_PROGRESS": "a terminal display, off by itself when stderr is not a terminal",
+    "FLOE_WORKER_ID": "each task generates a unique one; one fixed id would make every task one worker",
 }
 # FLOE_CONFIG is read into the other settings, so --check-config does not print it.
 NOT_PRINTED = {"FLOE_CONFIG"}
@@ -134,6 +135,10 @@ def test_floe_accepts_the_environment(env):
     # Settings the map leaves out keep Floe's defaults.
     assert settings["FLOE_INPUT"] == "" and settings["FLOE_DRAIN"] == "false"
     assert settings["FLOE_S3_ENDPOINT"] == "" and settings["FLOE_SCHEMA_DIR"] == ""
+    # The tasks share the shards through the stack's lease table.
+    assert settings["FLOE_LEASE_TABLE"] == f"floe-{env}-leases"
+    assert settings["FLOE_LEASE_DURATION"] == "10s"
+    assert settings["FLOE_WORKER_ID"] == ""
 
 
 @pytest.mark.parametrize("env", ENVS)

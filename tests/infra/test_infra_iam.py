@@ -30,11 +30,9 @@ TASK_ROLE = {
     ),
     "ListTheWarehousePrefix": ({"s3:ListBucket"}, ["${var.warehouse_bucket_arn}"]),
     "WarehouseKey": ({"kms:GenerateDataKey", "kms:Decrypt"}, ["${var.warehouse_kms_key_arn}"]),
+    # What Floe's lease keeper calls: a scan, then conditional writes.
     "LeaseTable": (
-        {
-            "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-            "dynamodb:Query", "dynamodb:Scan", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable",
-        },
+        {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"},
         ["${var.lease_table_arn}"],
     ),
     "LeaseTableKeyThroughDynamoDb": (

@@ -1,4 +1,4 @@
-"""A local AWS (Kinesis + Glue) for tests: moto 5.2.5 in a thread, patched to act like AWS.
+"""A local AWS (Kinesis + Glue + DynamoDB) for tests: moto 5.2.5 in a thread, patched to act like AWS.
 
     from support.aws import MotoServer
 
@@ -43,8 +43,10 @@ in-process `moto.mock_aws`) so that:
 * Glue UpdateTable with a VersionId that is not the table's current one fails
   with ConcurrentModificationException (HTTP 400); each successful UpdateTable
   changes GetTable's VersionId (stock moto already increments it).
-* Kinesis and Glue requests are served one at a time (one lock), so the
-  VersionId check and the update are atomic and sequence numbers never race.
+* Kinesis, Glue and DynamoDB requests are served one at a time (one lock), so
+  the VersionId check and the update are atomic, sequence numbers never race,
+  and a DynamoDB conditional write is checked and applied as one step (moto's
+  server threads would otherwise interleave two writers' check and update).
 
 Moto's backends are process-global: only one MotoServer may run per process at
 a time, and starting one resets all moto state.
@@ -72,6 +74,7 @@ import moto
 from botocore.config import Config
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, BaseResponse
+from moto.dynamodb.responses import DynamoHandler
 from moto.glue.exceptions import GlueClientError
 from moto.glue.responses import GlueResponse
 from moto.kinesis import models as kinesis_models
@@ -125,7 +128,7 @@ def _next_sequence_number() -> int:
 class Call:
     """One Kinesis or Glue request the server answered."""
 
-    service: str  # "kinesis" or "glue"
+    service: str  # "kinesis", "glue" or "dynamodb"
     operation: str  # e.g. "GetRecords"
     time: float  # time.monotonic() when the request arrived
     shard_id: str | None  # GetRecords: decoded from the iterator; else the ShardId param
@@ -625,7 +628,7 @@ def _error_type(body: Any) -> str | None:
         return None
 
 
-def _make_call_action(service: str) -> Callable[[Any], Any]:
+def _make_call_action(service: str, stock: Callable[[Any], Any] = BaseResponse.call_action) -> Callable[[Any], Any]:
     def call_action(self: Any) -> Any:
         # Added by the Floe launcher: one request at a time, record it, and
         # answer with an injected error when a fault matches.
@@ -650,7 +653,7 @@ def _make_call_action(service: str) -> Callable[[Any], Any]:
                 headers["status"] = str(fault.status)
                 status, headers, body = fault.status, *self._enrich_response(headers, err.get_body())
             else:
-                status, headers, body = BaseResponse.call_action(self)
+                status, headers, body = stock(self)
             error = _error_type(body) if int(status) >= 400 else None
             _STATE.calls.append(Call(service, operation, arrived, shard_id, stream_name, int(status), error))
         return status, headers, body
@@ -693,6 +696,7 @@ def _install_patches() -> None:
     KinesisResponse.call_action = _make_call_action("kinesis")
     GlueResponse.update_table = _glue_update_table
     GlueResponse.call_action = _make_call_action("glue")
+    DynamoHandler.call_action = _make_call_action("dynamodb", DynamoHandler.call_action)
     _PATCHED = True
 
 
@@ -967,6 +971,32 @@ class MotoServer:
             batch_bytes += size
         flush()
         return results
+
+    # -- DynamoDB helpers ----------------------------------------------------
+
+    def create_lease_table(self, name: str) -> None:
+        """A shard lease table shaped like infra/modules/lease_table: on
+        demand, string hash key `lease_key` and nothing else."""
+        self.client("dynamodb").create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "lease_key", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "lease_key", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def lease_items(self, name: str) -> list[dict[str, Any]]:
+        """Every item of a lease table (all scan pages), attribute values
+        unwrapped: {"lease_key": "...", "counter": 3, ...}."""
+        dynamodb = self.client("dynamodb")
+        args: dict[str, Any] = {"TableName": name, "ConsistentRead": True}
+        out: list[dict[str, Any]] = []
+        while True:
+            resp = dynamodb.scan(**args)
+            for item in resp["Items"]:
+                out.append({k: int(v["N"]) if "N" in v else next(iter(v.values())) for k, v in item.items()})
+            if not resp.get("LastEvaluatedKey"):
+                return out
+            args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def split(self, stream: str, shard_id: str) -> list[str]:
         """Splits an open shard at the middle of its hash range; waits for

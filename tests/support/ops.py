@@ -30,11 +30,21 @@ class LogReader:
     def __init__(self, stream: IO[bytes]) -> None:
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
+        self._closed = threading.Event()
         threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
 
     def _pump(self, stream: IO[bytes]) -> None:
-        for raw in stream:
-            self.lines.put(raw.decode(errors="replace").rstrip("\n"))
+        try:
+            for raw in stream:
+                self.lines.put(raw.decode(errors="replace").rstrip("\n"))
+        finally:
+            self._closed.set()
+
+    def until_closed(self, timeout: float = 30) -> list[str]:
+        """Every line, once the process closed its stderr (it exited)."""
+        if not self._closed.wait(timeout):
+            raise AssertionError(f"stderr still open after {timeout} s")
+        return self.drain()
 
     def drain(self) -> list[str]:
         """Every line read so far."""

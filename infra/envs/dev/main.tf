@@ -60,7 +60,8 @@ module "floe" {
   task_cpu     = 1024 # 1 vCPU
   task_memory  = 2048 # 2 GiB
   index_memory = "512MiB"
-  # More than one task needs the shard leases of step 6; raise it then.
+  # One shard: a second task would hold no lease (tasks share shards
+  # through the lease table; more tasks than open shards sit idle).
   max_capacity = 1
   # Where shards without a checkpoint start; a new consumer_name with
   # at-timestamp:<RFC 3339> replays the stream from that instant.

@@ -61,8 +61,9 @@ module "floe" {
   task_cpu     = 2048 # 2 vCPU
   task_memory  = 8192 # 8 GiB
   index_memory = "4GiB"
-  # More than one task needs the shard leases of step 6; raise it then.
-  max_capacity = 1
+  # Up to one task per shard: the tasks share the shards through the lease
+  # table, and a fifth task would hold no lease.
+  max_capacity = 4
   # Where shards without a checkpoint start; a new consumer_name with
   # at-timestamp:<RFC 3339> replays the stream from that instant.
   consumer_name  = "floe"

@@ -1,6 +1,9 @@
-# Scale the service on the stream's iterator age. Both environments keep
-# max_capacity at 1 for now: a second task needs the shard leases of step 6,
-# without which two tasks read the same shards. Raise max_capacity then.
+# Scale the service on the stream's iterator age. The tasks share the
+# stream's shards through leases (FLOE_LEASE_TABLE): a new task asks the
+# busiest ones to hand shards over, and a task scaled in releases its leases
+# after its final commit, so the others take its shards at once. More tasks
+# than open shards only adds idle ones: keep max_capacity at or below the
+# shard count.
 
 resource "aws_appautoscaling_target" "floe" {
   service_namespace  = "ecs"

@@ -93,12 +93,13 @@ resource "aws_ecs_service" "floe" {
   launch_type      = "FARGATE"
   platform_version = "LATEST"
 
-  # Stop the old task before starting the new one. Until the shard leases of
-  # step 6, two tasks would read the same shards and race to commit the same
-  # records; a deployment is a short pause in ingestion instead (Floe commits
-  # what it holds on SIGTERM and the new task resumes from the checkpoints).
-  deployment_minimum_healthy_percent = 0
-  deployment_maximum_percent         = 100
+  # Rolling deployments without a pause: new tasks start next to the old
+  # ones and ask them for shards; an old task stopped with SIGTERM commits
+  # what it read and releases its leases, and the new tasks take its shards
+  # at once, from the table's checkpoints. Two tasks never commit one
+  # shard's records twice: the leases and the checkpoint swap see to it.
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
 
   deployment_circuit_breaker {
     enable   = true

@@ -5,7 +5,7 @@
 # one. tests/infra checks this map against `floe run --check-config`.
 #
 # Left out on purpose: FLOE_INPUT and FLOE_DRAIN (files and backfills, not a
-# service), FLOE_CONFIG (the environment is the configuration),
+# service), FLOE_WORKER_ID (each task generates a unique one at start), FLOE_CONFIG (the environment is the configuration),
 # FLOE_S3_ENDPOINT and FLOE_S3_PATH_STYLE (S3-compatible stores only),
 # FLOE_CATALOG_NAME (the SQLite catalog only), FLOE_SCHEMA_DIR (the schema
 # files are built into the image) and FLOE_PROGRESS (a terminal display, off
@@ -25,6 +25,11 @@ locals {
     FLOE_STREAM         = var.stream_name
     FLOE_CONSUMER_NAME  = var.consumer_name
     FLOE_START_POSITION = var.start_position
+
+    # The tasks share the shards through leases in this table: each task
+    # reads its fair share, and a task that stops hands its shards over.
+    FLOE_LEASE_TABLE    = var.lease_table_name
+    FLOE_LEASE_DURATION = var.lease_duration
 
     FLOE_WAREHOUSE      = "s3://${var.warehouse_bucket_name}/${var.warehouse_prefix}"
     FLOE_CATALOG        = "glue"

@@ -96,16 +96,13 @@ data "aws_iam_policy_document" "task" {
     resources = [var.warehouse_kms_key_arn]
   }
 
-  # The shard lease table of step 6; Floe does not use it yet.
+  # The shard lease table: Floe scans it, and changes items with
+  # conditional writes only (put, update, delete).
   statement {
     sid = "LeaseTable"
     actions = [
-      "dynamodb:ConditionCheckItem",
       "dynamodb:DeleteItem",
-      "dynamodb:DescribeTable",
-      "dynamodb:GetItem",
       "dynamodb:PutItem",
-      "dynamodb:Query",
       "dynamodb:Scan",
       "dynamodb:UpdateItem",
     ]

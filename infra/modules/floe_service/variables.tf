@@ -39,35 +39,35 @@ variable "cpu_architecture" {
 }
 
 variable "desired_count" {
-  description = "Tasks to run. At most 1 until the shard leases of step 6."
+  description = "Tasks to start with; autoscaling owns the count afterwards. The tasks share the stream's shards through the lease table."
   type        = number
   default     = 1
 
   validation {
-    condition     = var.desired_count >= 0 && var.desired_count <= 1
-    error_message = "desired_count must be 0 or 1: a second task needs the shard leases of step 6."
+    condition     = var.desired_count >= 0
+    error_message = "desired_count must be 0 or more."
   }
 }
 
 variable "min_capacity" {
-  description = "Fewest tasks autoscaling keeps (0 or 1 until step 6)."
+  description = "Fewest tasks autoscaling keeps."
   type        = number
   default     = 1
 
   validation {
-    condition     = var.min_capacity >= 0 && var.min_capacity <= 1
-    error_message = "min_capacity must be 0 or 1: a second task needs the shard leases of step 6."
+    condition     = var.min_capacity >= 0
+    error_message = "min_capacity must be 0 or more."
   }
 }
 
 variable "max_capacity" {
-  description = "Most tasks autoscaling starts. 1 until the shard leases of step 6, without which two tasks read the same shards; raise it then."
+  description = "Most tasks autoscaling starts. The tasks share the shards through leases (FLOE_LEASE_TABLE), so more tasks than open shards only adds idle ones."
   type        = number
   default     = 1
 
   validation {
-    condition     = var.max_capacity == 1
-    error_message = "max_capacity must be 1 until the shard leases of step 6 exist."
+    condition     = var.max_capacity >= 1 && var.max_capacity >= var.min_capacity
+    error_message = "max_capacity must be at least 1 and at least min_capacity."
   }
 }
 
@@ -145,8 +145,13 @@ variable "glue_database_name" {
   default     = "analytics"
 }
 
+variable "lease_table_name" {
+  description = "DynamoDB shard lease table (FLOE_LEASE_TABLE): the tasks share the stream's shards through it."
+  type        = string
+}
+
 variable "lease_table_arn" {
-  description = "ARN of the DynamoDB shard lease table (step 6)."
+  description = "ARN of that table."
   type        = string
 }
 
@@ -248,6 +253,12 @@ variable "index_memory" {
   description = "FLOE_INDEX_MEMORY: memory the key index may use; keep it well under the task's memory."
   type        = string
   default     = "1GiB"
+}
+
+variable "lease_duration" {
+  description = "FLOE_LEASE_DURATION: a task that stops renewing its shard leases (it died) loses them to the others after this long."
+  type        = string
+  default     = "10s"
 }
 
 variable "shutdown_deadline_seconds" {

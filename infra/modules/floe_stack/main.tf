@@ -90,6 +90,7 @@ module "floe_service" {
   warehouse_prefix        = module.warehouse.warehouse_prefix
   warehouse_kms_key_arn   = module.warehouse.kms_key_arn
   glue_database_name      = module.warehouse.glue_database_name
+  lease_table_name        = module.lease_table.name
   lease_table_arn         = module.lease_table.arn
   lease_table_kms_key_arn = module.warehouse.kms_key_arn
 

@@ -54,7 +54,7 @@ output "alarm_names" {
 }
 
 output "lease_table_name" {
-  description = "DynamoDB shard lease table (step 6)."
+  description = "DynamoDB shard lease table (FLOE_LEASE_TABLE)."
   value       = module.lease_table.name
 }
 

@@ -118,7 +118,7 @@ variable "cpu_architecture" {
 }
 
 variable "max_capacity" {
-  description = "Most tasks autoscaling runs: 1 until the shard leases of step 6."
+  description = "Most tasks autoscaling runs; they share the stream's shards through the lease table, so more than the open shards only adds idle tasks."
   type        = number
   default     = 1
 }

@@ -1,6 +1,8 @@
-# The DynamoDB table that will hold shard leases when more than one Floe task
-# reads a stream (step 6 of the plan). Floe does not use it yet; it exists now
-# so that the task role, alarms and backups are in place before it does.
+# The DynamoDB table of shard leases through which Floe's tasks share a
+# stream (FLOE_LEASE_TABLE): one item per shard lease (owner, renewal
+# counter, hand-off request) and one heartbeat item per task, keyed by
+# stream and consumer name, so one table can serve several streams.
+# README.md, "Scale-out", describes the items.
 
 resource "aws_dynamodb_table" "leases" {
   name         = var.name

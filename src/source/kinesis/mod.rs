@@ -1,0 +1,231 @@
+//! The Kinesis source: a polling consumer over every shard of a data stream.
+//!
+//! A coordinator lists the shards (`ListShards`, paged) and runs one reader
+//! task per shard. Each reader polls `GetRecords` at most five times a second
+//! (the per-shard limit), hands batches to the pipeline through the shared
+//! bounded channel, and backs off with jitter when throttled. A reader never
+//! decides what is committed: it starts after the shard's committed sequence
+//! number (`AFTER_SEQUENCE_NUMBER`), or at the configured position when the
+//! shard has none, and an expired iterator is renewed after the last record
+//! it handed over.
+//!
+//! Resharding: a closed shard read to its end (no `NextShardIterator`) sends
+//! an end marker; the pipeline commits it at once (`end: true` in the shard's
+//! checkpoint), and only then do the shard's children start, so the records
+//! of a key stay in order across a split or merge, also across restarts. The
+//! shard list is refreshed periodically and whenever a shard ends, so new
+//! shards are picked up without a restart.
+//!
+//! Sharing ([`Sharing`], with `--lease-table`): only the shards whose lease
+//! this task holds are read, each from the table's checkpoint as loaded
+//! after the lease was taken; a child waits until the table shows its
+//! parents ended, whichever task committed them. See [`crate::source::lease`].
+
+mod coordinator;
+mod reader;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::{SourceChunk, SourceError, SourceInfo};
+use crate::config::KinesisConfig;
+use crate::table::checkpoint::{Checkpoint, ShardPosition};
+use coordinator::Coordinator;
+pub use coordinator::{LoadCheckpoint, Sharing};
+
+/// Most `GetRecords` calls per second and shard that Kinesis allows.
+const CALLS_PER_SECOND: u32 = 5;
+/// Records asked for per `GetRecords` call (the service's maximum).
+const RECORDS_PER_CALL: i32 = 10_000;
+/// Pause after a call that found nothing new.
+const IDLE_POLL: Duration = Duration::from_millis(1_000);
+/// How often the shard list is refreshed (also after any shard ends).
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
+/// How often every shard's lag is logged.
+const LAG_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest pause between retries of a throttled or failed call.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// A batch of records from one shard.
+#[derive(Debug)]
+pub struct ShardBatch {
+    /// The shard as the checkpoint knows it.
+    pub source: Arc<SourceInfo>,
+    /// The records, in shard order.
+    pub records: Vec<ShardRecord>,
+    /// Position before the first record.
+    pub start: ShardPosition,
+    /// Position after the last record (`end`: the shard is closed and read
+    /// to its end, and this batch is its last).
+    pub end: ShardPosition,
+    /// The reader stops after this (empty) batch to hand the shard to
+    /// another task: commit soon, so the lease can go.
+    pub handoff: bool,
+}
+
+/// One Kinesis record.
+#[derive(Debug)]
+pub struct ShardRecord {
+    /// Its sequence number.
+    pub seq: Arc<str>,
+    /// Its data blob.
+    pub data: Vec<u8>,
+}
+
+/// What the consumer knows of one shard, for logs and the run summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardLag {
+    /// `MillisBehindLatest` of the last `GetRecords` answer.
+    pub millis_behind: Option<i64>,
+    /// Records read from it in this run.
+    pub records: u64,
+    /// The last call found nothing and the shard's tip was reached.
+    pub caught_up: bool,
+    /// Read to its end (closed shard).
+    pub ended: bool,
+}
+
+/// Per-shard lag, shared by the readers and whoever reports it.
+pub type ShardLags = Arc<Mutex<BTreeMap<String, ShardLag>>>;
+
+/// The stream, by name or ARN.
+#[derive(Debug, Clone)]
+struct Stream {
+    /// As given.
+    given: String,
+    /// The name (the last part of an ARN): checkpoint keys use it, so a name
+    /// and an ARN of one stream share checkpoints.
+    name: String,
+    is_arn: bool,
+}
+
+impl Stream {
+    fn new(given: &str) -> Self {
+        let is_arn = given.starts_with("arn:");
+        let name = if is_arn {
+            given.rsplit('/').next().unwrap_or(given).to_string()
+        } else {
+            given.to_string()
+        };
+        Stream {
+            given: given.to_string(),
+            name,
+            is_arn,
+        }
+    }
+}
+
+/// The name of a stream given by name or ARN (what checkpoint and lease
+/// keys use).
+pub fn stream_name(given: &str) -> String {
+    Stream::new(given).name
+}
+
+/// The checkpoint key of a shard.
+pub fn source_key(stream_name: &str, consumer: &str, shard_id: &str) -> String {
+    format!("kinesis:{stream_name}:{consumer}:{shard_id}")
+}
+
+/// Starts the consumer. Batches (or one fatal error) arrive on `tx`; the
+/// pipeline publishes each committed checkpoint of the events table on
+/// `committed`. The consumer ends (closing its side of `tx`) when drained in
+/// `drain` mode, after a fatal error, or when the receiver is gone. With
+/// `sharing`, only the shards whose lease this task holds are read.
+pub fn start(
+    config: &KinesisConfig,
+    client: Client,
+    committed: watch::Receiver<Checkpoint>,
+    tx: mpsc::Sender<Result<SourceChunk, SourceError>>,
+    lags: ShardLags,
+    sharing: Option<Sharing>,
+) -> JoinHandle<()> {
+    let coordinator = Coordinator::new(config, client, tx, lags, sharing);
+    tokio::spawn(coordinator.run(committed))
+}
+
+/// What to do about a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The shard iterator is too old: get a new one.
+    Expired,
+    /// Over a rate limit: wait and retry.
+    Throttled,
+    /// The network or the service hiccuped: wait and retry.
+    Transient,
+    /// Retrying cannot help (no such stream, access denied, bad request).
+    Fatal,
+}
+
+fn classify<E, R>(e: &SdkError<E, R>) -> Failure
+where
+    E: ProvideErrorMetadata,
+{
+    match crate::aws::error_code(e) {
+        Some("ExpiredIteratorException") => Failure::Expired,
+        Some(
+            "ProvisionedThroughputExceededException"
+            | "LimitExceededException"
+            | "KMSThrottlingException"
+            | "ThrottlingException",
+        ) => Failure::Throttled,
+        Some("InternalFailureException" | "ServiceUnavailable" | "InternalFailure") => {
+            Failure::Transient
+        }
+        None if crate::aws::is_transport_failure(e) => Failure::Transient,
+        _ => Failure::Fatal,
+    }
+}
+
+/// Exponential backoff with full jitter: up to 200 ms doubling per failure,
+/// capped at [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    let cap = Duration::from_millis(200)
+        .saturating_mul(1 << failures.min(10))
+        .min(MAX_BACKOFF);
+    let jitter = uuid::Uuid::new_v4().as_u128() as u64 % (cap.as_millis() as u64 + 1);
+    Duration::from_millis(jitter.max(50))
+}
+
+/// A Kinesis client from the default AWS configuration chain (environment,
+/// profile, ECS task role, instance role; `AWS_ENDPOINT_URL` or
+/// `AWS_ENDPOINT_URL_KINESIS` point it elsewhere).
+///
+/// The SDK's own retries are off: they would not respect the 5 calls per
+/// second of a shard. The readers retry with their own pacing and backoff.
+pub async fn client() -> Client {
+    let config = aws_sdk_kinesis::config::Builder::from(&crate::aws::sdk_config().await)
+        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_and_arns_share_checkpoint_keys() {
+        let arn = Stream::new("arn:aws:kinesis:us-east-1:123456789012:stream/clicks");
+        let name = Stream::new("clicks");
+        assert!(arn.is_arn && !name.is_arn);
+        assert_eq!(arn.name, name.name);
+        assert_eq!(
+            source_key(&arn.name, "floe", "shardId-000000000002"),
+            "kinesis:clicks:floe:shardId-000000000002"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for failures in 0..40 {
+            let d = backoff(failures);
+            assert!(d >= Duration::from_millis(50) && d <= MAX_BACKOFF, "{d:?}");
+        }
+    }
+}

@@ -1,0 +1,452 @@
+"""Several `floe run --stream` tasks sharing one stream through shard leases
+in a DynamoDB table (all on moto, see support/aws.py), committing to one
+local warehouse.
+
+Every event put is distinct (no duplicates, no bad lines), so exactly once
+means: the table holds one row per record put (PyIceberg and DuckDB agree),
+and the snapshots' own counters add up to the records put with no
+duplicate seen. The second part matters: a record committed twice by two
+tasks would be dropped as an identical duplicate by the key index and leave
+the row count right, but it shows in `floe.records-read` and
+`floe.duplicates-dropped`.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from support import aws, floe
+from support.aws import MotoServer
+from support.ops import LogReader, scrape, serving_address, value
+from support.expected import expected_from_bytes
+from support.readers import (
+    Warehouse, as_model_row, by_key, duckdb_query, duckdb_s3_query, glue_catalog, glue_rows, local_path, pyiceberg_rows,
+)
+from support.streams import STREAM, body, lines_of, put
+
+EVENTS = "analytics.events"
+REJECTED = "analytics.events_rejected"
+LEASES = "floe-leases"
+SHARDS = 8
+BUCKET = "lake"
+GLUE_WAREHOUSE = f"s3://{BUCKET}/warehouse"
+
+moto = pytest.fixture(aws.moto_fixture)
+
+
+@dataclass
+class Worker:
+    """One `floe run` sharing the stream: its process, log and operations port."""
+
+    name: str
+    proc: subprocess.Popen
+    log: LogReader
+    addr: str
+
+    def metrics(self):
+        return scrape(self.addr)
+
+    def leases_owned(self) -> int:
+        return int(value(self.metrics(), "floe_leases_owned"))
+
+    def lease_changes(self) -> dict[str, int]:
+        m = self.metrics()
+        return {k: int(value(m, "floe_lease_changes_total", kind=k)) for k in ("taken", "stolen", "released", "lost")}
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> tuple[str, str]:
+        """Signals the process and waits for it: (stdout, stderr). Its
+        stderr is the log reader's alone: every line comes from there."""
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=timeout)
+        out = self.proc.stdout.read() if self.proc.stdout else b""
+        return out.decode(), "\n".join(self.log.until_closed())
+
+
+def start_worker(server: MotoServer, wh: Warehouse | None, name: str, lease_duration: str, **env: str) -> Worker:
+    """A task sharing the stream, into the local warehouse `wh` (None: the
+    Glue catalog and S3 on moto)."""
+    store = ["--warehouse", str(wh.root)] if wh else ["--catalog", "glue", "--warehouse", GLUE_WAREHOUSE, "--s3-path-style"]
+    proc = floe.start(
+        "run", "--stream", STREAM, *store,
+        "--lease-table", LEASES, "--worker-id", name, "--lease-duration", lease_duration,
+        "--flush-interval", "1s", "--shutdown-deadline", "30s",
+        "--metrics-addr", "127.0.0.1:0", "--log-format", "json",
+        **server.env(), FLOE_LOG="info", **env,
+    )
+    log = LogReader(proc.stderr)
+    return Worker(name, proc, log, serving_address(log, proc))
+
+
+def owners(server: MotoServer) -> Counter:
+    """Shard leases per owner in the lease table (None: free)."""
+    return Counter(i.get("owner") for i in server.lease_items(LEASES) if i["kind"] == "shard")
+
+
+def spread_is(server: MotoServer, workers: list[Worker], allowed: set[int]) -> bool:
+    """Every shard's lease is held by one of `workers`, each holding a count
+    in `allowed`, and each worker's own gauge says the same."""
+    return spread_is_of(server, workers, SHARDS, allowed)
+
+
+def spread_is_of(server: MotoServer, workers: list[Worker], shards: int, allowed: set[int]) -> bool:
+    for w in workers:
+        floe.exited(w.proc)
+    held = owners(server)
+    if sum(held[w.name] for w in workers) != shards:
+        return False
+    if any(held[w.name] not in allowed for w in workers):
+        return False
+    return all(w.leases_owned() == held[w.name] for w in workers)
+
+
+def snapshots(wh: Warehouse) -> list[dict]:
+    """The events table's snapshots, from its current metadata file."""
+    with open(local_path(wh.metadata_location(EVENTS))) as f:
+        return json.load(f).get("snapshots", [])
+
+
+def committed(wh: Warehouse, counter: str = "floe.records-read") -> int:
+    """A Floe summary counter added up over every snapshot."""
+    if not wh.catalog_db.exists():
+        return 0
+    try:
+        return sum(int(s["summary"].get(counter, 0)) for s in snapshots(wh))
+    except (KeyError, LookupError, FileNotFoundError):
+        return 0
+
+
+def wait_committed(wh: Warehouse, n: int, workers: list[Worker], timeout: float = 120) -> None:
+    def done() -> bool:
+        for w in workers:
+            floe.exited(w.proc)
+        return committed(wh) >= n
+
+    floe.wait_for(done, timeout, lambda: f"{n} records committed (now {committed(wh)})", interval=0.2)
+
+
+def assert_exactly_once(wh: Warehouse, lines: list[bytes]) -> None:
+    uuids = {json.loads(l)["event_uuid"] for l in lines}
+    assert len(uuids) == len(lines), "the test's records must be distinct events"
+    rows = pyiceberg_rows(wh, EVENTS)
+    assert len(rows) == len(lines)
+    assert {r["event_uuid"] for r in rows} == uuids
+    # Every record has one row at one source position.
+    assert len({(r["_source_id"], r["_source_position"]) for r in rows}) == len(lines)
+    count = duckdb_query(wh, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t")
+    assert count == [{"n": len(lines), "k": len(lines)}]
+    # Each record was committed once: no commit counted one twice.
+    assert committed(wh) == len(lines)
+    assert committed(wh, "floe.duplicates-dropped") == 0
+    assert committed(wh, "floe.rows-written") == len(lines)
+
+
+def events(tmp_path, n: int, seed: int) -> list[bytes]:
+    return lines_of(floe.generate(tmp_path / f"e{seed}.jsonl", n, seed=seed, dup_rate=0, changed_dup_rate=0, bad_rate=0))
+
+
+def stop_all(workers: list[Worker]) -> None:
+    for w in workers:
+        if w.proc.poll() is None:
+            w.proc.kill()
+            w.proc.wait()
+
+
+def test_three_tasks_share_the_shards_and_a_killed_ones_move_after_expiry(moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=SHARDS)
+    moto.create_lease_table(LEASES)
+    lines = events(tmp_path, 9_000, seed=71)
+    first, second, third = lines[:3_000], lines[3_000:6_000], lines[6_000:]
+    put(moto, first)
+    workers = [start_worker(moto, tmp_warehouse, f"w{i}", "2s") for i in range(3)]
+    try:
+        floe.wait_for(lambda: spread_is(moto, workers, {2, 3}), 60, lambda: f"8 shards over 3 workers: {owners(moto)}")
+        wait_committed(tmp_warehouse, len(first), workers)
+
+        # More records, then a task dies without a word: what it read and
+        # did not commit is read again by whoever takes its shards.
+        put(moto, second)
+        victim, survivors = workers[0], workers[1:]
+        killed = time.monotonic()
+        victim.proc.kill()
+        victim.proc.wait()
+        floe.wait_for(lambda: spread_is(moto, survivors, {4}), 60, lambda: f"the survivors to hold 8: {owners(moto)}")
+        took_over = time.monotonic() - killed
+        print(f"shards of the killed task taken over after {took_over:.1f} s")
+        # Not before its leases expired (2 s without a renewal), and soon after.
+        assert 2 <= took_over < 10
+        changes = [w.lease_changes() for w in survivors]
+        assert sum(c["taken"] - c["released"] for c in changes) == SHARDS, changes
+        assert all(c["stolen"] == 0 and c["lost"] == 0 for c in changes), changes
+
+        put(moto, third)
+        wait_committed(tmp_warehouse, len(lines), survivors)
+        for w in survivors:
+            out, err = w.stop()
+            assert w.proc.returncode == 0, err
+    finally:
+        stop_all(workers)
+    assert_exactly_once(tmp_warehouse, lines)
+    # The survivors released their leases on the way out; the victim's
+    # heartbeat is left to expire.
+    assert owners(moto)[None] == SHARDS
+    heartbeats = {i["worker_id"] for i in moto.lease_items(LEASES) if i["kind"] == "worker"}
+    assert heartbeats == {"w0"}
+
+
+def test_a_task_that_stops_hands_its_shards_over_without_waiting_for_expiry(moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=SHARDS)
+    moto.create_lease_table(LEASES)
+    lines = events(tmp_path, 6_000, seed=72)
+    first, second, third = lines[:2_000], lines[2_000:4_000], lines[4_000:]
+    put(moto, first)
+    # Long leases: a takeover by expiry would take at least 12 s.
+    workers = [start_worker(moto, tmp_warehouse, f"w{i}", "12s") for i in range(2)]
+    stay, leave = workers
+    try:
+        floe.wait_for(lambda: spread_is(moto, workers, {4}), 90, lambda: f"8 shards over 2 workers: {owners(moto)}")
+        wait_committed(tmp_warehouse, len(first), workers)
+        put(moto, second)
+        out, err = leave.stop(signal.SIGTERM)
+        left = time.monotonic()
+        assert leave.proc.returncode == 0, err
+        assert "released every lease after the final commit" in err
+        # Its leases are free (or already taken), its heartbeat is gone.
+        assert owners(moto)[leave.name] == 0
+        assert all(i.get("worker_id") != leave.name for i in moto.lease_items(LEASES))
+
+        floe.wait_for(lambda: spread_is(moto, [stay], {SHARDS}), 30, lambda: f"one worker to hold 8: {owners(moto)}")
+        took_over = time.monotonic() - left
+        print(f"shards of the stopped task taken over after {took_over:.1f} s")
+        assert took_over < 8, "taken without waiting for the 12 s expiry"
+        changes = stay.lease_changes()
+        assert changes["taken"] - changes["released"] == SHARDS, changes
+        assert changes["stolen"] == 0 and changes["lost"] == 0, changes
+
+        put(moto, third)
+        wait_committed(tmp_warehouse, len(lines), [stay])
+        out, err = stay.stop()
+        assert stay.proc.returncode == 0, err
+    finally:
+        stop_all(workers)
+    assert_exactly_once(tmp_warehouse, lines)
+    assert owners(moto) == Counter({None: SHARDS})
+    assert [i for i in moto.lease_items(LEASES) if i["kind"] == "worker"] == []
+
+
+def test_a_joining_task_gets_its_share_by_hand_off(moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=SHARDS)
+    moto.create_lease_table(LEASES)
+    lines = events(tmp_path, 6_000, seed=73)
+    first, second = lines[:3_000], lines[3_000:]
+    put(moto, first)
+    workers = [start_worker(moto, tmp_warehouse, "w0", "3s")]
+    try:
+        floe.wait_for(lambda: spread_is(moto, workers, {SHARDS}), 60, lambda: f"one worker to hold 8: {owners(moto)}")
+        # Records in flight while the second task joins.
+        put(moto, second[:1_500])
+        workers.append(start_worker(moto, tmp_warehouse, "w1", "3s"))
+        put(moto, second[1_500:])
+        floe.wait_for(lambda: spread_is(moto, workers, {4}), 60, lambda: f"8 shards over 2 workers: {owners(moto)}")
+        old, new = workers
+        # Handed over, not stolen nor lost to expiry.
+        assert old.lease_changes() == {"taken": SHARDS, "stolen": 0, "released": 4, "lost": 0}
+        assert new.lease_changes() == {"taken": 4, "stolen": 0, "released": 0, "lost": 0}
+        wait_committed(tmp_warehouse, len(lines), workers)
+        for w in workers:
+            out, err = w.stop()
+            assert w.proc.returncode == 0, err
+    finally:
+        stop_all(workers)
+    assert_exactly_once(tmp_warehouse, lines)
+
+
+def test_a_paused_task_whose_shards_moved_commits_none_of_them(moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=SHARDS)
+    moto.create_lease_table(LEASES)
+    lines = events(tmp_path, 6_000, seed=74)
+    first, second, third = lines[:2_000], lines[2_000:4_000], lines[4_000:]
+    put(moto, first)
+    workers = [start_worker(moto, tmp_warehouse, f"w{i}", "2s") for i in range(2)]
+    frozen, other = workers
+    try:
+        floe.wait_for(lambda: spread_is(moto, workers, {4}), 60, lambda: f"8 shards over 2 workers: {owners(moto)}")
+        wait_committed(tmp_warehouse, len(first), workers)
+        # A long pause (a stuck host): its leases expire and move while it
+        # holds records it read but did not commit.
+        put(moto, second)
+        floe.wait_for(lambda: int(value(frozen.metrics(), "floe_records_read_total")) > len(first) // 2, 60, "the paused task to read some of the new records")
+        frozen.proc.send_signal(signal.SIGSTOP)
+        floe.wait_for(lambda: owners(moto)[other.name] == SHARDS, 60, lambda: f"the other task to take every shard: {owners(moto)}")
+        wait_committed(tmp_warehouse, len(first) + len(second), [other])
+        frozen.proc.send_signal(signal.SIGCONT)
+        # Awake, it finds it holds nothing and gets its share back by hand-off.
+        floe.wait_for(lambda: spread_is(moto, workers, {4}), 60, lambda: f"8 shards over 2 workers again: {owners(moto)}")
+        # It lost the 4 it held; the other task lost none to it.
+        assert frozen.lease_changes()["lost"] == 4
+        changes = [w.lease_changes() for w in workers]
+        assert all(c["stolen"] == 0 for c in changes), changes
+        assert changes[1]["lost"] == 0, changes
+        put(moto, third)
+        wait_committed(tmp_warehouse, len(lines), workers)
+        for w in workers:
+            out, err = w.stop()
+            assert w.proc.returncode == 0, err
+    finally:
+        for w in workers:
+            if w.proc.poll() is None:
+                w.proc.send_signal(signal.SIGCONT)
+        stop_all(workers)
+    assert_exactly_once(tmp_warehouse, lines)
+
+
+def test_a_commit_racing_the_new_owner_of_its_shards_is_refused_and_read_again(moto, tmp_path, tmp_warehouse):
+    moto.create_stream(STREAM, shards=SHARDS)
+    moto.create_lease_table(LEASES)
+    lines = events(tmp_path, 4_000, seed=75)
+    first, second = lines[:2_000], lines[2_000:]
+    # w0 freezes in its first commit, its metadata file written and the
+    # catalog not yet swapped: past every check a task makes before a commit.
+    racer = start_worker(moto, tmp_warehouse, "w0", "2s", FLOE_FAILPOINT="after-metadata-file:stop")
+    other = start_worker(moto, tmp_warehouse, "w1", "2s")
+    workers = [racer, other]
+    try:
+        floe.wait_for(lambda: spread_is(moto, workers, {4}), 60, lambda: f"8 shards over 2 workers: {owners(moto)}")
+        put(moto, first)
+        floe.wait_stopped(racer.proc)
+        # Meanwhile its leases expire, and the other task reads and commits
+        # its shards from the table's checkpoint (where the frozen commit
+        # started too).
+        floe.wait_for(lambda: owners(moto)[other.name] == SHARDS, 60, lambda: f"the other task to take every shard: {owners(moto)}")
+        wait_committed(tmp_warehouse, len(first), [other])
+        racer.proc.send_signal(signal.SIGCONT)
+        racer.log.wait_for(
+            lambda l: "another task committed a shard this commit held" in l["fields"].get("message", ""),
+            racer.proc,
+            "the frozen commit to be refused",
+        )
+        floe.wait_for(lambda: spread_is(moto, workers, {4}), 60, lambda: f"8 shards over 2 workers again: {owners(moto)}")
+        put(moto, second)
+        wait_committed(tmp_warehouse, len(lines), workers)
+        for w in workers:
+            out, err = w.stop()
+            assert w.proc.returncode == 0, err
+    finally:
+        for w in workers:
+            if w.proc.poll() is None:
+                w.proc.send_signal(signal.SIGCONT)
+        stop_all(workers)
+    assert_exactly_once(tmp_warehouse, lines)
+
+
+def glue_committed(server: MotoServer, counter: str = "floe.records-read") -> int:
+    """A Floe summary counter added up over the Glue table's snapshots."""
+    try:
+        table = glue_catalog(server).load_table(EVENTS)
+    except Exception:  # not created yet
+        return 0
+    return sum(int(s.summary.get(counter) or 0) for s in table.metadata.snapshots)
+
+
+def test_two_tasks_on_a_resharded_stream_into_glue_read_parents_before_children(moto, tmp_path):
+    """Versions of a key follow it from a parent shard into its children:
+    one shard split and two merged with records on both sides, before two
+    tasks start. A child read before the table shows its parents ended
+    (whichever task holds them) would let an older version win. Glue and S3,
+    as in AWS."""
+    moto.client("s3").create_bucket(Bucket=BUCKET)
+    moto.create_stream(STREAM, shards=4)
+    moto.create_lease_table(LEASES)
+    lines = lines_of(floe.generate(tmp_path / "e.jsonl", 16_000, seed=76, dup_rate=0.02, changed_dup_rate=0.05))
+    before, after = lines[:8_000], lines[8_000:]
+    put(moto, before)
+    shards = [s["ShardId"] for s in moto.shards(STREAM)]
+    children = moto.split(STREAM, shards[0])
+    merged = moto.merge(STREAM, shards[2], shards[3])
+    put(moto, after)
+    # The parents are slow to read (throttled): a child that did not wait
+    # for them would be committed first.
+    for parent in (shards[0], shards[2], shards[3]):
+        moto.throttle(shard_id=parent, times=5)
+    workers = [start_worker(moto, None, f"w{i}", "2s") for i in range(2)]
+
+    def committed_all(n: int):
+        def done() -> bool:
+            for w in workers:
+                floe.exited(w.proc)
+            return glue_committed(moto) >= n
+
+        floe.wait_for(done, 180, lambda: f"{n} records committed (now {glue_committed(moto)})", interval=0.3)
+
+    try:
+        committed_all(len(lines))
+        # The parents' leases are gone with their ends; the children's spread.
+        floe.wait_for(
+            lambda: {i["shard_id"] for i in moto.lease_items(LEASES) if i["kind"] == "shard"} == {*children, merged, shards[1]},
+            60,
+            lambda: f"leases of the open shards only: {moto.lease_items(LEASES)}",
+        )
+        floe.wait_for(lambda: spread_is_of(moto, workers, 4, {2}), 60, lambda: f"4 open shards over 2 workers: {owners(moto)}")
+        for w in workers:
+            out, err = w.stop()
+            assert w.proc.returncode == 0, err
+    finally:
+        stop_all(workers)
+
+    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
+    got = by_key(glue_rows(moto, EVENTS))  # raises on a second live row
+    assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
+    rejected = Counter(r["reason"] for r in glue_rows(moto, REJECTED))
+    assert rejected == Counter(dict(exp.rejected_by_reason))
+    location = glue_catalog(moto).load_table(EVENTS).metadata_location
+    count = duckdb_s3_query(moto, location, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t")
+    assert count == [{"n": len(exp.rows), "k": len(exp.rows)}]
+    # Every record committed once, across both tasks and all the shards.
+    assert glue_committed(moto) == len(lines)
+    assert moto.pending_faults() == 0
+
+
+def test_a_missing_lease_table_is_a_clear_error(moto, tmp_warehouse):
+    moto.create_stream(STREAM, shards=1)
+    out = floe.run(
+        "run", "--stream", STREAM, "--warehouse", str(tmp_warehouse.root), "--lease-table", "nope",
+        check=False, **moto.env(),
+    )
+    assert out.returncode == 1, out.stderr
+    assert "lease table nope: Scan failed" in out.stderr
+    assert "ResourceNotFoundException" in out.stderr
+
+
+def test_lease_settings_are_checked(tmp_warehouse):
+    out = floe.run(
+        "run", "--input", "x.jsonl", "--warehouse", str(tmp_warehouse.root), "--worker-id", "w 1",
+        "--lease-duration", "1ms", check=False,
+    )
+    assert out.returncode == 2
+    assert "worker_id: only applies with a lease table (--lease-table)" in out.stderr
+    assert "lease_duration: only applies with a lease table (--lease-table)" in out.stderr
+    out = floe.run(
+        "run", "--stream", STREAM, "--warehouse", str(tmp_warehouse.root), "--lease-table", "x",
+        "--worker-id", "w 1", "--lease-duration", "1ms", "--drain", check=False,
+    )
+    assert out.returncode == 2
+    for problem in [
+        "lease_table: `x` is not a DynamoDB table name",
+        "worker_id: `w 1` must be 1 to 128 characters without spaces",
+        "lease_duration: must be at least 1s",
+        "drain: cannot be combined with lease_table",
+    ]:
+        assert problem in out.stderr, out.stderr
+    printed = floe.run(
+        "run", "--stream", STREAM, "--warehouse", str(tmp_warehouse.root), "--lease-table", LEASES,
+        "--check-config",
+    ).stdout
+    assert "FLOE_LEASE_TABLE=floe-leases\n" in printed
+    assert "FLOE_LEASE_DURATION=10s\n" in printed
+    assert "FLOE_WORKER_ID=\n" in printed
