@@ -192,6 +192,31 @@ def test_task_definition_runs_floe_safely():
     assert "max-buffer-size" in logs["options"]
 
 
+def test_maintenance_runs_floe_maintain_on_a_schedule_in_the_tasks_network():
+    schedule = service.resource("aws_scheduler_schedule", "maintenance")
+    assert schedule["schedule_expression"] == "${var.maintenance_schedule}"
+    target = block(schedule, "target")
+    assert (target["arn"], target["role_arn"]) == ("${aws_ecs_cluster.this.arn}", "${aws_iam_role.scheduler.arn}")
+    # The service's task definition, its container, with `floe maintain` as the command.
+    assert target["input"] == (
+        '${jsonencode({containerOverrides = [{name = local.floe_container.name, command = ["maintain"]}]})}'
+    )
+    ecs = block(target, "ecs_parameters")
+    assert ecs["task_definition_arn"] == "${aws_ecs_task_definition.floe.arn}"
+    assert literal(ecs["launch_type"]) == "FARGATE" and ecs["task_count"] == 1
+    network = block(ecs, "network_configuration")
+    assert network == {
+        "subnets": "${var.subnet_ids}",
+        "security_groups": ["${aws_security_group.floe.id}"],
+        "assign_public_ip": False,
+    }
+    # `floe maintain` finds the tables from the same environment as `floe run`.
+    environment = service.locals["floe_environment"]
+    for name in ("FLOE_WAREHOUSE", "FLOE_CATALOG", "FLOE_TABLE", "FLOE_REJECTED_TABLE"):
+        assert name in environment, name
+    assert literal(service.variables["maintenance_schedule"]["default"]) == "rate(1 hour)"
+
+
 def test_cluster_has_container_insights():
     cluster = service.resource("aws_ecs_cluster", "this")
     assert [(literal(s["name"]), literal(s["value"])) for s in blocks(cluster, "setting")] == [("containerInsights", "enabled")]

@@ -327,3 +327,20 @@ variable "commit_failure_alarm_periods" {
   type        = number
   default     = 3
 }
+
+variable "maintenance_schedule" {
+  description = "When EventBridge Scheduler runs `floe maintain` (compaction, snapshot expiry, orphan removal): a rate() or cron() expression, in UTC."
+  type        = string
+  default     = "rate(1 hour)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.maintenance_schedule))
+    error_message = "maintenance_schedule must be a rate(...) or cron(...) expression."
+  }
+}
+
+variable "maintenance_schedule_enabled" {
+  description = "Whether the `floe maintain` schedule runs."
+  type        = bool
+  default     = true
+}
