@@ -53,6 +53,12 @@ bench-maintenance *args:
     cargo build --release --locked
     python3 scripts/bench_maintenance.py {{args}}
 
+# 1, 2, 3 tasks sharing an 8-shard stream on moto through shard leases: wall,
+# CPU-s per 1M events, commits and conflict rate (needs `just test` once for .venv).
+bench-scale-out *args:
+    cargo build --release --locked
+    .venv/bin/python scripts/bench_scale_out.py {{args}}
+
 # Describe the demo table.
 inspect dir="floe-demo":
     cargo run --release --locked -- inspect --warehouse {{dir}}/warehouse
