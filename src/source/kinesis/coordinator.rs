@@ -48,6 +48,19 @@ enum ShardState {
     Done,
 }
 
+impl ShardState {
+    /// Aborts the shard's reader task, if one runs.
+    fn abort_reader(&self) {
+        if let ShardState::Reading { task, .. }
+        | ShardState::HandingOff {
+            task: Some(task), ..
+        } = self
+        {
+            task.abort();
+        }
+    }
+}
+
 struct KnownShard {
     parents: Vec<String>,
     state: ShardState,
@@ -213,13 +226,7 @@ impl Coordinator {
     /// the checkpoint next time).
     fn stop(self) {
         for known in self.shards.values() {
-            match &known.state {
-                ShardState::Reading { task, .. }
-                | ShardState::HandingOff {
-                    task: Some(task), ..
-                } => task.abort(),
-                _ => {}
-            }
+            known.state.abort_reader();
         }
     }
 
@@ -372,13 +379,7 @@ impl Coordinator {
         if claims.take_reset() {
             tracing::warn!("reading every leased shard again from the table's checkpoint");
             for known in self.shards.values_mut() {
-                match &known.state {
-                    ShardState::Reading { task, .. }
-                    | ShardState::HandingOff {
-                        task: Some(task), ..
-                    } => task.abort(),
-                    _ => {}
-                }
+                known.state.abort_reader();
                 if matches!(
                     known.state,
                     ShardState::Reading { .. } | ShardState::Ended | ShardState::HandingOff { .. }
