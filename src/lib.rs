@@ -21,7 +21,8 @@
 //! - [`event`]: pure record handling: [`event::decode`] and Arrow batches.
 //! - [`pipeline`]: the run loop: bounded stages, flushes, shutdown.
 //! - [`table`]: schema files and layouts, Parquet data files, checkpoints,
-//!   summaries and the snapshot producer ([`table::commit`]).
+//!   summaries, the snapshot producer ([`table::commit`]) and table
+//!   maintenance ([`table::maintain`]: compaction, expiry, orphan removal).
 //! - [`catalog`]: catalog pointers and their compare-and-swap (SQLite, AWS Glue).
 //! - [`aws`]: the AWS configuration shared by Kinesis, Glue, S3 and DynamoDB.
 //! - [`generate`]: deterministic sample events for demos, tests and benchmarks.
