@@ -33,7 +33,7 @@ use crate::source::kinesis::{self, LoadCheckpoint, Sharing};
 use crate::source::lease::{self, Claims, KeeperConfig, LeaseHandle, LeaseTable};
 use crate::table::checkpoint::{ShardPosition, SourcePosition};
 use crate::table::summary::QualityCounts;
-use crate::table::{Change, LoadedTable, Rebase, TableError, TableStore};
+use crate::table::{Change, Rebase, TableError, TableStore};
 
 /// Starts the lease keeper and what the Kinesis consumer needs to share
 /// the stream. The lease table is read once first: a missing table or a
@@ -132,21 +132,11 @@ pub(super) fn as_committed(position: &SourcePosition) -> Option<SourcePosition> 
     }
 }
 
-/// Loads a table the run knows exists.
-async fn reload(store: &TableStore, name: &TableName) -> Result<LoadedTable, RunError> {
-    store.load(name).await?.ok_or_else(|| {
-        RunError::Table(TableError::Incompatible {
-            table: name.clone(),
-            message: "dropped while Floe was writing to it".into(),
-        })
-    })
-}
-
 /// Brings the tables up to date with other tasks' commits: the events table
 /// (its newly committed rows into the key index, its checkpoint to the
 /// Kinesis consumer) and, with `rejected`, the rejected table.
 async fn catch_up(tables: &mut Tables, rejected: bool) -> Result<(), RunError> {
-    let current = reload(&tables.store, &tables.events.name).await?;
+    let current = tables.store.reload(&tables.events.name).await?;
     if current.metadata_location != tables.events.metadata_location {
         let mut counts = QualityCounts::default();
         let mut unused = Change::default();
@@ -166,7 +156,7 @@ async fn catch_up(tables: &mut Tables, rejected: bool) -> Result<(), RunError> {
         tables.committed.send_replace(tables.events.checkpoint()?);
     }
     if rejected {
-        tables.rejected = reload(&tables.store, &tables.rejected.name).await?;
+        tables.rejected = tables.store.reload(&tables.rejected.name).await?;
     }
     Ok(())
 }
@@ -196,29 +186,12 @@ fn stale_source(
 /// Loads the events table's checkpoint as it is now, for the Kinesis
 /// consumer (a shard starts from there when its lease is taken).
 fn checkpoint_loader(store: &TableStore, name: &TableName) -> LoadCheckpoint {
-    let catalog = store.catalog().clone();
-    let file_io = store.file_io().clone();
+    let store = store.clone();
     let name = name.clone();
     Arc::new(move || {
-        let catalog = catalog.clone();
-        let file_io = file_io.clone();
+        let store = store.clone();
         let name = name.clone();
-        async move {
-            let Some(location) = catalog.load(&name).await? else {
-                return Err(TableError::Incompatible {
-                    table: name,
-                    message: "dropped while Floe was writing to it".into(),
-                });
-            };
-            let metadata = iceberg::spec::TableMetadata::read_from(&file_io, &location).await?;
-            let table = LoadedTable {
-                name,
-                metadata: Arc::new(metadata),
-                metadata_location: location,
-            };
-            table.checkpoint()
-        }
-        .boxed()
+        async move { store.reload(&name).await?.checkpoint() }.boxed()
     })
 }
 

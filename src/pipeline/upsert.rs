@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, HashSet};
 
 use futures::future::BoxFuture;
-use iceberg::spec::{DataContentType, DataFile, ManifestStatus};
+use iceberg::spec::DataFile;
 
 use crate::config::DedupMode;
 use crate::event::Row;
-use crate::table::commit::snapshots_since;
-use crate::table::index::{KeyIndex, Map, events_partition, read_keys, read_position_deletes};
+use crate::table::commit::ChangedSince;
+use crate::table::index::{KeyIndex, Map, read_keys};
 use crate::table::probe::Found;
 use crate::table::summary::QualityCounts;
 use crate::table::writer::{DataWriter, Partition};
@@ -229,48 +229,12 @@ impl KeyRebase<'_> {
         previous: &LoadedTable,
         current: &LoadedTable,
     ) -> Result<(Map<u128, Theirs>, HashSet<String>), TableError> {
-        let new_snapshots = snapshots_since(previous, current);
+        let ChangedSince {
+            added_data: data,
+            removed,
+            mut deleted,
+        } = self.store.changed_since(previous, current).await?;
         let mut out = Map::default();
-        let mut removed = HashSet::new();
-        let Some(snapshot) = current.metadata.current_snapshot() else {
-            return Ok((out, removed));
-        };
-        let iceberg_table = current.to_iceberg(self.store.file_io())?;
-        let list = iceberg_table.manifest_list_reader(snapshot).load().await?;
-        let mut data = Vec::new();
-        let mut deleted: Map<String, Vec<i64>> = Map::default();
-        for manifest_file in list.entries() {
-            if !new_snapshots.contains(&manifest_file.added_snapshot_id) {
-                continue;
-            }
-            let manifest = manifest_file.load_manifest(self.store.file_io()).await?;
-            for entry in manifest.entries() {
-                let by_new = entry
-                    .snapshot_id()
-                    .is_some_and(|id| new_snapshots.contains(&id));
-                if by_new
-                    && entry.status() == ManifestStatus::Deleted
-                    && entry.content_type() == DataContentType::Data
-                {
-                    removed.insert(entry.file_path().to_string());
-                }
-                if !(by_new && entry.status() == ManifestStatus::Added) {
-                    continue;
-                }
-                let file = entry.data_file();
-                match file.content_type() {
-                    DataContentType::Data => {
-                        if let Some(partition) = events_partition(file.partition().iter()) {
-                            data.push((file.file_path().to_string(), partition));
-                        }
-                    }
-                    DataContentType::PositionDeletes => {
-                        read_position_deletes(self.store, file.file_path(), &mut deleted).await?;
-                    }
-                    DataContentType::EqualityDeletes => {}
-                }
-            }
-        }
         for (path, partition) in data {
             let gone = deleted.remove(&path).unwrap_or_default();
             read_keys(self.store, &path, |pos, uuid, hash| {

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestEntryRef, ManifestFile,
-    ManifestListWriter, ManifestWriterBuilder, Snapshot, Summary, TableMetadata,
-    TableMetadataBuilder,
+    DataContentType, DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestEntryRef,
+    ManifestFile, ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder,
+    Snapshot, Summary, TableMetadata, TableMetadataBuilder,
 };
 use iceberg::{MetadataLocation, TableIdent};
 use uuid::Uuid;
@@ -31,8 +31,10 @@ use uuid::Uuid;
 use super::TableError;
 use super::checkpoint::{CHECKPOINT_PROPERTY, CHECKPOINT_SUMMARY_KEY, Checkpoint, SourcePosition};
 use super::evolution::{self, SchemaChange, StepRules};
+use super::index::{Map, events_partition, read_position_deletes};
 use super::schema::{SCHEMA_FILES_PROPERTY, SchemaChain, SchemaFile, TableLayout};
 use super::summary::{FileDelta, standard_summary};
+use super::writer::Partition;
 use crate::catalog::{Catalog, SwapOutcome, TableName};
 use crate::failpoint::{self, FailPoint};
 
@@ -44,6 +46,7 @@ const MAX_ATTEMPTS: u32 = 25;
 
 /// Where tables live: the catalog that points at them and the storage that
 /// holds their files.
+#[derive(Clone)]
 pub struct TableStore {
     catalog: Arc<Catalog>,
     file_io: FileIO,
@@ -125,6 +128,18 @@ pub trait Rebase: Send {
     ) -> futures::future::BoxFuture<'a, Result<(), TableError>>;
 }
 
+/// What the snapshots committed since a table state changed (see
+/// [`TableStore::changed_since`]).
+#[derive(Debug, Default)]
+pub struct ChangedSince {
+    /// Data files they added, with their events-table partition.
+    pub added_data: Vec<(String, Partition)>,
+    /// Data files they removed (rewritten or deleted).
+    pub removed: HashSet<String>,
+    /// Row positions their position deletes remove, by data file.
+    pub deleted: Map<String, Vec<i64>>,
+}
+
 /// What a successful commit produced.
 #[derive(Debug, Clone)]
 pub struct CommitOutcome {
@@ -179,6 +194,53 @@ impl TableStore {
         for manifest_file in list.entries() {
             let manifest = manifest_file.load_manifest(&self.file_io).await?;
             out.extend(manifest.entries().iter().filter(|e| e.is_alive()).cloned());
+        }
+        Ok(out)
+    }
+
+    /// What the snapshots of `current` committed after `previous`'s current
+    /// snapshot added and removed, read from the manifests they added.
+    pub async fn changed_since(
+        &self,
+        previous: &LoadedTable,
+        current: &LoadedTable,
+    ) -> Result<ChangedSince, TableError> {
+        let new = snapshots_since(previous, current);
+        let mut out = ChangedSince::default();
+        let Some(snapshot) = current.metadata.current_snapshot() else {
+            return Ok(out);
+        };
+        let list = current
+            .to_iceberg(&self.file_io)?
+            .manifest_list_reader(snapshot)
+            .load()
+            .await?;
+        for manifest_file in list.entries() {
+            if !new.contains(&manifest_file.added_snapshot_id) {
+                continue;
+            }
+            let manifest = manifest_file.load_manifest(&self.file_io).await?;
+            for entry in manifest.entries() {
+                if !entry.snapshot_id().is_some_and(|id| new.contains(&id)) {
+                    continue;
+                }
+                let file = entry.data_file();
+                match (entry.status(), file.content_type()) {
+                    (ManifestStatus::Deleted, DataContentType::Data) => {
+                        out.removed.insert(file.file_path().to_string());
+                    }
+                    (ManifestStatus::Added, DataContentType::Data) => {
+                        if let Some(partition) = events_partition(file.partition().iter()) {
+                            out.added_data
+                                .push((file.file_path().to_string(), partition));
+                        }
+                    }
+                    (ManifestStatus::Added, DataContentType::PositionDeletes) => {
+                        read_position_deletes(self, file.file_path(), &mut out.deleted).await?;
+                    }
+                    _ => {}
+                }
+            }
         }
         Ok(out)
     }
@@ -281,7 +343,7 @@ impl TableStore {
         layout: &TableLayout,
     ) -> Result<LoadedTable, TableError> {
         let mut applied = None;
-        let table = self
+        let (table, committed) = self
             .update_metadata(table, |table| {
                 let plan = SchemaPlan::of(table, &layout.chain)?;
                 if plan.changes.is_none() {
@@ -308,16 +370,16 @@ impl TableStore {
                 Ok(Some(next))
             })
             .await?;
-        if let Some(plan) = applied.filter(|_| table.1) {
+        if let Some(plan) = applied.filter(|_| committed) {
             tracing::info!(
-                table = %table.0.name,
+                table = %table.name,
                 from = %plan.table_file,
                 to = %layout.chain.newest().origin,
                 changes = %plan.describe(),
                 "applied schema file"
             );
         }
-        Ok(table.0)
+        Ok(table)
     }
 
     /// A metadata-only commit (schema, snapshot expiry): `next` plans the
@@ -349,7 +411,7 @@ impl TableStore {
     }
 
     /// Loads a table that must exist (it did a moment ago).
-    async fn reload(&self, name: &TableName) -> Result<LoadedTable, TableError> {
+    pub async fn reload(&self, name: &TableName) -> Result<LoadedTable, TableError> {
         self.load(name)
             .await?
             .ok_or_else(|| TableError::Incompatible {
@@ -513,6 +575,36 @@ impl TableStore {
         }
     }
 
+    /// A writer of a new v2 manifest of `content` for the commit of
+    /// `snapshot_id`, under the table's `metadata/`.
+    fn manifest_writer(
+        &self,
+        table: &LoadedTable,
+        snapshot_id: i64,
+        spec: iceberg::spec::PartitionSpec,
+        content: ManifestContentType,
+    ) -> Result<ManifestWriter, TableError> {
+        let suffix = match content {
+            ManifestContentType::Data => "m0",
+            ManifestContentType::Deletes => "d0",
+        };
+        let path = format!(
+            "{}/metadata/{}-{suffix}.avro",
+            table.location(),
+            Uuid::new_v4()
+        );
+        let builder = ManifestWriterBuilder::new(
+            self.file_io.new_output(path)?,
+            Some(snapshot_id),
+            table.metadata.current_schema().clone(),
+            spec,
+        );
+        Ok(match content {
+            ManifestContentType::Data => builder.build_v2_data(),
+            ManifestContentType::Deletes => builder.build_v2_deletes(),
+        })
+    }
+
     /// A manifest adding `files`: data files, or delete files when `deletes`.
     async fn write_manifest(
         &self,
@@ -524,18 +616,13 @@ impl TableStore {
         if files.is_empty() {
             return Ok(None);
         }
-        let suffix = if deletes { "d0" } else { "m0" };
-        let builder = ManifestWriterBuilder::new(
-            self.file_io.new_output(manifest_path(table, suffix))?,
-            Some(snapshot_id),
-            table.metadata.current_schema().clone(),
-            table.metadata.default_partition_spec().as_ref().clone(),
-        );
-        let mut writer = if deletes {
-            builder.build_v2_deletes()
+        let content = if deletes {
+            ManifestContentType::Deletes
         } else {
-            builder.build_v2_data()
+            ManifestContentType::Data
         };
+        let spec = table.metadata.default_partition_spec().as_ref().clone();
+        let mut writer = self.manifest_writer(table, snapshot_id, spec, content)?;
         for file in files {
             // A negative sequence number leaves it unset: the entry inherits the
             // snapshot's sequence number, whichever attempt lands.
@@ -575,16 +662,12 @@ impl TableStore {
                         manifest_file.manifest_path, manifest_file.partition_spec_id
                     ),
                 })?;
-            let builder = ManifestWriterBuilder::new(
-                self.file_io.new_output(manifest_path(table, "r0"))?,
-                Some(snapshot_id),
-                table.metadata.current_schema().clone(),
+            let mut writer = self.manifest_writer(
+                table,
+                snapshot_id,
                 spec.as_ref().clone(),
-            );
-            let mut writer = match manifest_file.content {
-                ManifestContentType::Data => builder.build_v2_data(),
-                ManifestContentType::Deletes => builder.build_v2_deletes(),
-            };
+                manifest_file.content,
+            )?;
             for entry in alive() {
                 // Loaded entries carry their inherited numbers.
                 let sequence = entry
@@ -728,7 +811,7 @@ fn checked_checkpoint(table: &LoadedTable, change: &Change) -> Result<Checkpoint
 /// The snapshots of `current` committed after `previous`'s current
 /// snapshot: its ancestors back to that one (or back to the oldest kept,
 /// when expiry removed it).
-pub fn snapshots_since(previous: &LoadedTable, current: &LoadedTable) -> HashSet<i64> {
+fn snapshots_since(previous: &LoadedTable, current: &LoadedTable) -> HashSet<i64> {
     let mut out = HashSet::new();
     let stop = previous.metadata.current_snapshot_id();
     let mut cursor = current.metadata.current_snapshot().cloned();
@@ -742,15 +825,6 @@ pub fn snapshots_since(previous: &LoadedTable, current: &LoadedTable) -> HashSet
             .and_then(|p| current.metadata.snapshot_by_id(p).cloned());
     }
     out
-}
-
-/// A new manifest's path: `<table>/metadata/<uuid>-<suffix>.avro`.
-fn manifest_path(table: &LoadedTable, suffix: &str) -> String {
-    format!(
-        "{}/metadata/{}-{suffix}.avro",
-        table.location(),
-        Uuid::new_v4()
-    )
 }
 
 /// The paths of a change's files, to notice a rebase changing them.

@@ -29,9 +29,8 @@ use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use iceberg::arrow::ArrowReaderBuilder;
 use iceberg::scan::FileScanTask;
-use iceberg::spec::{DataContentType, DataFile, ManifestStatus};
+use iceberg::spec::{DataContentType, DataFile};
 
-use super::commit::snapshots_since;
 use super::index::{Map, events_partition, read_position_deletes};
 use super::writer::{DataWriter, FileSettings, Partition};
 use super::{Change, LoadedTable, Rebase, TableError, TableLayout, TableStore};
@@ -423,15 +422,7 @@ impl NoNewDeletes<'_> {
         current: &LoadedTable,
         change: &mut Change,
     ) -> Result<(), TableError> {
-        let new = snapshots_since(previous, current);
-        let Some(snapshot) = current.metadata.current_snapshot() else {
-            return Ok(());
-        };
-        let list = current
-            .to_iceberg(self.store.file_io())?
-            .manifest_list_reader(snapshot)
-            .load()
-            .await?;
+        let since = self.store.changed_since(previous, current).await?;
         // Data file -> partition, for the files this change rewrites.
         let ours: HashMap<&str, &Partition> = self
             .rewritten
@@ -444,40 +435,17 @@ impl NoNewDeletes<'_> {
             })
             .collect();
         let mut stale = BTreeMap::new();
-        for manifest_file in list.entries() {
-            if !new.contains(&manifest_file.added_snapshot_id) {
-                continue;
+        for path in &since.removed {
+            if let Some(partition) = ours.get(path.as_str()) {
+                stale.insert((*partition).clone(), format!("{path} was removed"));
             }
-            let manifest = manifest_file.load_manifest(self.store.file_io()).await?;
-            for entry in manifest.entries() {
-                if !entry.snapshot_id().is_some_and(|id| new.contains(&id)) {
-                    continue;
-                }
-                let file = entry.data_file();
-                if entry.status() == ManifestStatus::Deleted {
-                    if let Some(partition) = ours.get(file.file_path()) {
-                        stale.insert(
-                            (*partition).clone(),
-                            format!("{} was removed", file.file_path()),
-                        );
-                    }
-                    continue;
-                }
-                if entry.status() != ManifestStatus::Added
-                    || file.content_type() != DataContentType::PositionDeletes
-                {
-                    continue;
-                }
-                let mut deleted = Map::default();
-                read_position_deletes(self.store, file.file_path(), &mut deleted).await?;
-                for target in deleted.keys() {
-                    if let Some(partition) = ours.get(target.as_str()) {
-                        stale.insert(
-                            (*partition).clone(),
-                            format!("{} deletes rows of {target}", file.file_path()),
-                        );
-                    }
-                }
+        }
+        for target in since.deleted.keys() {
+            if let Some(partition) = ours.get(target.as_str()) {
+                stale.insert(
+                    (*partition).clone(),
+                    format!("position deletes committed since remove rows of {target}"),
+                );
             }
         }
         if stale.is_empty() {
@@ -561,9 +529,12 @@ pub async fn expire_snapshots(
     }
     report.snapshots_removed = expired.len();
     // Files the expired snapshots referenced, minus those still referenced.
-    let kept = referenced_files(store, &table).await?;
-    let mut gone = HashSet::new();
     let mut seen = HashSet::new();
+    let kept = referenced_files(store, &table, &mut seen).await?;
+    // Manifests read for `kept` are not read again: their live files are
+    // kept, and a file one of them marks deleted is live in a manifest of
+    // the snapshot that had it, read here if only expired snapshots use it.
+    let mut gone = HashSet::new();
     for id in &expired {
         if let Some(snapshot) = before.metadata.snapshot_by_id(*id) {
             collect_snapshot_files(store, &before, snapshot, false, &mut gone, &mut seen).await?;
@@ -606,10 +577,12 @@ fn expirable(
 /// Every file the table's metadata references: metadata files in its log,
 /// statistics, and each snapshot's manifest list, manifests and live content
 /// files. (A file a snapshot marks deleted is live in its parent's manifests
-/// while the parent is kept.)
+/// while the parent is kept.) Manifests in `seen` are skipped; those read
+/// are added to it.
 async fn referenced_files(
     store: &TableStore,
     table: &LoadedTable,
+    seen: &mut HashSet<String>,
 ) -> Result<HashSet<String>, TableError> {
     let metadata = &table.metadata;
     let mut out: HashSet<String> = metadata
@@ -627,9 +600,8 @@ async fn referenced_files(
             .partition_statistics_iter()
             .map(|s| s.statistics_path.clone()),
     );
-    let mut manifests_seen = HashSet::new();
     for snapshot in metadata.snapshots() {
-        collect_snapshot_files(store, table, snapshot, true, &mut out, &mut manifests_seen).await?;
+        collect_snapshot_files(store, table, snapshot, true, &mut out, seen).await?;
     }
     Ok(out)
 }
@@ -769,7 +741,7 @@ pub async fn remove_orphans(
     settings: &MaintainSettings,
     now: SystemTime,
 ) -> Result<OrphanReport, TableError> {
-    let mut referenced = referenced_files(store, table).await?;
+    let mut referenced = referenced_files(store, table, &mut HashSet::new()).await?;
     referenced.insert(table.metadata_location.clone());
     let listed = lister.list(table.location()).await?;
     let mut report = OrphanReport {
