@@ -626,13 +626,7 @@ impl RawRunConfig {
             defaults::FLUSH_SIZE,
             1,
         );
-        let target_file_size = size_setting(
-            &mut problems,
-            "target_file_size",
-            self.target_file_size,
-            defaults::TARGET_FILE_SIZE,
-            1024,
-        );
+        let target_file_size = target_file_size_setting(&mut problems, self.target_file_size);
         let max_record_size = size_setting(
             &mut problems,
             "max_record_size",
@@ -693,9 +687,7 @@ impl RawRunConfig {
             1,
         );
         let zstd_level = self.zstd_level.unwrap_or(defaults::ZSTD_LEVEL);
-        if !(1..=22).contains(&zstd_level) {
-            problems.push(format!("zstd_level: {zstd_level} is not between 1 and 22"));
-        }
+        check_zstd_level(&mut problems, zstd_level);
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let decode_threads = match self.decode_threads {
             None => NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN),
@@ -836,6 +828,24 @@ fn parse_start_position(text: &str) -> Result<StartPosition, String> {
         .map_err(|e| {
             format!("`{when}` is neither Unix seconds nor an RFC 3339 time like 2026-11-01T00:00:00Z ({e})")
         })
+}
+
+/// The data file size to aim for (`run` and `maintain`): at least 1 KiB.
+pub fn target_file_size_setting(problems: &mut Vec<String>, value: Option<String>) -> NonZeroUsize {
+    size_setting(
+        problems,
+        "target_file_size",
+        value,
+        defaults::TARGET_FILE_SIZE,
+        1024,
+    )
+}
+
+/// Checks a zstd level (`run` and `maintain`): 1 to 22.
+pub fn check_zstd_level(problems: &mut Vec<String>, level: i32) {
+    if !(1..=22).contains(&level) {
+        problems.push(format!("zstd_level: {level} is not between 1 and 22"));
+    }
 }
 
 fn size_setting(

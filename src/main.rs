@@ -64,11 +64,11 @@ struct MaintainArgs {
     /// Delete unreferenced files older than --orphan-older-than under each table's location
     #[arg(long)]
     remove_orphans: bool,
-    /// Size compacted files aim at; files under 3/4 of it count as small
-    #[arg(long, env = "FLOE_TARGET_FILE_SIZE", default_value = "128MiB", value_parser = size_arg)]
-    target_file_size: usize,
+    /// Size compacted files aim at; files under 3/4 of it count as small [default: 128MiB]
+    #[arg(long, env = "FLOE_TARGET_FILE_SIZE")]
+    target_file_size: Option<String>,
     /// zstd level of compacted files, 1 to 22
-    #[arg(long, env = "FLOE_ZSTD_LEVEL", default_value_t = 1)]
+    #[arg(long, env = "FLOE_ZSTD_LEVEL", default_value_t = defaults::ZSTD_LEVEL)]
     zstd_level: i32,
     /// Snapshots older than this may be expired
     #[arg(long, env = "FLOE_EXPIRE_OLDER_THAN", default_value = "5d", value_parser = humantime::parse_duration)]
@@ -79,10 +79,6 @@ struct MaintainArgs {
     /// Unreferenced files younger than this are kept: a running writer may be about to commit them
     #[arg(long, env = "FLOE_ORPHAN_OLDER_THAN", default_value = "3d", value_parser = humantime::parse_duration)]
     orphan_older_than: std::time::Duration,
-}
-
-fn size_arg(text: &str) -> Result<usize, String> {
-    floe::config::parse_size(text)
 }
 
 #[derive(Args)]
@@ -574,12 +570,9 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
     let all = !(args.compact || args.expire || args.remove_orphans);
     let mut problems = Vec::new();
     let names = args.tables.names(&mut problems);
-    if !(1..=22).contains(&args.zstd_level) {
-        problems.push(format!(
-            "zstd_level: {} is not between 1 and 22",
-            args.zstd_level
-        ));
-    }
+    floe::config::check_zstd_level(&mut problems, args.zstd_level);
+    let target_file_size =
+        floe::config::target_file_size_setting(&mut problems, args.target_file_size.clone());
     if let Err(e) = floe::failpoint::init() {
         problems.push(e);
     }
@@ -587,7 +580,7 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
         return Err(ConfigError { problems }.into());
     }
     let settings = MaintainSettings {
-        target_file_size: args.target_file_size as u64,
+        target_file_size: target_file_size.get() as u64,
         expire_older_than: args.expire_older_than,
         keep_snapshots: args.keep_snapshots,
         orphan_older_than: args.orphan_older_than,
