@@ -144,11 +144,21 @@ def _uuid(line: bytes) -> str:
     return json.loads(line)["event_uuid"]
 
 
-def test_compaction_racing_a_writer_that_deletes_rows_it_rewrites_loses_no_delete(tmp_path, tmp_warehouse):
+def distinct_events(tmp_path, events: int, seed: int) -> tuple[list[bytes], Path]:
+    """Valid, recent events with no duplicate, as lines and as a file."""
     quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0, **RECENT}
-    a = valid_lines(floe.generate(tmp_path / "a.jsonl", 4_000, seed=141, **quiet))
-    a_path = write(tmp_path / "a.jsonl", a)
-    floe.run("run", "--input", str(a_path), "--warehouse", str(tmp_warehouse.root), "--flush-size", "64KiB")
+    lines = valid_lines(floe.generate(tmp_path / "gen.jsonl", events, seed=seed, **quiet))
+    return lines, write(tmp_path / "events.jsonl", lines)
+
+
+def ingest_in_small_files(wh: Warehouse, path: Path) -> None:
+    """`floe run` with 64 KiB flushes: several small files per partition."""
+    floe.run("run", "--input", str(path), "--warehouse", str(wh.root), "--flush-size", "64KiB")
+
+
+def test_compaction_racing_a_writer_that_deletes_rows_it_rewrites_loses_no_delete(tmp_path, tmp_warehouse):
+    a, a_path = distinct_events(tmp_path, 4_000, seed=141)
+    ingest_in_small_files(tmp_warehouse, a_path)
     rng = random.Random(7)
     touched = rng.sample(a, 30)
     b_path = write(tmp_path / "b.jsonl", [changed(l) for l in touched])
@@ -202,9 +212,7 @@ def files_under(path: Path) -> set[str]:
 
 
 def test_expiry_and_orphan_removal_delete_only_unreferenced_files_and_a_resume_still_starts_right(tmp_path, tmp_warehouse):
-    quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0, **RECENT}
-    lines = valid_lines(floe.generate(tmp_path / "gen.jsonl", 6_000, seed=151, **quiet))
-    source = write(tmp_path / "events.jsonl", lines)
+    lines, source = distinct_events(tmp_path, 6_000, seed=151)
     args = ("run", "--input", str(source), "--warehouse", str(tmp_warehouse.root), "--flush-size", "64KiB")
     # Killed after its 2nd commit landed: the table holds part of the file,
     # the checkpoint says where it ends; files of the commit in flight when
@@ -260,10 +268,8 @@ def test_expiry_and_orphan_removal_delete_only_unreferenced_files_and_a_resume_s
 
 
 def test_a_writer_whose_deletes_point_into_files_compacted_meanwhile_deletes_the_rows_where_they_moved(tmp_path, tmp_warehouse):
-    quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0, **RECENT}
-    a = valid_lines(floe.generate(tmp_path / "a.jsonl", 4_000, seed=161, **quiet))
-    a_path = write(tmp_path / "a.jsonl", a)
-    floe.run("run", "--input", str(a_path), "--warehouse", str(tmp_warehouse.root), "--flush-size", "64KiB")
+    a, a_path = distinct_events(tmp_path, 4_000, seed=161)
+    ingest_in_small_files(tmp_warehouse, a_path)
     rng = random.Random(9)
     touched = rng.sample(a, 40)
     exact = rng.sample([l for l in a if l not in touched], 15)
