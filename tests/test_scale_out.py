@@ -151,6 +151,31 @@ def events(tmp_path, n: int, seed: int) -> list[bytes]:
     return lines_of(floe.generate(tmp_path / f"e{seed}.jsonl", n, seed=seed, dup_rate=0, changed_dup_rate=0, bad_rate=0))
 
 
+def settled_workers(
+    moto: MotoServer, tmp_path, wh: Warehouse, n: int, seed: int, count: int, lease: str, spread: set[int], timeout: float
+) -> tuple[list[bytes], tuple[list[bytes], list[bytes], list[bytes]], list[Worker]]:
+    """An 8-shard stream, a lease table and `n` distinct events in thirds;
+    the first third put, `count` tasks started, each holding a number of
+    shards in `spread`, and the first third committed. Returns the events,
+    the thirds and the tasks (all stopped if they do not settle)."""
+    moto.create_stream(STREAM, shards=SHARDS)
+    moto.create_lease_table(LEASES)
+    lines = events(tmp_path, n, seed=seed)
+    thirds = (lines[: n // 3], lines[n // 3 : 2 * n // 3], lines[2 * n // 3 :])
+    put(moto, thirds[0])
+    workers = [start_worker(moto, wh, f"w{i}", lease) for i in range(count)]
+    try:
+        floe.wait_for(
+            lambda: spread_is(moto, workers, spread), timeout,
+            lambda: f"{SHARDS} shards over {count} workers: {owners(moto)}",
+        )
+        wait_committed(wh, len(thirds[0]), workers)
+    except BaseException:
+        stop_all(workers)
+        raise
+    return lines, thirds, workers
+
+
 def stop_all(workers: list[Worker]) -> None:
     for w in workers:
         if w.proc.poll() is None:
@@ -159,16 +184,10 @@ def stop_all(workers: list[Worker]) -> None:
 
 
 def test_three_tasks_share_the_shards_and_a_killed_ones_move_after_expiry(moto, tmp_path, tmp_warehouse):
-    moto.create_stream(STREAM, shards=SHARDS)
-    moto.create_lease_table(LEASES)
-    lines = events(tmp_path, 9_000, seed=71)
-    first, second, third = lines[:3_000], lines[3_000:6_000], lines[6_000:]
-    put(moto, first)
-    workers = [start_worker(moto, tmp_warehouse, f"w{i}", "2s") for i in range(3)]
+    lines, (first, second, third), workers = settled_workers(
+        moto, tmp_path, tmp_warehouse, 9_000, seed=71, count=3, lease="2s", spread={2, 3}, timeout=60
+    )
     try:
-        floe.wait_for(lambda: spread_is(moto, workers, {2, 3}), 60, lambda: f"8 shards over 3 workers: {owners(moto)}")
-        wait_committed(tmp_warehouse, len(first), workers)
-
         # More records, then a task dies without a word: what it read and
         # did not commit is read again by whoever takes its shards.
         put(moto, second)
@@ -201,17 +220,12 @@ def test_three_tasks_share_the_shards_and_a_killed_ones_move_after_expiry(moto, 
 
 
 def test_a_task_that_stops_hands_its_shards_over_without_waiting_for_expiry(moto, tmp_path, tmp_warehouse):
-    moto.create_stream(STREAM, shards=SHARDS)
-    moto.create_lease_table(LEASES)
-    lines = events(tmp_path, 6_000, seed=72)
-    first, second, third = lines[:2_000], lines[2_000:4_000], lines[4_000:]
-    put(moto, first)
     # Long leases: a takeover by expiry would take at least 12 s.
-    workers = [start_worker(moto, tmp_warehouse, f"w{i}", "12s") for i in range(2)]
+    lines, (first, second, third), workers = settled_workers(
+        moto, tmp_path, tmp_warehouse, 6_000, seed=72, count=2, lease="12s", spread={4}, timeout=90
+    )
     stay, leave = workers
     try:
-        floe.wait_for(lambda: spread_is(moto, workers, {4}), 90, lambda: f"8 shards over 2 workers: {owners(moto)}")
-        wait_committed(tmp_warehouse, len(first), workers)
         put(moto, second)
         out, err = leave.stop(signal.SIGTERM)
         left = time.monotonic()
@@ -268,16 +282,11 @@ def test_a_joining_task_gets_its_share_by_hand_off(moto, tmp_path, tmp_warehouse
 
 
 def test_a_paused_task_whose_shards_moved_commits_none_of_them(moto, tmp_path, tmp_warehouse):
-    moto.create_stream(STREAM, shards=SHARDS)
-    moto.create_lease_table(LEASES)
-    lines = events(tmp_path, 6_000, seed=74)
-    first, second, third = lines[:2_000], lines[2_000:4_000], lines[4_000:]
-    put(moto, first)
-    workers = [start_worker(moto, tmp_warehouse, f"w{i}", "2s") for i in range(2)]
+    lines, (first, second, third), workers = settled_workers(
+        moto, tmp_path, tmp_warehouse, 6_000, seed=74, count=2, lease="2s", spread={4}, timeout=60
+    )
     frozen, other = workers
     try:
-        floe.wait_for(lambda: spread_is(moto, workers, {4}), 60, lambda: f"8 shards over 2 workers: {owners(moto)}")
-        wait_committed(tmp_warehouse, len(first), workers)
         # A long pause (a stuck host): its leases expire and move while it
         # holds records it read but did not commit.
         put(moto, second)
