@@ -42,6 +42,25 @@ def start_glue(server: MotoServer, *args: str):
     )
 
 
+def assert_glue_holds(moto: MotoServer, lines: list[bytes]):
+    """The Glue events table holds one row per key of the records `lines`
+    put into the stream, with the model's body; returns the model."""
+    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
+    got = by_key(glue_rows(moto, EVENTS))  # raises on a second live row
+    assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
+    return exp
+
+
+def assert_glue_rejects_and_count(moto: MotoServer, exp) -> None:
+    """The rejected table holds the model's rejects by reason, and DuckDB
+    reads one row per key straight from S3."""
+    rejected = Counter(r["reason"] for r in glue_rows(moto, REJECTED))
+    assert rejected == Counter(dict(exp.rejected_by_reason))
+    location = glue_catalog(moto).load_table(EVENTS).metadata_location
+    count = duckdb_s3_query(moto, location, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t")
+    assert count == [{"n": len(exp.rows), "k": len(exp.rows)}]
+
+
 def test_files_into_glue_and_s3_read_back_by_pyiceberg_and_duckdb(moto, tmp_path):
     moto.client("s3").create_bucket(Bucket=BUCKET)
     events = floe.generate(tmp_path / "e.jsonl", 6_000, seed=51)
@@ -130,9 +149,7 @@ def test_a_kinesis_stream_into_glue_and_s3(moto, tmp_path):
     put(moto, lines)
     out = run_glue(moto, "--stream", STREAM, "--drain", "--flush-interval", "1s").stdout
     assert floe.summary_value(out, "records read") == len(lines)
-    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
-    got = by_key(glue_rows(moto, EVENTS))
-    assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
+    assert_glue_holds(moto, lines)
 
 
 @pytest.mark.parametrize("point", floe.FAIL_POINTS)
@@ -149,9 +166,7 @@ def test_death_at_each_fail_point_with_glue_then_restart_keeps_each_record_once(
     assert died.returncode == -signal.SIGKILL, died.stderr
     out = run_glue(moto, *args).stdout
     assert 0 < floe.summary_value(out, "records read") < len(lines), "resumed, not restarted"
-    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
-    got = by_key(glue_rows(moto, EVENTS))  # raises on a second live row
-    assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
+    assert_glue_holds(moto, lines)
 
 
 def test_split_and_merge_while_floe_runs_into_glue_keep_each_record_once(moto, tmp_path):
@@ -187,14 +202,7 @@ def test_split_and_merge_while_floe_runs_into_glue_keep_each_record_once(moto, t
     for shard in [*children, merged]:
         assert shard in out, f"{shard} was read:\n{out}"
 
-    exp = expected_from_bytes(b"\n".join(lines + packed) + b"\n", "stream")
-    got = by_key(glue_rows(moto, EVENTS))  # raises on a second live row
-    assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
-    rejected = Counter(r["reason"] for r in glue_rows(moto, REJECTED))
-    assert rejected == Counter(dict(exp.rejected_by_reason))
-    location = glue_catalog(moto).load_table(EVENTS).metadata_location
-    count = duckdb_s3_query(moto, location, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t")
-    assert count == [{"n": len(exp.rows), "k": len(exp.rows)}]
+    assert_glue_rejects_and_count(moto, assert_glue_holds(moto, lines + packed))
     # The parents' ends are committed: a restart reads nothing again.
     again = run_glue(moto, "--stream", STREAM, "--drain").stdout
     assert floe.summary_value(again, "records read") == 0
@@ -269,9 +277,7 @@ def test_credentials_come_from_the_ecs_task_role_endpoint_and_are_refreshed(moto
     finally:
         server.shutdown()
     assert floe.summary_value(out.stdout, "records read") == len(lines)
-    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
-    got = by_key(glue_rows(moto, EVENTS))
-    assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
+    assert_glue_holds(moto, lines)
     # Every service was called (moto does not check the signatures).
     assert {c.service for c in moto.calls()} == {"kinesis", "glue"}
     # Fetched from the task role endpoint, and fetched again as they expire.

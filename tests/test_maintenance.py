@@ -169,16 +169,10 @@ def test_compaction_racing_a_writer_that_deletes_rows_it_rewrites_loses_no_delet
 
     # Compaction freezes once its files are written; the writer then commits
     # position deletes against files it is rewriting.
-    proc = floe.start("maintain", "--warehouse", str(tmp_warehouse.root), "--compact", FLOE_FAILPOINT="after-data-files:stop")
-    try:
-        floe.wait_stopped(proc)
+    with floe.frozen_at("after-data-files", "maintain", "--warehouse", str(tmp_warehouse.root), "--compact") as proc:
         out = floe.run("run", "--input", str(b_path), "--warehouse", str(tmp_warehouse.root)).stdout
         assert floe.summary_value(out, "rows deleted") == 30
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-    out, err = proc.communicate(timeout=floe.TIMEOUT)
-    assert proc.returncode == 0, err.decode()
-    out = out.decode()
+    out = floe.finished(proc)
     # Each partition the writer touched was dropped from the first commit and
     # compacted again in a second round, with the writer's deletes applied.
     m = re.search(r"(\d+) planned anew after a concurrent commit", out)
@@ -277,17 +271,11 @@ def test_a_writer_whose_deletes_point_into_files_compacted_meanwhile_deletes_the
 
     # The writer decides its deletes against the files it knows, freezes
     # before committing; the compaction then replaces every one of them.
-    proc = floe.start("run", "--input", str(b_path), "--warehouse", str(tmp_warehouse.root), FLOE_FAILPOINT="after-data-files:stop")
-    try:
-        floe.wait_stopped(proc)
+    with floe.frozen_at("after-data-files", "run", "--input", str(b_path), "--warehouse", str(tmp_warehouse.root)) as proc:
         before = {f["file_path"] for f in pyiceberg_catalog(tmp_warehouse).load_table(EVENTS).inspect.files().to_pylist()}
         partitions, *_ = report(maintain(tmp_warehouse, "--compact"), EVENTS, COMPACTED)
         assert partitions == len(files_by_partition(tmp_warehouse))
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-    out, err = proc.communicate(timeout=floe.TIMEOUT)
-    assert proc.returncode == 0, err.decode()
-    out = out.decode()
+    out = floe.finished(proc)
     assert floe.summary_value(out, "commit conflicts") == 1
     assert floe.summary_value(out, "replaced") == 40
     assert floe.summary_value(out, "rows deleted") == 40

@@ -25,11 +25,11 @@ import pytest
 from support import aws, floe
 from support.aws import MotoServer
 from support.ops import LogReader, scrape, serving_address, value
-from support.expected import expected_from_bytes
 from support.readers import (
-    Warehouse, as_model_row, by_key, duckdb_query, duckdb_s3_query, glue_catalog, glue_rows, local_path, pyiceberg_rows,
+    Warehouse, duckdb_query, glue_catalog, local_path, pyiceberg_rows,
 )
-from support.streams import STREAM, body, lines_of, put
+from support.streams import STREAM, lines_of, put
+from test_glue import assert_glue_holds, assert_glue_rejects_and_count
 
 EVENTS = "analytics.events"
 REJECTED = "analytics.events_rejected"
@@ -177,8 +177,10 @@ def settled_workers(
 
 
 def stop_all(workers: list[Worker]) -> None:
+    """Kills every task still running (a frozen one is let go first)."""
     for w in workers:
         if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGCONT)
             w.proc.kill()
             w.proc.wait()
 
@@ -308,9 +310,6 @@ def test_a_paused_task_whose_shards_moved_commits_none_of_them(moto, tmp_path, t
             out, err = w.stop()
             assert w.proc.returncode == 0, err
     finally:
-        for w in workers:
-            if w.proc.poll() is None:
-                w.proc.send_signal(signal.SIGCONT)
         stop_all(workers)
     assert_exactly_once(tmp_warehouse, lines)
 
@@ -347,9 +346,6 @@ def test_a_commit_racing_the_new_owner_of_its_shards_is_refused_and_read_again(m
             out, err = w.stop()
             assert w.proc.returncode == 0, err
     finally:
-        for w in workers:
-            if w.proc.poll() is None:
-                w.proc.send_signal(signal.SIGCONT)
         stop_all(workers)
     assert_exactly_once(tmp_warehouse, lines)
 
@@ -408,14 +404,7 @@ def test_two_tasks_on_a_resharded_stream_into_glue_read_parents_before_children(
     finally:
         stop_all(workers)
 
-    exp = expected_from_bytes(b"\n".join(lines) + b"\n", "stream")
-    got = by_key(glue_rows(moto, EVENTS))  # raises on a second live row
-    assert {k: body(as_model_row(r)) for k, r in got.items()} == {k: body(r) for k, r in exp.rows.items()}
-    rejected = Counter(r["reason"] for r in glue_rows(moto, REJECTED))
-    assert rejected == Counter(dict(exp.rejected_by_reason))
-    location = glue_catalog(moto).load_table(EVENTS).metadata_location
-    count = duckdb_s3_query(moto, location, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t")
-    assert count == [{"n": len(exp.rows), "k": len(exp.rows)}]
+    assert_glue_rejects_and_count(moto, assert_glue_holds(moto, lines))
     # Every record committed once, across both tasks and all the shards.
     assert glue_committed(moto) == len(lines)
     assert moto.pending_faults() == 0

@@ -9,9 +9,7 @@ run, which makes the expected number of deleted positions exact.
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import time
 
 import pyarrow.parquet as pq
@@ -280,23 +278,14 @@ def test_deletes_into_a_file_rewritten_meanwhile_are_recomputed(spark, tmp_path,
     rng.shuffle(b)
     b_path = write(tmp_path / "b.jsonl", b)
 
-    proc = floe.start(
-        "run", "--input", str(b_path), "--warehouse", str(tmp_warehouse.root),
-        FLOE_FAILPOINT="after-data-files:stop",
-    )
-    try:
-        floe.wait_stopped(proc)
+    with floe.frozen_at("after-data-files", "run", "--input", str(b_path), "--warehouse", str(tmp_warehouse.root)) as proc:
         table = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS)
         before = {f["file_path"] for f in table.inspect.files().to_pylist()}
         table.delete(In("event_uuid", to_delete))
         table = table.refresh()
         rewritten = before - {f["file_path"] for f in table.inspect.files().to_pylist()}
         assert len(rewritten) == len(crowded)
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-    out, err = proc.communicate(timeout=floe.TIMEOUT)
-    assert proc.returncode == 0, err.decode()
-    out = out.decode()
+    out = floe.finished(proc)
     assert floe.summary_value(out, "commit conflicts") == 1
     assert floe.summary_value(out, "replaced") == len(to_change) == 48
     assert floe.summary_value(out, "rows deleted") == 48

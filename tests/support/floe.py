@@ -7,10 +7,13 @@ test instead of the suite.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +95,23 @@ def wait_stopped(proc: subprocess.Popen, timeout: float = TIMEOUT) -> None:
         timeout,
         "floe to reach its fail point",
     )
+
+
+@contextlib.contextmanager
+def frozen_at(point: str, *args: str, **extra_env: str) -> Iterator[subprocess.Popen]:
+    """Starts `floe ARGS...` with fail point `point` armed to stop, yields the
+    process once it froze there, and lets it go on (SIGCONT) on leaving;
+    collect it with `finished`."""
+    proc = start(*args, FLOE_FAILPOINT=f"{point}:stop", **extra_env)
+    try:
+        wait_stopped(proc)
+        yield proc
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+def finished(proc: subprocess.Popen) -> str:
+    """Waits for a background floe, which must exit 0: its stdout."""
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
