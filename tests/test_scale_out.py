@@ -200,8 +200,10 @@ def test_three_tasks_share_the_shards_and_a_killed_ones_move_after_expiry(moto, 
         floe.wait_for(lambda: spread_is(moto, survivors, {4}), 60, lambda: f"the survivors to hold 8: {owners(moto)}")
         took_over = time.monotonic() - killed
         print(f"shards of the killed task taken over after {took_over:.1f} s")
-        # Not before its leases expired (2 s without a renewal), and soon after.
-        assert 2 <= took_over < 10
+        # Not before its leases expired, and soon after. A lease expires 2 s
+        # after its last renewal, and renewals come every third of that, so
+        # the last one may precede the kill by up to 2/3 s (plus the write).
+        assert 2 - 2 / 3 - 0.15 <= took_over < 10
         changes = [w.lease_changes() for w in survivors]
         assert sum(c["taken"] - c["released"] for c in changes) == SHARDS, changes
         assert all(c["stolen"] == 0 and c["lost"] == 0 for c in changes), changes
