@@ -423,8 +423,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The async runtime: a worker per core plus two, because `floe run` encodes
+/// data files on workers (one per core at a time) and the decoder's
+/// dispatching task must still run meanwhile, so that the next batch is
+/// decoded while the last one is written.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores + 2)
         .enable_all()
         .build()
         .context("starting the async runtime")

@@ -14,6 +14,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::typed::{TypedColumns, TypedColumnsRef, Value, coerce, describe};
+use crate::table::index::KeyIndex;
 
 /// 2000-01-01T00:00:00Z: anything earlier is taken for a unit or clock error.
 pub const MIN_CREATED_AT: f64 = 946_684_800.0;
@@ -106,6 +107,9 @@ impl Rejection {
 pub struct Event {
     /// `event_uuid` as sent.
     pub event_uuid: String,
+    /// The key index's key of `event_uuid` ([`KeyIndex::key`]), computed
+    /// here, in the parallel stage, once per event.
+    pub key: u128,
     /// `event_name` as sent.
     pub event_name: String,
     /// Byte length of the first `:`-part of `event_name` (`event_type`).
@@ -327,6 +331,7 @@ fn enrich(
         _ => Some(build_payload(&members, &promoted)),
     };
     Ok(Event {
+        key: KeyIndex::key(&event_uuid),
         event_uuid,
         event_name,
         type_len: type_len as u32,

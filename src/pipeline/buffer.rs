@@ -48,8 +48,9 @@ pub struct Buffer {
     pub partitions: Vec<(Partition, PartitionRows)>,
     /// Partition index by day, then event type (lookups without allocating).
     partition_index: HashMap<i32, HashMap<String, usize>>,
-    /// Where the live row of each key is: (partition, slot).
-    keys: HashMap<String, (u32, u32)>,
+    /// Where the live row of each key ([`crate::event::Event::key`]) is:
+    /// (partition, slot).
+    keys: HashMap<u128, (u32, u32)>,
     /// Rejected records in arrival order.
     pub rejects: Vec<RejectedRecord>,
     /// Counts of the records behind this batch.
@@ -114,7 +115,7 @@ impl Buffer {
     }
 
     fn add_row(&mut self, row: Row) {
-        if let Some(&(old_part, old_slot)) = self.keys.get(row.event.event_uuid.as_str()) {
+        if let Some(&(old_part, old_slot)) = self.keys.get(&row.event.key) {
             let old_rows = &mut self.partitions[old_part as usize].1;
             let old = &mut old_rows.rows[old_slot as usize];
             let same = old
@@ -135,8 +136,7 @@ impl Buffer {
         }
         let part = self.partition_of(&row);
         let slot = self.partitions[part].1.rows.len();
-        self.keys
-            .insert(row.event.event_uuid.clone(), (part as u32, slot as u32));
+        self.keys.insert(row.event.key, (part as u32, slot as u32));
         let rows = &mut self.partitions[part].1;
         rows.rows.push(Some(row));
         rows.live += 1;

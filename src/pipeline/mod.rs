@@ -377,49 +377,87 @@ pub async fn run(
     };
     let mut buffer = Buffer::new(config.dedup_mode);
     let mut source_error = None;
-    loop {
-        let deadline = buffer
-            .since
-            .map(|t| tokio::time::Instant::from_std(t + config.flush_interval));
-        tokio::select! {
-            next = decoded_rx.recv() => match next {
-                Some(Ok(decoded)) => {
-                    if !shared::accepts(claims, &decoded.source) {
-                        // Read under a lease claim given up since: whoever
-                        // holds the shard now reads it from the checkpoint.
-                        continue;
+    // The input ended or failed, or a shutdown was asked for, while a flush ran.
+    let mut stop = false;
+    // The buffer is due for a flush (full, or holding a chunk to commit soon).
+    let mut due = false;
+    while !stop {
+        if !due {
+            let deadline = buffer
+                .since
+                .map(|t| tokio::time::Instant::from_std(t + config.flush_interval));
+            tokio::select! {
+                next = decoded_rx.recv() => match next {
+                    Some(Ok(decoded)) => {
+                        if !shared::accepts(claims, &decoded.source) {
+                            // Read under a lease claim given up since: whoever
+                            // holds the shard now reads it from the checkpoint.
+                            continue;
+                        }
+                        due = take_chunk(&mut buffer, decoded, &progress, config);
+                        if !due {
+                            continue;
+                        }
                     }
-                    progress.records_read.fetch_add(decoded.records, Ordering::Relaxed);
-                    progress.bytes_read.fetch_add(decoded.bytes, Ordering::Relaxed);
-                    metrics.read(decoded.records, decoded.bytes);
-                    let commit_soon = decoded.commit_soon;
-                    buffer.add(decoded);
-                    metrics.buffered(buffer.bytes, buffer.counts.records_read as usize);
-                    if buffer.bytes >= config.flush_size.get() || commit_soon {
-                        let full = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
-                        shared::flush_held(&mut tables, full, &mut report, &progress, claims).await?;
+                    Some(Err(e)) => {
+                        source_error = Some(e);
+                        break;
                     }
-                }
-                Some(Err(e)) => {
-                    source_error = Some(e);
-                    break;
-                }
-                None => break,
-            },
-            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
-                let due = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
-                shared::flush_held(&mut tables, due, &mut report, &progress, claims).await?;
-            }
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    tracing::info!("shutdown requested: committing what was read, then stopping");
-                    if let Some(keeper) = &lease_keeper {
-                        keeper.stop_taking();
+                    None => break,
+                },
+                _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        report.interrupted = true;
+                        break;
                     }
-                    report.interrupted = true;
-                    break;
+                    continue;
                 }
             }
+        }
+        due = false;
+        let full = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
+        if claims.is_some() {
+            // A shard may move while its records wait: the next buffer
+            // fills only once this flush has checked the claims.
+            shared::flush_held(&mut tables, full, &mut report, &progress, claims).await?;
+            continue;
+        }
+        // The next buffer fills while this one is written and committed
+        // (up to `flush_size`; then reading waits for the commit).
+        let mut interrupted = false;
+        {
+            let flushing = flush(&mut tables, full, &mut report, &progress);
+            tokio::pin!(flushing);
+            loop {
+                tokio::select! {
+                    done = &mut flushing => {
+                        done?;
+                        break;
+                    }
+                    next = decoded_rx.recv(), if !stop && !due => match next {
+                        Some(Ok(decoded)) => due = take_chunk(&mut buffer, decoded, &progress, config),
+                        Some(Err(e)) => {
+                            source_error = Some(e);
+                            stop = true;
+                        }
+                        None => stop = true,
+                    },
+                    changed = shutdown.changed(), if !stop => {
+                        if changed.is_err() || *shutdown.borrow() {
+                            interrupted = true;
+                            stop = true;
+                        }
+                    }
+                }
+            }
+        }
+        report.interrupted |= interrupted;
+    }
+    if report.interrupted {
+        tracing::info!("shutdown requested: committing what was read, then stopping");
+        if let Some(keeper) = &lease_keeper {
+            keeper.stop_taking();
         }
     }
     // Stop the stages before the last flush: dropping the receiver ends the
@@ -447,6 +485,28 @@ pub async fn run(
         Some(e) => Err(e.into()),
         None => Ok(report),
     }
+}
+
+/// Adds a decoded chunk to the buffer and counts it; returns whether the
+/// buffer is due for a flush (full, or the chunk asks to commit soon).
+fn take_chunk(
+    buffer: &mut Buffer,
+    decoded: Decoded,
+    progress: &Progress,
+    config: &RunConfig,
+) -> bool {
+    progress
+        .records_read
+        .fetch_add(decoded.records, Ordering::Relaxed);
+    progress
+        .bytes_read
+        .fetch_add(decoded.bytes, Ordering::Relaxed);
+    let metrics = crate::telemetry::metrics();
+    metrics.read(decoded.records, decoded.bytes);
+    let commit_soon = decoded.commit_soon;
+    buffer.add(decoded);
+    metrics.buffered(buffer.bytes, buffer.counts.records_read as usize);
+    commit_soon || buffer.bytes >= config.flush_size.get()
 }
 
 /// How long releasing the leases at the end may take.
@@ -615,7 +675,7 @@ async fn flush(
                 // Row i of the file is part[i]: what the index learns after the commit.
                 let keys: Vec<(u128, i64)> = part
                     .iter()
-                    .map(|r| (KeyIndex::key(&r.event.event_uuid), r.event.content_hash))
+                    .map(|r| (r.event.key, r.event.content_hash))
                     .collect();
                 // The batch holds copies of the values: free the rows before encoding.
                 drop(refs);

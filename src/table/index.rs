@@ -136,7 +136,12 @@ impl KeyIndex {
 
     /// The live row of `event_uuid`, if the index has one.
     pub fn get(&self, event_uuid: &str) -> Option<Located<'_>> {
-        let entry = self.entries.get(&Self::key(event_uuid))?;
+        self.get_key(Self::key(event_uuid))
+    }
+
+    /// The live row of the key [`key`](Self::key) gave.
+    pub fn get_key(&self, key: u128) -> Option<Located<'_>> {
+        let entry = self.entries.get(&key)?;
         let file = &self.files[entry.file as usize];
         Some(Located {
             path: &file.path,
