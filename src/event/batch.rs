@@ -123,12 +123,12 @@ pub fn events_batch(schema: &SchemaRef, rows: &[&Row]) -> Result<RecordBatch, Ar
     for field in schema.fields() {
         let column: ArrayRef = match field_id(field) {
             Some(ids::EVENT_UUID) => strings(
-                rows.iter().map(|r| Some(r.event.event_uuid.as_str())),
-                rows.iter().map(|r| r.event.event_uuid.len()).sum(),
+                rows.iter().map(|r| Some(r.event.event_uuid())),
+                rows.iter().map(|r| r.event.event_uuid().len()).sum(),
             ),
             Some(ids::EVENT_NAME) => strings(
-                rows.iter().map(|r| Some(r.event.event_name.as_str())),
-                rows.iter().map(|r| r.event.event_name.len()).sum(),
+                rows.iter().map(|r| Some(r.event.event_name())),
+                rows.iter().map(|r| r.event.event_name().len()).sum(),
             ),
             Some(ids::EVENT_TYPE) => strings(
                 rows.iter().map(|r| Some(r.event.event_type())),
@@ -148,9 +148,9 @@ pub fn events_batch(schema: &SchemaRef, rows: &[&Row]) -> Result<RecordBatch, Ar
                 rows.iter().map(|r| r.event.created_micros).collect(),
             ),
             Some(ids::PAYLOAD) => strings(
-                rows.iter().map(|r| r.event.payload.as_deref()),
+                rows.iter().map(|r| r.event.payload()),
                 rows.iter()
-                    .map(|r| r.event.payload.as_ref().map_or(0, String::len))
+                    .map(|r| r.event.payload().map_or(0, str::len))
                     .sum(),
             ),
             Some(ids::INGESTED_AT) => timestamps(

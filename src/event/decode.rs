@@ -105,23 +105,25 @@ impl Rejection {
 /// columns the caller knows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// `event_uuid` as sent.
-    pub event_uuid: String,
+    /// `event_uuid`, `event_name` and `payload`, one after the other in one
+    /// allocation (a buffered event costs one allocation, not three).
+    text: Box<str>,
+    /// Byte length of `event_uuid` in `text`.
+    uuid_len: u32,
+    /// Byte length of `event_name` in `text`; `payload` is the rest.
+    name_len: u32,
     /// The key index's key of `event_uuid` ([`KeyIndex::key`]), computed
     /// here, in the parallel stage, once per event.
     pub key: u128,
-    /// `event_name` as sent.
-    pub event_name: String,
     /// Byte length of the first `:`-part of `event_name` (`event_type`).
     type_len: u32,
-    /// Byte range of the second `:`-part (`event_subtype`), when non-empty.
+    /// Byte range of the second `:`-part (`event_subtype`) in `event_name`,
+    /// when non-empty.
     subtype: Option<(u32, u32)>,
     /// `created_at` as sent, in Unix seconds.
     pub created_at: f64,
     /// `created_at` in microseconds, rounded half up.
     pub created_micros: i64,
-    /// The other members as one compact JSON object, `None` when there are none.
-    pub payload: Option<String>,
     /// Hash of the body ([`content_hash`]): equal for identical duplicates.
     pub content_hash: i64,
     /// Values of the typed columns, in [`TypedColumns`] order; empty when the
@@ -130,15 +132,30 @@ pub struct Event {
 }
 
 impl Event {
+    /// `event_uuid` as sent.
+    pub fn event_uuid(&self) -> &str {
+        &self.text[..self.uuid_len as usize]
+    }
+
+    /// `event_name` as sent.
+    pub fn event_name(&self) -> &str {
+        &self.text[self.uuid_len as usize..(self.uuid_len + self.name_len) as usize]
+    }
+
+    /// The other members as one compact JSON object, `None` when there are none.
+    pub fn payload(&self) -> Option<&str> {
+        Some(&self.text[(self.uuid_len + self.name_len) as usize..]).filter(|p| !p.is_empty())
+    }
+
     /// The first `:`-part of `event_name`.
     pub fn event_type(&self) -> &str {
-        &self.event_name[..self.type_len as usize]
+        &self.event_name()[..self.type_len as usize]
     }
 
     /// The second `:`-part of `event_name`, when there is a non-empty one.
     pub fn event_subtype(&self) -> Option<&str> {
         self.subtype
-            .map(|(start, end)| &self.event_name[start as usize..end as usize])
+            .map(|(start, end)| &self.event_name()[start as usize..end as usize])
     }
 
     /// Day of `created_datetime` since 1970-01-01 (the partition value).
@@ -150,9 +167,7 @@ impl Event {
     /// Rough bytes this event holds in memory, for flush thresholds.
     pub fn heap_size(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.event_uuid.len()
-            + self.event_name.len()
-            + self.payload.as_ref().map_or(0, String::len)
+            + self.text.len()
             + self.typed.iter().map(Value::heap_size).sum::<usize>()
     }
 }
@@ -257,7 +272,7 @@ fn enrich(
                 "event_uuid is empty",
             ));
         }
-        Some(Ok(s)) => s.into_owned(),
+        Some(Ok(s)) => s,
     };
 
     let event_name = match name.map(string_value) {
@@ -273,7 +288,7 @@ fn enrich(
                 format!("event_name must be a string, found {kind}"),
             ));
         }
-        Some(Ok(s)) => s.into_owned(),
+        Some(Ok(s)) => s,
     };
     let mut parts = event_name.split(':');
     let type_len = parts.next().map_or(0, str::len);
@@ -321,24 +336,40 @@ fn enrich(
     let created_micros = (created_at * 1_000_000.0 + 0.5).floor() as i64;
 
     let (typed, promoted) = promote(&members, &limits.columns, mismatched)?;
+    let capacity = event_uuid.len()
+        + event_name.len()
+        + members
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum::<usize>();
+    let mut text = String::with_capacity(capacity);
+    text.push_str(&event_uuid);
+    text.push_str(&event_name);
+    let head = text.len();
     // The hash covers the whole payload, promoted fields included, so a
     // duplicate is recognised whichever schema each copy was read under.
-    let full = (payload_count > 0).then(|| build_payload(&members, &[]));
-    let content_hash = content_hash(&event_name, created_at, full.as_deref());
-    let payload = match promoted.iter().filter(|p| **p).count() {
-        0 => full,
-        n if n == payload_count => None,
-        _ => Some(build_payload(&members, &promoted)),
-    };
+    if payload_count > 0 {
+        push_payload(&mut text, &members, &[]);
+    }
+    let full = Some(&text[head..]).filter(|p| !p.is_empty());
+    let content_hash = content_hash(&event_name, created_at, full);
+    match promoted.iter().filter(|p| **p).count() {
+        0 => {}
+        n if n == payload_count => text.truncate(head),
+        _ => {
+            text.truncate(head);
+            push_payload(&mut text, &members, &promoted);
+        }
+    }
     Ok(Event {
         key: KeyIndex::key(&event_uuid),
-        event_uuid,
-        event_name,
+        uuid_len: event_uuid.len() as u32,
+        name_len: event_name.len() as u32,
+        text: text.into_boxed_str(),
         type_len: type_len as u32,
         subtype,
         created_at,
         created_micros,
-        payload,
         content_hash,
         typed,
     })
@@ -406,15 +437,11 @@ pub fn content_hash(event_name: &str, created_at: f64, payload: Option<&str>) ->
     h.digest() as i64
 }
 
-/// Joins every non-common member back into one compact JSON object, leaving
-/// out `members[i]` where `skip[i]` (a `skip` shorter than `members` skips
-/// nothing past its end).
-fn build_payload(members: &Members<'_>, skip: &[bool]) -> String {
-    let capacity = members
-        .iter()
-        .map(|(k, v)| k.len() + v.get().len() + 4)
-        .sum();
-    let mut out = String::with_capacity(capacity);
+/// Appends every non-common member to `out` as one compact JSON object,
+/// leaving out `members[i]` where `skip[i]` (a `skip` shorter than
+/// `members` skips nothing past its end).
+fn push_payload(out: &mut String, members: &Members<'_>, skip: &[bool]) {
+    let start = out.len();
     out.push('{');
     for (i, (key, value)) in members.iter().enumerate() {
         if matches!(key.as_ref(), "event_uuid" | "event_name" | "created_at")
@@ -422,15 +449,14 @@ fn build_payload(members: &Members<'_>, skip: &[bool]) -> String {
         {
             continue;
         }
-        if out.len() > 1 {
+        if out.len() > start + 1 {
             out.push(',');
         }
-        push_json_string(&mut out, key);
+        push_json_string(out, key);
         out.push(':');
-        push_compact(&mut out, value.get());
+        push_compact(out, value.get());
     }
     out.push('}');
-    out
 }
 
 /// Writes `s` as a JSON string literal.
@@ -757,7 +783,7 @@ mod tests {
             assert_eq!(e.event_type(), *event_type, "{line}");
             assert_eq!(e.event_subtype(), *subtype, "{line}");
             assert_eq!(e.created_micros, *micros, "{line}");
-            assert_eq!(e.payload.as_deref(), *payload, "{line}");
+            assert_eq!(e.payload(), *payload, "{line}");
             if let Some(p) = payload {
                 // The payload is valid JSON.
                 serde_json::from_str::<serde_json::Value>(p).unwrap();
@@ -769,9 +795,9 @@ mod tests {
     fn unicode_and_escaped_strings_survive() {
         let line = r#"{"event_uuid":"\u0075-1","event_name":"caf\u00e9:x","created_at":1780000000,"n":"café \"q\""}"#;
         let e = decode(line.as_bytes(), &roomy()).unwrap();
-        assert_eq!(e.event_uuid, "u-1");
+        assert_eq!(e.event_uuid(), "u-1");
         assert_eq!(e.event_type(), "café");
-        assert_eq!(e.payload.as_deref(), Some(r#"{"n":"café \"q\""}"#));
+        assert_eq!(e.payload(), Some(r#"{"n":"café \"q\""}"#));
         assert_eq!(e.day(), 20601);
     }
 
@@ -805,27 +831,27 @@ mod tests {
         let mut mismatched = Vec::new();
         let e = decode_counting(line.as_bytes(), &limits(false), &mut mismatched).unwrap();
         assert_eq!(e.typed, vec![Value::Float(12.5), Value::Int(3)]);
-        assert_eq!(e.payload.as_deref(), Some(r#"{"note":"hi"}"#));
+        assert_eq!(e.payload(), Some(r#"{"note":"hi"}"#));
         assert!(mismatched.is_empty());
         // The hash is the one of the whole payload, as without typed columns.
         let plain = decode(line.as_bytes(), &roomy()).unwrap();
         assert_eq!(e.content_hash, plain.content_hash);
         assert_eq!(
-            plain.payload.as_deref(),
+            plain.payload(),
             Some(r#"{"amount":12.5,"qty":3,"note":"hi"}"#)
         );
 
         // Only promoted fields: no payload at all.
         let line = format!(r#"{{{head},"amount":1}}"#);
         let e = decode(line.as_bytes(), &limits(false)).unwrap();
-        assert_eq!((e.typed[0].clone(), e.payload), (Value::Float(1.0), None));
+        assert_eq!((e.typed[0].clone(), e.payload()), (Value::Float(1.0), None));
 
         // A value that does not fit stays in payload and is reported...
         let line = format!(r#"{{{head},"amount":"12.5","qty":3.5}}"#);
         let mut mismatched = Vec::new();
         let e = decode_counting(line.as_bytes(), &limits(false), &mut mismatched).unwrap();
         assert_eq!(e.typed, vec![Value::Null, Value::Null]);
-        assert_eq!(e.payload.as_deref(), Some(r#"{"amount":"12.5","qty":3.5}"#));
+        assert_eq!(e.payload(), Some(r#"{"amount":"12.5","qty":3.5}"#));
         assert_eq!(mismatched, vec![0, 1]);
 
         // ...or rejects the record in strict mode, naming the field.

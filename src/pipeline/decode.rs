@@ -340,7 +340,7 @@ mod tests {
         let rows: Vec<_> = d
             .rows
             .iter()
-            .map(|r| (r.event.event_uuid.as_str(), r.origin.position.clone()))
+            .map(|r| (r.event.event_uuid(), r.origin.position.clone()))
             .collect();
         let line = |line, offset| RecordPosition::Line { line, offset };
         assert_eq!(rows, [("a", line(11, 100)), ("b", line(15, 174))]);

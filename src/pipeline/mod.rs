@@ -624,7 +624,7 @@ async fn flush(
         for (i, row) in late {
             let partition = &partitions[i].0;
             let live = probe
-                .find(partition, &row.event.event_uuid, row.event.created_micros)
+                .find(partition, row.event.event_uuid(), row.event.created_micros)
                 .await?;
             if upsert_against_table(live, tables.dedup_mode, &row, &mut deletes, &mut counts) {
                 partitions[i].1.push(row);
