@@ -574,8 +574,15 @@ fn parse_file_name(name: &str) -> Option<u32> {
         .flatten()
 }
 
-/// Partition spec, sort order, bloom-filter columns, no-statistics columns.
-type LayoutParts = (UnboundPartitionSpec, SortOrder, Vec<String>, Vec<String>);
+/// Partition spec, sort order, bloom-filter columns, no-statistics columns,
+/// no-dictionary columns.
+type LayoutParts = (
+    UnboundPartitionSpec,
+    SortOrder,
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+);
 
 /// Everything needed to create and write one of Floe's tables.
 #[derive(Debug, Clone)]
@@ -594,6 +601,11 @@ pub struct TableLayout {
     pub bloom_filter_columns: Vec<String>,
     /// Columns whose min/max statistics are useless (free-form text) and skipped.
     pub no_statistics_columns: Vec<String>,
+    /// Columns with about one distinct value per row, written without a
+    /// dictionary: it would only fill up and fall back to plain, costing
+    /// time and leaving its dictionary-coded first pages behind (about 8%
+    /// of the events table's bytes).
+    pub no_dictionary_columns: Vec<String>,
     /// The schema files, for creating the table and evolving it.
     pub chain: SchemaChain,
 }
@@ -603,7 +615,8 @@ impl TableLayout {
     pub fn load(kind: TableKind, source: &SchemaSource) -> Result<Self, TableError> {
         let chain = SchemaChain::load(kind, source)?;
         let newest = chain.newest();
-        let (partition, sort, bloom, no_stats) = Self::parts(kind, &newest.schema, &newest.origin)?;
+        let (partition, sort, bloom, no_stats, no_dictionary) =
+            Self::parts(kind, &newest.schema, &newest.origin)?;
         Ok(Self {
             kind,
             schema: Arc::new(newest.schema.clone()),
@@ -612,12 +625,13 @@ impl TableLayout {
             sort,
             bloom_filter_columns: bloom,
             no_statistics_columns: no_stats,
+            no_dictionary_columns: no_dictionary,
             chain,
         })
     }
 
-    /// Partition spec, sort order, bloom-filter and no-statistics columns of
-    /// `schema`, or what keeps Floe from writing it.
+    /// Partition spec, sort order, bloom-filter, no-statistics and
+    /// no-dictionary columns of `schema`, or what keeps Floe from writing it.
     fn parts(kind: TableKind, schema: &Schema, origin: &str) -> Result<LayoutParts, TableError> {
         let schema_err = |message: String| TableError::Schema {
             origin: origin.to_string(),
@@ -629,7 +643,7 @@ impl TableLayout {
                 .map(|f| f.id)
                 .ok_or_else(|| schema_err(format!("required column `{name}` is missing")))
         };
-        let (partition, sort, bloom, no_stats) = match kind {
+        let (partition, sort, bloom, no_stats, no_dictionary) = match kind {
             TableKind::Events => {
                 let uuid = field_id("event_uuid")?;
                 if schema.identifier_field_ids().collect::<Vec<_>>() != vec![uuid] {
@@ -657,6 +671,16 @@ impl TableLayout {
                     sort,
                     vec!["event_uuid".to_string()],
                     vec!["payload".to_string()],
+                    [
+                        "created_at",
+                        "created_datetime",
+                        "_source_position",
+                        "_content_hash",
+                    ]
+                    .into_iter()
+                    .filter(|c| schema.field_by_name(c).is_some())
+                    .map(String::from)
+                    .collect(),
                 )
             }
             TableKind::Rejected => {
@@ -666,10 +690,11 @@ impl TableLayout {
                     SortOrder::unsorted_order(),
                     vec![],
                     vec!["raw".to_string(), "message".to_string()],
+                    vec![],
                 )
             }
         };
-        Ok((partition, sort, bloom, no_stats))
+        Ok((partition, sort, bloom, no_stats, no_dictionary))
     }
 }
 

@@ -150,6 +150,10 @@ impl DataWriter {
                 // Keys are unique: a dictionary would only cost time.
                 .set_column_dictionary_enabled(path, false);
         }
+        for column in &self.layout.no_dictionary_columns {
+            builder =
+                builder.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), false);
+        }
         for column in &self.layout.no_statistics_columns {
             let path = ColumnPath::from(column.as_str());
             builder = builder
