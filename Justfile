@@ -36,10 +36,19 @@ lint:
 check:
     cargo check --all-targets
 
-# Ingest 1M generated events (5 runs; medians of events/s, CPU-s per 1M, peak RSS).
+# Ingest 1M generated events (5 runs; medians of events/s, CPU-s per 1M, peak RSS,
+# dedup overhead), then the Kinesis path against files on moto (events/s, CPU-s
+# per 1M, commit latency; needs `just test` once for .venv).
 bench *args:
     cargo build --release --locked
     python3 scripts/bench.py {{args}}
+    .venv/bin/python scripts/bench_kinesis.py --intervals ""
+
+# Floe against DuckDB and PyIceberg on the same 1M events, rows checked equal
+# (medians of wall, CPU-s per 1M, peak RSS, output bytes; needs `just test` once for .venv).
+bench-peers *args:
+    cargo build --release --locked
+    .venv/bin/python scripts/bench_peers.py {{args}}
 
 # Kinesis -> Glue/S3 on moto: events/s against files, commit latency p50/p99,
 # freshness at a steady 1k events/s per flush interval (needs `just test` once for .venv).

@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -48,26 +47,34 @@ STREAM = "events"
 BUCKET = "lake"
 
 
-def floe(binary: str, server: MotoServer, warehouse: str, *args: str) -> tuple[float, list[dict], str]:
+def floe(binary: str, server: MotoServer, warehouse: str, *args: str) -> tuple[float, float, list[dict], str]:
+    """One `floe run`: wall seconds, its own CPU seconds (user + system, from
+    wait4), its JSON log lines and its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOE_")}
     env.update(server.env(), FLOE_LOG="floe=info", FLOE_LOG_FORMAT="json", FLOE_PROGRESS="never")
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [binary, "run", "--catalog", "glue", "--warehouse", warehouse, "--s3-path-style", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"floe exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [binary, "run", "--catalog", "glue", "--warehouse", warehouse, "--s3-path-style", *args],
+            stdout=out,
+            stderr=err,
+            env=env,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"floe exited {code}:\n{stderr[-3000:]}")
     logs = []
-    for line in proc.stderr.splitlines():
+    for line in stderr.splitlines():
         try:
             logs.append(json.loads(line))
         except ValueError:
             pass
-    return wall, logs, proc.stdout
+    return wall, usage.ru_utime + usage.ru_stime, logs, stdout
 
 
 def commit_ms(logs: list[dict]) -> list[float]:
@@ -94,24 +101,28 @@ def throughput(binary: str, events: int, runs: int, work: Path) -> None:
     subprocess.run([binary, "generate", "--events", str(events), "--seed", "7", *recent(), "--out", str(path)],
                    check=True, capture_output=True)
     lines = lines_of(path)
-    stream_walls, file_walls, commits = [], [], []
+    stream_walls, file_walls, stream_cpus, file_cpus, commits = [], [], [], [], []
     for run in range(runs):
         with MotoServer() as server:
             server.client("s3").create_bucket(Bucket=BUCKET)
             server.create_stream(STREAM, shards=4)
             put(server, lines)
-            wall, logs, _ = floe(binary, server, f"s3://{BUCKET}/stream", "--stream", STREAM, "--drain",
-                                 "--flush-interval", "5s")
+            wall, cpu, logs, _ = floe(binary, server, f"s3://{BUCKET}/stream", "--stream", STREAM, "--drain",
+                                      "--flush-interval", "5s")
             stream_walls.append(wall)
+            stream_cpus.append(cpu)
             commits += commit_ms(logs)
-            wall, logs, _ = floe(binary, server, f"s3://{BUCKET}/file", "--input", str(path))
+            wall, cpu, logs, _ = floe(binary, server, f"s3://{BUCKET}/file", "--input", str(path))
             file_walls.append(wall)
+            file_cpus.append(cpu)
         print(f"  run {run + 1}: stream {stream_walls[-1]:.2f} s, file {file_walls[-1]:.2f} s", flush=True)
     s, f = statistics.median(stream_walls), statistics.median(file_walls)
-    print(f"throughput, {len(lines)} events, medians of {runs}:")
-    print(f"  Kinesis -> Glue/S3  {s:7.2f} s  {len(lines) / s:>9,.0f} events/s")
-    print(f"  file    -> Glue/S3  {f:7.2f} s  {len(lines) / f:>9,.0f} events/s")
-    print(f"  stream/file time ratio {s / f:.2f}")
+    per_m = 1e6 / len(lines)
+    sc, fc = statistics.median(stream_cpus) * per_m, statistics.median(file_cpus) * per_m
+    print(f"throughput, {len(lines)} events, medians of {runs} (CPU-s: Floe's own, per 1M events):")
+    print(f"  Kinesis -> Glue/S3  {s:7.2f} s  {len(lines) / s:>9,.0f} events/s  {sc:6.2f} CPU-s/1M")
+    print(f"  file    -> Glue/S3  {f:7.2f} s  {len(lines) / f:>9,.0f} events/s  {fc:6.2f} CPU-s/1M")
+    print(f"  stream/file ratios: time {s / f:.2f}, CPU {sc / fc:.2f}")
     print(f"commit latency against moto Glue+S3 ({len(commits)} commits): "
           f"p50 {pct(commits, 50):.0f} ms, p99 {pct(commits, 99):.0f} ms")
 
