@@ -78,33 +78,42 @@ def typed_schema_dir(path: Path) -> Path:
     return path
 
 
-def floe_run(binary: str, input_path: Path, warehouse: Path, extra: list[str]) -> dict:
-    """One `floe run`; CPU time and peak RSS come from the child's own rusage
-    (wait4), so runs do not blur into each other."""
-    env = dict(os.environ, FLOE_LOG="floe=info", FLOE_LOG_FORMAT="json", FLOE_PROGRESS="never")
+def timed(argv: list[str], env: dict | None = None) -> dict:
+    """Runs a child to its end; CPU time and peak RSS come from its own
+    rusage (wait4), so neither this process nor other runs blur them. Exits
+    with the child's stderr if it fails."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(
-            [binary, "run", "--input", str(input_path), "--warehouse", str(warehouse), *extra],
-            stdout=out,
-            stderr=err,
-            env=env,
-        )
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
+        stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"floe run failed:\n{stderr}")
-    records = int(re.search(r"records read\s+([\d,]+)", stdout).group(1).replace(",", ""))
-    files = list((warehouse / "analytics" / "events" / "data").rglob("*.parquet"))
-    logs = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+        sys.exit(f"{' '.join(argv[:3])} failed:\n{stderr}")
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
         # Linux reports ru_maxrss in KiB.
         "rss_mib": usage.ru_maxrss / 1024,
+        "stdout": stdout,
+        "stderr": stderr,
+    }
+
+
+def floe_run(binary: str, input_path: Path, warehouse: Path, extra: list[str]) -> dict:
+    """One `floe run`, timed."""
+    env = dict(os.environ, FLOE_LOG="floe=info", FLOE_LOG_FORMAT="json", FLOE_PROGRESS="never")
+    r = timed([binary, "run", "--input", str(input_path), "--warehouse", str(warehouse), *extra], env)
+    stdout, stderr = r["stdout"], r["stderr"]
+    records = int(re.search(r"records read\s+([\d,]+)", stdout).group(1).replace(",", ""))
+    files = list((warehouse / "analytics" / "events" / "data").rglob("*.parquet"))
+    logs = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return {
+        "wall": r["wall"],
+        "cpu": r["cpu"],
+        "rss_mib": r["rss_mib"],
         "records": records,
         "files": len(files),
         "bytes": sum(f.stat().st_size for f in files),

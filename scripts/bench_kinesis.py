@@ -43,38 +43,25 @@ from support.aws import MotoServer  # noqa: E402
 from support.readers import glue_catalog  # noqa: E402
 from support.streams import lines_of, put  # noqa: E402
 
+from bench import timed  # noqa: E402
+
 STREAM = "events"
 BUCKET = "lake"
 
 
 def floe(binary: str, server: MotoServer, warehouse: str, *args: str) -> tuple[float, float, list[dict], str]:
-    """One `floe run`: wall seconds, its own CPU seconds (user + system, from
-    wait4), its JSON log lines and its stdout."""
+    """One `floe run`: wall seconds, its own CPU seconds, its JSON log lines
+    and its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOE_")}
     env.update(server.env(), FLOE_LOG="floe=info", FLOE_LOG_FORMAT="json", FLOE_PROGRESS="never")
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [binary, "run", "--catalog", "glue", "--warehouse", warehouse, "--s3-path-style", *args],
-            stdout=out,
-            stderr=err,
-            env=env,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"floe exited {code}:\n{stderr[-3000:]}")
+    r = timed([binary, "run", "--catalog", "glue", "--warehouse", warehouse, "--s3-path-style", *args], env)
     logs = []
-    for line in stderr.splitlines():
+    for line in r["stderr"].splitlines():
         try:
             logs.append(json.loads(line))
         except ValueError:
             pass
-    return wall, usage.ru_utime + usage.ru_stime, logs, stdout
+    return r["wall"], r["cpu"], logs, r["stdout"]
 
 
 def commit_ms(logs: list[dict]) -> list[float]:

@@ -66,13 +66,12 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import DAY, generate
+from bench import DAY, generate, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schemas" / "events" / "0001-initial.json"
@@ -228,23 +227,6 @@ def pyiceberg_child(path: str, warehouse: str) -> None:
     )
     events.append(table)
     print(json.dumps({"rows": table.num_rows, "rejected": rejected, "json": lib}))
-
-
-def timed(argv: list[str], env: dict | None = None) -> dict:
-    """Runs a child to its end; CPU time and peak RSS come from its own
-    rusage (wait4), so neither this process nor other runs blur them."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(argv[:3])} failed:\n{stderr}")
-    # Linux reports ru_maxrss in KiB.
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024, "stdout": stdout}
 
 
 def summary_count(stdout: str, label: str) -> int:
