@@ -151,14 +151,30 @@ def distinct_events(tmp_path, events: int, seed: int) -> tuple[list[bytes], Path
     return lines, write(tmp_path / "events.jsonl", lines)
 
 
-def ingest_in_small_files(wh: Warehouse, path: Path) -> None:
-    """`floe run` with 64 KiB flushes: several small files per partition."""
-    floe.run("run", "--input", str(path), "--warehouse", str(wh.root), "--flush-size", "64KiB")
+def ingest_in_small_files(wh: Warehouse, path: Path) -> list[Path]:
+    """Small files: every partition with two events or more gets at least two
+    data files. A flush covers whole chunks of about 1 MiB of input, so small
+    flushes alone do not promise it (which partitions a chunk holds depends on
+    the day the test runs): the events of each partition go alternately into
+    two files, ingested by two runs with 64 KiB flushes. Returns the two files
+    (the rows' source ids)."""
+    halves: tuple[list[bytes], list[bytes]] = ([], [])
+    seen: dict[tuple[str, int], int] = {}
+    for line in path.read_bytes().splitlines(keepends=True):
+        event = json.loads(line)
+        key = (event["event_name"].split(":")[0], int(event["created_at"]) // 86_400)
+        seen[key] = seen.get(key, 0) + 1
+        halves[seen[key] % 2].append(line)
+    parts = [path.with_name(f"{path.stem}-part{i + 1}.jsonl") for i in range(2)]
+    for part, lines in zip(parts, halves):
+        part.write_bytes(b"".join(lines))
+        floe.run("run", "--input", str(part), "--warehouse", str(wh.root), "--flush-size", "64KiB")
+    return parts
 
 
 def test_compaction_racing_a_writer_that_deletes_rows_it_rewrites_loses_no_delete(tmp_path, tmp_warehouse):
     a, a_path = distinct_events(tmp_path, 4_000, seed=141)
-    ingest_in_small_files(tmp_warehouse, a_path)
+    parts = ingest_in_small_files(tmp_warehouse, a_path)
     rng = random.Random(7)
     touched = rng.sample(a, 30)
     b_path = write(tmp_path / "b.jsonl", [changed(l) for l in touched])
@@ -178,7 +194,7 @@ def test_compaction_racing_a_writer_that_deletes_rows_it_rewrites_loses_no_delet
     m = re.search(r"(\d+) planned anew after a concurrent commit", out)
     assert m and int(m.group(1)) == len(partitions_touched), out
 
-    want = expected_for([a_path, b_path])
+    want = expected_for([*parts, b_path])
     got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))  # raises on a second live row
     assert {k: as_model_row(r) for k, r in got.items()} == want
     assert duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t") == [
@@ -263,7 +279,7 @@ def test_expiry_and_orphan_removal_delete_only_unreferenced_files_and_a_resume_s
 
 def test_a_writer_whose_deletes_point_into_files_compacted_meanwhile_deletes_the_rows_where_they_moved(tmp_path, tmp_warehouse):
     a, a_path = distinct_events(tmp_path, 4_000, seed=161)
-    ingest_in_small_files(tmp_warehouse, a_path)
+    parts = ingest_in_small_files(tmp_warehouse, a_path)
     rng = random.Random(9)
     touched = rng.sample(a, 40)
     exact = rng.sample([l for l in a if l not in touched], 15)
@@ -281,7 +297,7 @@ def test_a_writer_whose_deletes_point_into_files_compacted_meanwhile_deletes_the
     assert floe.summary_value(out, "rows deleted") == 40
     assert floe.summary_value(out, "identical") == 15
 
-    want = expected_for([a_path, b_path])
+    want = expected_for([*parts, b_path])
     got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))  # raises on a second live row
     assert {k: as_model_row(r) for k, r in got.items()} == want
     assert duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t") == [
