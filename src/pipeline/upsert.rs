@@ -41,7 +41,7 @@ pub fn upsert_against_index(
     counts: &mut QualityCounts,
 ) -> bool {
     let live = index
-        .get_key(row.event.key)
+        .get(row.event.key)
         .map(|l| (l.path, l.partition, l.pos, l.hash));
     decide(live, mode, row, deletes, counts)
 }

@@ -134,13 +134,9 @@ impl KeyIndex {
         day >= self.oldest_day
     }
 
-    /// The live row of `event_uuid`, if the index has one.
-    pub fn get(&self, event_uuid: &str) -> Option<Located<'_>> {
-        self.get_key(Self::key(event_uuid))
-    }
-
-    /// The live row of the key [`key`](Self::key) gave.
-    pub fn get_key(&self, key: u128) -> Option<Located<'_>> {
+    /// The live row of the key ([`key`](Self::key) of an `event_uuid`), if
+    /// the index has one.
+    pub fn get(&self, key: u128) -> Option<Located<'_>> {
         let entry = self.entries.get(&key)?;
         let file = &self.files[entry.file as usize];
         Some(Located {
@@ -375,10 +371,10 @@ mod tests {
         let b = index.add_file("b.parquet", Partition::events(101, "cart"));
         index.insert(KeyIndex::key("k1"), a, 3, 7);
         index.insert(KeyIndex::key("k1"), b, 0, 8);
-        let got = index.get("k1").unwrap();
+        let got = index.get(KeyIndex::key("k1")).unwrap();
         assert_eq!((got.path, got.pos, got.hash), ("b.parquet", 0, 8));
         assert_eq!(got.partition, &Partition::events(101, "cart"));
-        assert_eq!(index.get("k2"), None);
+        assert_eq!(index.get(KeyIndex::key("k2")), None);
         assert_eq!(index.len(), 1);
         assert!(index.covers(100) && !index.covers(99));
         assert_eq!(KeyIndex::bytes_per_key(), 44);
@@ -398,6 +394,6 @@ mod tests {
         assert_eq!(index.oldest_day(), 12);
         assert!(!index.covers(11));
         assert_eq!(index.len(), 2, "the newest day stays even over budget");
-        assert!(index.get("e").is_some() && index.get("a").is_none());
+        assert!(index.get(KeyIndex::key("e")).is_some() && index.get(KeyIndex::key("a")).is_none());
     }
 }
