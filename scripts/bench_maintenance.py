@@ -27,27 +27,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import timed
+
 ROOT = Path(__file__).resolve().parent.parent
 PER_HOUR = 1000
 
 
-def timed(args: list[str]) -> tuple[str, float, float]:
-    """Runs a command: stdout, wall seconds, CPU seconds of the child."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=out, stderr=err, env=dict(os.environ, FLOE_LOG="warn"))
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"{' '.join(args)} failed:\n{err.read().decode()}")
-        return out.read().decode(), wall, usage.ru_utime + usage.ru_stime
+def floe(args: list[str]) -> tuple[str, float, float]:
+    """Runs a floe command (warnings only in its log): stdout, wall seconds,
+    CPU seconds of the child."""
+    r = timed(args, dict(os.environ, FLOE_LOG="warn"))
+    return r["stdout"], r["wall"], r["cpu"]
 
 
 def files_per_partition(binary: str, warehouse: Path) -> dict[str, tuple[int, int]]:
     """(data files, delete files) per partition, from `floe inspect`."""
-    out, _, _ = timed([binary, "inspect", "--warehouse", str(warehouse)])
+    out, _, _ = floe([binary, "inspect", "--warehouse", str(warehouse)])
     section = out.split("Files per partition:", 1)[1].split("\n\n", 1)[0]
     rows = {}
     for line in section.splitlines()[2:]:
@@ -104,10 +99,10 @@ def main() -> None:
 
     before = files_per_partition(args.bin, warehouse)
     maintain = [args.bin, "maintain", "--warehouse", str(warehouse)]
-    compact_out, compact_wall, compact_cpu = timed([*maintain, "--compact"])
+    compact_out, compact_wall, compact_cpu = floe([*maintain, "--compact"])
     after = files_per_partition(args.bin, warehouse)
-    again_out, again_wall, again_cpu = timed([*maintain, "--compact"])
-    clean_out, clean_wall, clean_cpu = timed(
+    again_out, again_wall, again_cpu = floe([*maintain, "--compact"])
+    clean_out, clean_wall, clean_cpu = floe(
         [*maintain, "--expire", "--remove-orphans", "--expire-older-than", "0s", "--keep-snapshots", "1", "--orphan-older-than", "0s"]
     )
 
