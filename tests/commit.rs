@@ -17,6 +17,7 @@ fn at(offset: u64) -> SourcePosition {
     SourcePosition::File(FilePosition {
         offset,
         line: offset,
+        ..Default::default()
     })
 }
 use floe::table::inspect::rows_by_day_and_type;

@@ -20,6 +20,12 @@ use crate::table::index::KeyIndex;
 pub const MIN_CREATED_AT: f64 = 946_684_800.0;
 /// How far past the ingestion time an event may claim to be (clock skew).
 pub const MAX_FUTURE_SECONDS: f64 = 86_400.0;
+/// Longest `event_type` in UTF-8 bytes. It is a partition value: its folder
+/// name `event_type=<value>`, with every byte percent-encoded in the worst
+/// case (3 characters a byte), stays within the 255-byte file-name limit of
+/// local file systems and far within S3's 1,024-byte keys and the partition
+/// value limits of Glue and Athena.
+pub const MAX_EVENT_TYPE_BYTES: usize = 64;
 
 /// Why a record was rejected. The codes are stable: they are stored in the
 /// rejected table, counted in snapshot summaries and named in metrics.
@@ -31,7 +37,9 @@ pub enum RejectReason {
     NotObject,
     /// `event_uuid` missing, not a string, or empty.
     BadEventUuid,
-    /// `event_name` missing, not a string, or with an empty first part.
+    /// `event_name` missing or not a string, or its first part (`event_type`,
+    /// a partition value) empty, longer than [`MAX_EVENT_TYPE_BYTES`] or
+    /// holding a control character.
     BadEventName,
     /// `created_at` missing or not a JSON number.
     BadCreatedAt,
@@ -115,10 +123,11 @@ pub struct Event {
     /// The key index's key of `event_uuid` ([`KeyIndex::key`]), computed
     /// here, in the parallel stage, once per event.
     pub key: u128,
-    /// Byte length of the first `:`-part of `event_name` (`event_type`).
-    type_len: u32,
+    /// Byte range of the first `:`-part of `event_name` without the white
+    /// space around it (`event_type`).
+    event_type: (u32, u32),
     /// Byte range of the second `:`-part (`event_subtype`) in `event_name`,
-    /// when non-empty.
+    /// without the white space around it, when that is not empty.
     subtype: Option<(u32, u32)>,
     /// `created_at` as sent, in Unix seconds.
     pub created_at: f64,
@@ -147,12 +156,14 @@ impl Event {
         Some(&self.text[(self.uuid_len + self.name_len) as usize..]).filter(|p| !p.is_empty())
     }
 
-    /// The first `:`-part of `event_name`.
+    /// The first `:`-part of `event_name`, white space around it trimmed.
     pub fn event_type(&self) -> &str {
-        &self.event_name()[..self.type_len as usize]
+        let (start, end) = self.event_type;
+        &self.event_name()[start as usize..end as usize]
     }
 
-    /// The second `:`-part of `event_name`, when there is a non-empty one.
+    /// The second `:`-part of `event_name`, white space around it trimmed,
+    /// when that leaves something.
     pub fn event_subtype(&self) -> Option<&str> {
         self.subtype
             .map(|(start, end)| &self.event_name()[start as usize..end as usize])
@@ -236,10 +247,11 @@ fn invalid_json(e: &serde_json::Error) -> Rejection {
 type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 
 fn enrich(
-    members: Members<'_>,
+    mut members: Members<'_>,
     limits: &DecodeLimits,
     mismatched: &mut Vec<usize>,
 ) -> Result<Event, Rejection> {
+    last_wins(&mut members);
     let mut uuid = None;
     let mut name = None;
     let mut created = None;
@@ -290,19 +302,7 @@ fn enrich(
         }
         Some(Ok(s)) => s,
     };
-    let mut parts = event_name.split(':');
-    let type_len = parts.next().map_or(0, str::len);
-    if type_len == 0 {
-        return Err(Rejection::new(
-            RejectReason::BadEventName,
-            format!("event_name {event_name:?} has an empty first part (event_type)"),
-        ));
-    }
-    let subtype = parts
-        .next()
-        .filter(|s| !s.is_empty())
-        .map(|s| (type_len as u32 + 1, (type_len + 1 + s.len()) as u32));
-
+    let (event_type, subtype) = name_parts(&event_name)?;
     let created_at = match created {
         None => {
             return Err(Rejection::new(
@@ -325,10 +325,15 @@ fn enrich(
     };
     let latest = limits.now_seconds + MAX_FUTURE_SECONDS;
     if !(MIN_CREATED_AT..=latest).contains(&created_at) {
+        // The digits as sent: a number beyond a double's precision or range
+        // would otherwise show as other digits, or as `inf`.
+        let sent = created.map_or("", |raw| raw.get());
+        let shown: String = sent.chars().take(40).collect();
+        let more = if shown.len() < sent.len() { "..." } else { "" };
         return Err(Rejection::new(
             RejectReason::CreatedAtOutOfRange,
             format!(
-                "created_at {created_at} is outside [{MIN_CREATED_AT}, {latest}] \
+                "created_at {shown}{more} is outside [{MIN_CREATED_AT}, {latest}] \
                  (2000-01-01 to one day after ingestion)"
             ),
         ));
@@ -366,13 +371,48 @@ fn enrich(
         uuid_len: event_uuid.len() as u32,
         name_len: event_name.len() as u32,
         text: text.into_boxed_str(),
-        type_len: type_len as u32,
+        event_type,
         subtype,
         created_at,
         created_micros,
         content_hash,
         typed,
     })
+}
+
+/// Keeps only the last occurrence of a key that occurs more than once, in
+/// place, so that the common fields, the typed columns and `payload` all take
+/// the value every mainstream JSON parser takes (RFC 8259 leaves it open).
+fn last_wins(members: &mut Members<'_>) {
+    if members.len() < 2 {
+        return;
+    }
+    // One bit per key of a cheap signature: only a collision (rare with
+    // distinct keys) pays for comparing the keys themselves.
+    let signature = |k: &str| {
+        let b = k.as_bytes();
+        let mix = b.len()
+            ^ usize::from(b.first().copied().unwrap_or(0)) << 2
+            ^ usize::from(b.last().copied().unwrap_or(0)) << 4;
+        1u64 << (mix % 64)
+    };
+    let mut seen = 0u64;
+    let mut collision = false;
+    for (key, _) in members.iter() {
+        let bit = signature(key);
+        collision |= seen & bit != 0;
+        seen |= bit;
+    }
+    if !collision {
+        return;
+    }
+    let mut kept = std::collections::HashSet::with_capacity(members.len());
+    let mut keep = vec![false; members.len()];
+    for (i, (key, _)) in members.iter().enumerate().rev() {
+        keep[i] = kept.insert(key.clone());
+    }
+    let mut flags = keep.into_iter();
+    members.retain(|_| flags.next().unwrap_or(true));
 }
 
 /// The typed column values of a record, and which members went into them
@@ -512,13 +552,75 @@ fn string_value(raw: &RawValue) -> Result<Cow<'_, str>, &'static str> {
     }
 }
 
-/// A raw value as a number, when it is one.
+/// A raw value as a number, when it is one. A number beyond a double's range
+/// (`1e400`) is an infinity, which every range check refuses.
 fn number_value(raw: &RawValue) -> Option<f64> {
     let text = raw.get();
     match text.as_bytes().first() {
-        Some(b'-' | b'0'..=b'9') => text.parse::<f64>().ok().filter(|n| n.is_finite()),
+        Some(b'-' | b'0'..=b'9') => text.parse::<f64>().ok(),
         _ => None,
     }
+}
+
+/// The byte ranges of `event_type` and `event_subtype` in `event_name`: its
+/// first and second `:`-parts with the white space around them trimmed (a
+/// subtype that trims to nothing is none). `event_type` is a partition value,
+/// so it must not be empty, must hold no control character and must be at
+/// most [`MAX_EVENT_TYPE_BYTES`] long.
+fn name_parts(event_name: &str) -> Result<((u32, u32), Option<(u32, u32)>), Rejection> {
+    let first_end = event_name.find(':').unwrap_or(event_name.len());
+    let first = &event_name[..first_end];
+    if let Some(c) = first.chars().find(|c| c.is_control()) {
+        return Err(Rejection::new(
+            RejectReason::BadEventName,
+            format!(
+                "event_name {event_name:?}: its first part (event_type) holds the control \
+                 character U+{:04X}, which no partition value may hold",
+                u32::from(c)
+            ),
+        ));
+    }
+    let event_type = trimmed_range(event_name, 0, first_end);
+    let type_len = (event_type.1 - event_type.0) as usize;
+    if type_len == 0 {
+        return Err(Rejection::new(
+            RejectReason::BadEventName,
+            format!("event_name {event_name:?} has an empty first part (event_type)"),
+        ));
+    }
+    if type_len > MAX_EVENT_TYPE_BYTES {
+        let shown: String = event_name.chars().take(80).collect();
+        let more = if shown.len() < event_name.len() {
+            "..."
+        } else {
+            ""
+        };
+        return Err(Rejection::new(
+            RejectReason::BadEventName,
+            format!(
+                "event_name {shown:?}{more}: its first part (event_type) is {type_len} bytes, \
+                 over the limit of {MAX_EVENT_TYPE_BYTES} bytes for a partition value"
+            ),
+        ));
+    }
+    let subtype = (first_end < event_name.len())
+        .then(|| {
+            let start = first_end + 1;
+            let end = event_name[start..]
+                .find(':')
+                .map_or(event_name.len(), |i| start + i);
+            trimmed_range(event_name, start, end)
+        })
+        .filter(|(start, end)| start < end);
+    Ok((event_type, subtype))
+}
+
+/// The range `start..end` of `s` without the white space at either end.
+fn trimmed_range(s: &str, start: usize, end: usize) -> (u32, u32) {
+    let part = &s[start..end];
+    let lead = part.len() - part.trim_start().len();
+    let trimmed = part.trim();
+    ((start + lead) as u32, (start + lead + trimmed.len()) as u32)
 }
 
 fn kind_of(raw: &RawValue) -> &'static str {
@@ -788,6 +890,99 @@ mod tests {
                 // The payload is valid JSON.
                 serde_json::from_str::<serde_json::Value>(p).unwrap();
             }
+        }
+    }
+
+    #[test]
+    fn event_name_parts_are_trimmed_and_event_type_is_a_safe_partition_value() {
+        let name = |n: &str| {
+            format!(
+                r#"{{"event_uuid":"u","event_name":{},"created_at":1780000000}}"#,
+                serde_json::to_string(n).unwrap()
+            )
+        };
+        // (event_name, event_type, event_subtype): white space around parts goes.
+        let kept: &[(&str, &str, Option<&str>)] = &[
+            (" pay : x ", "pay", Some("x")),
+            ("pay:  :x", "pay", None),
+            ("\u{3000}注文\u{a0}:済", "注文", Some("済")),
+            (
+                &"t".repeat(MAX_EVENT_TYPE_BYTES),
+                &"t".repeat(MAX_EVENT_TYPE_BYTES),
+                None,
+            ),
+            ("a/b=c:d", "a/b=c", Some("d")),
+        ];
+        for (event_name, event_type, subtype) in kept {
+            let e = decode(name(event_name).as_bytes(), &roomy()).unwrap();
+            assert_eq!(e.event_name(), *event_name, "kept as sent");
+            assert_eq!(e.event_type(), *event_type, "{event_name:?}");
+            assert_eq!(e.event_subtype(), *subtype, "{event_name:?}");
+        }
+        let refused: &[(String, &str)] = &[
+            ("   :x".into(), "empty first part"),
+            ("a\tb:x".into(), "control character U+0009"),
+            ("a\u{85}b".into(), "control character U+0085"),
+            (
+                "t".repeat(MAX_EVENT_TYPE_BYTES + 1),
+                "is 65 bytes, over the limit of 64 bytes",
+            ),
+            // 22 CJK characters are 66 bytes.
+            ("注".repeat(22), "is 66 bytes, over the limit of 64"),
+        ];
+        for (event_name, want) in refused {
+            let r = decode(name(event_name).as_bytes(), &roomy()).unwrap_err();
+            assert_eq!(r.reason, RejectReason::BadEventName, "{event_name:?}");
+            assert!(r.message.contains(want), "{event_name:?}: {}", r.message);
+        }
+    }
+
+    #[test]
+    fn a_key_sent_twice_takes_its_last_value_everywhere() {
+        let line = r#"{"event_uuid":"a","amount":1,"event_name":"x:y","created_at":1780000000,"amount":999,"event_uuid":"b","note":"n"}"#;
+        let e = decode(line.as_bytes(), &roomy()).unwrap();
+        assert_eq!(e.event_uuid(), "b");
+        assert_eq!(e.payload(), Some(r#"{"amount":999,"note":"n"}"#));
+        let same = r#"{"event_uuid":"b","event_name":"x:y","created_at":1780000000,"amount":999,"note":"n"}"#;
+        assert_eq!(
+            decode(same.as_bytes(), &roomy()).unwrap().content_hash,
+            e.content_hash,
+            "the same event, however often a key was sent"
+        );
+        // Many keys, some of them sent twice or three times.
+        let mut members: Vec<String> = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        members.extend([
+            r#""k3":"x""#.into(),
+            r#""k30":"y""#.into(),
+            r#""k3":"z""#.into(),
+        ]);
+        let line = format!(
+            r#"{{"event_uuid":"u","event_name":"t","created_at":1780000000,{}}}"#,
+            members.join(",")
+        );
+        let e = decode(line.as_bytes(), &roomy()).unwrap();
+        let payload: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(e.payload().unwrap()).unwrap();
+        assert_eq!(payload.len(), 40);
+        assert_eq!(payload["k3"], "z");
+        assert_eq!(payload["k30"], "y");
+        assert_eq!(e.payload().unwrap().matches("\"k3\"").count(), 1);
+    }
+
+    #[test]
+    fn created_at_out_of_range_is_echoed_as_sent() {
+        for (sent, want) in [
+            ("1e400", "created_at 1e400 is outside"),
+            (
+                "123456789012345678901234567890",
+                "created_at 123456789012345678901234567890 is outside",
+            ),
+            ("-0.5", "created_at -0.5 is outside"),
+        ] {
+            let line = format!(r#"{{"event_uuid":"u","event_name":"a","created_at":{sent}}}"#);
+            let r = decode(line.as_bytes(), &roomy()).unwrap_err();
+            assert_eq!(r.reason, RejectReason::CreatedAtOutOfRange, "{sent}");
+            assert!(r.message.starts_with(want), "{sent}: {}", r.message);
         }
     }
 

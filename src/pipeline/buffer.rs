@@ -216,11 +216,13 @@ mod tests {
                 key: "k".into(),
                 display: Arc::from("t"),
                 lease: None,
+                checkpointed: true,
             }),
-            start: SourcePosition::File(FilePosition { offset: 0, line: 0 }),
+            start: SourcePosition::File(FilePosition::default()),
             end: SourcePosition::File(FilePosition {
                 offset: 10,
                 line: rows.len() as u64,
+                ..Default::default()
             }),
             commit_soon: false,
             records: rows.len() as u64,
@@ -287,7 +289,8 @@ mod tests {
             upsert.spans["k"].to,
             SourcePosition::File(FilePosition {
                 offset: 10,
-                line: 5
+                line: 5,
+                ..Default::default()
             })
         );
 

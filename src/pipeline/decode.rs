@@ -8,7 +8,7 @@ use crate::event::typed::{MismatchCounts, Value};
 use crate::event::{
     self, DecodeLimits, MAX_RAW_KEPT, Origin, RecordPosition, RejectReason, RejectedRecord, Row,
 };
-use crate::source::file::{Chunk, ChunkBody};
+use crate::source::file::{BOM, Chunk, ChunkBody};
 use crate::source::kinesis::ShardBatch;
 use crate::source::kpl;
 use crate::source::{SourceChunk, SourceInfo};
@@ -203,6 +203,11 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
                 let line_offset = offset;
                 offset += raw_line.len() as u64 + 1;
                 let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
+                // A byte order mark starts the input, not its first record.
+                let line = match line_offset {
+                    0 => line.strip_prefix(BOM).unwrap_or(line),
+                    _ => line,
+                };
                 if line.iter().all(u8::is_ascii_whitespace) {
                     out.blank_lines += 1;
                     continue;
@@ -268,6 +273,7 @@ mod tests {
             key: "kinesis:s:floe:shardId-1".into(),
             display: Arc::from("kinesis:s/shardId-1"),
             lease: None,
+            checkpointed: true,
         });
         let record = |seq: &str, data: &str| ShardRecord {
             seq: Arc::from(seq),
@@ -319,15 +325,18 @@ mod tests {
                 key: "k".into(),
                 display: Arc::from("f.jsonl"),
                 lease: None,
+                checkpointed: true,
             }),
             body: ChunkBody::Lines(data.to_vec()),
             start: FilePosition {
                 offset: 100,
                 line: 10,
+                ..Default::default()
             },
             end: FilePosition {
                 offset: 100 + data.len() as u64,
                 line: 15,
+                ..Default::default()
             },
         };
         let limits = DecodeLimits {

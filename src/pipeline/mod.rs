@@ -44,7 +44,7 @@ use crate::source::file::{OpenInput, expand_inputs};
 use crate::source::kinesis::{self, ShardLag, ShardLags};
 use crate::source::lease::{self, Claims, LeaseHandle};
 use crate::source::{SourceChunk, SourceError};
-use crate::table::checkpoint::{Checkpoint, FilePosition, SourcePosition};
+use crate::table::checkpoint::{Checkpoint, SourcePosition};
 use crate::table::index::KeyIndex;
 use crate::table::probe::Probe;
 use crate::table::summary::QualityCounts;
@@ -299,8 +299,9 @@ pub async fn run(
                 let result = OpenInput::open(input).and_then(|open| {
                     let from = resume_from
                         .get(&open.info.key)
+                        .filter(|_| open.info.checkpointed)
                         .and_then(SourcePosition::file)
-                        .unwrap_or(FilePosition { offset: 0, line: 0 });
+                        .unwrap_or_default();
                     if from.offset > 0 {
                         tracing::info!(input = %input.display, offset = from.offset, line = from.line, "resuming after the committed checkpoint");
                     }
@@ -863,6 +864,9 @@ fn checkpointed_change(
     let mut checkpoint_from = BTreeMap::new();
     let mut checkpoint_to = Checkpoint::new();
     for (key, span) in &buffer.spans {
+        if !span.source.checkpointed {
+            continue;
+        }
         if from_reads && matches!(span.from, SourcePosition::Shard(_)) {
             if span.to.is_after(&span.from) {
                 checkpoint_from.insert(key.clone(), shared::as_committed(&span.from));

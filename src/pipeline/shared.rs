@@ -223,6 +223,7 @@ mod tests {
             key: "k".into(),
             display: Arc::from("k"),
             lease,
+            checkpointed: true,
         };
         assert!(accepts(None, &source(Some(generation))));
         assert!(accepts(Some(&claims), &source(None)));

@@ -1,17 +1,37 @@
 //! JSON Lines files (plain or gzip, or stdin) as a stream of [`Chunk`]s.
 //!
-//! A file is known by its identity: its canonical path plus a hash of its
-//! first line, so a file replaced by other content at the same path is a new
-//! source, while a file that grew is the same one. Reading resumes at the
-//! checkpoint's byte offset (seek for plain files, decompress and skip for
-//! gzip and stdin). Memory stays bounded: a chunk is about [`CHUNK_BYTES`], and
-//! a line longer than the record limit is not buffered but counted, its head
-//! kept for the rejected table.
+//! The input contract (the README states it for users):
+//! - A line ends with `\n` (a `\r` before it is dropped by the decoder). A
+//!   UTF-8 byte order mark at the very start of an input is not part of its
+//!   first line.
+//! - A file is known by its identity: its canonical path plus a hash of its
+//!   first line, so a file replaced by other content at the same path is a new
+//!   source, while a file that grew is the same one; one file named twice
+//!   (through a symlink, say) is read once.
+//! - A run resumes a file at the committed byte offset only if the file still
+//!   starts with exactly the committed bytes (their hash is in the
+//!   checkpoint); a file rewritten in place is refused, never read from a
+//!   wrong offset.
+//! - Only whole lines are consumed. A plain file's last line without a
+//!   newline is consumed if it is a complete JSON value; otherwise its writer
+//!   is taken to be mid-line, and the line is left for a later run. At the
+//!   end of stdin or of a gzip stream, the input is over: a last line is
+//!   consumed whatever it holds.
+//! - Stdin is never resumed: each run's stdin is a new stream, and its
+//!   position is not checkpointed. A read that returns less than a chunk
+//!   (a slow pipe) hands its whole lines on at once, so the flush interval
+//!   bounds freshness for pipes as for streams.
+//!
+//! Memory stays bounded: a chunk is about [`CHUNK_BYTES`], and a line longer
+//! than the record limit is not buffered but counted, its head kept for the
+//! rejected table.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use xxhash_rust::xxh3::Xxh3;
 
 use super::{SourceError, SourceInfo};
 use crate::event::MAX_RAW_KEPT;
@@ -21,6 +41,8 @@ use crate::table::checkpoint::FilePosition;
 pub const CHUNK_BYTES: usize = 1 << 20;
 /// Bytes of the first line hashed into a file's identity.
 const IDENTITY_BYTES: usize = 4096;
+/// The UTF-8 byte order mark.
+pub const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// One input as named on the command line, after glob expansion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +53,19 @@ pub struct FileInput {
     pub path: Option<PathBuf>,
 }
 
-/// Expands paths and glob patterns, in order, without duplicates. A pattern
-/// that matches nothing is an error (a typo must not pass as "nothing to do").
+/// Expands paths and glob patterns, in order, without duplicates: a file
+/// named twice, by any path (a symlink, `./a` and `a`), is read once, under
+/// the name it was first given. A pattern that matches nothing is an error
+/// (a typo must not pass as "nothing to do").
 pub fn expand_inputs(patterns: &[String]) -> Result<Vec<FileInput>, SourceError> {
     let mut out: Vec<FileInput> = Vec::new();
+    let mut seen: std::collections::HashSet<Option<PathBuf>> = Default::default();
     let mut push = |input: FileInput| {
-        if !out.contains(&input) {
+        let identity = input
+            .path
+            .as_ref()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
+        if seen.insert(identity) {
             out.push(input);
         }
     };
@@ -131,26 +160,49 @@ pub struct OpenInput {
     /// Identity and display name.
     pub info: Arc<SourceInfo>,
     reader: Box<dyn Read + Send>,
-    /// A plain file that can seek (resume without reading what is skipped).
-    seekable: Option<File>,
+    /// A plain file: its end is where its writer is now, not necessarily the
+    /// end of its last line.
+    growable: bool,
+    /// Stdin: after a short read, more is read into the same chunk only if
+    /// it is ready at once.
+    pipe: bool,
 }
 
 impl OpenInput {
-    /// Opens an input and reads its first line to learn its identity.
+    /// Opens an input; for a file, reads its first line to learn its identity.
     pub fn open(input: &FileInput) -> Result<Self, SourceError> {
         let io_err = |source| SourceError::Io {
             input: input.display.clone(),
             source,
         };
-        let (raw, canonical): (Box<dyn Read + Send>, String) = match &input.path {
-            None => (Box::new(std::io::stdin()), "-".to_string()),
-            Some(path) => {
-                let file = File::open(path).map_err(io_err)?;
-                let canonical = std::fs::canonicalize(path).map_err(io_err)?;
-                (Box::new(file), canonical.display().to_string())
-            }
+        let Some(path) = &input.path else {
+            // Stdin: nothing is read before the pipeline asks (a slow pipe
+            // must not hold up the start), and nothing is resumed.
+            let mut raw = BufReader::with_capacity(
+                CHUNK_BYTES,
+                Box::new(std::io::stdin()) as Box<dyn Read + Send>,
+            );
+            let gzip = is_gzip(&mut raw).map_err(io_err)?;
+            let reader: Box<dyn Read + Send> = if gzip {
+                Box::new(flate2::read::MultiGzDecoder::new(raw))
+            } else {
+                Box::new(raw)
+            };
+            return Ok(Self {
+                info: Arc::new(SourceInfo {
+                    key: "stdin".into(),
+                    display: Arc::from(input.display.as_str()),
+                    lease: None,
+                    checkpointed: false,
+                }),
+                reader,
+                growable: false,
+                pipe: true,
+            });
         };
-        let mut raw = BufReader::with_capacity(CHUNK_BYTES, raw);
+        let file = File::open(path).map_err(io_err)?;
+        let canonical = std::fs::canonicalize(path).map_err(io_err)?;
+        let mut raw = BufReader::with_capacity(CHUNK_BYTES, Box::new(file) as Box<dyn Read + Send>);
         let gzip = is_gzip(&mut raw).map_err(io_err)?;
         let mut reader: Box<dyn Read + Send> = if gzip {
             Box::new(flate2::read::MultiGzDecoder::new(raw))
@@ -165,24 +217,26 @@ impl OpenInput {
             .read_to_end(&mut prefix)
             .map_err(io_err)?;
         let first_line = prefix.split(|b| *b == b'\n').next().unwrap_or_default();
-        let key = format!("file:{canonical}#{:016x}", fnv1a(first_line));
-        let seekable = match (&input.path, gzip) {
-            (Some(path), false) => Some(File::open(path).map_err(io_err)?),
-            _ => None,
-        };
+        let key = format!("file:{}#{:016x}", canonical.display(), fnv1a(first_line));
         Ok(Self {
             info: Arc::new(SourceInfo {
                 key,
                 display: Arc::from(input.display.as_str()),
                 lease: None,
+                checkpointed: true,
             }),
             reader: Box::new(std::io::Cursor::new(prefix).chain(reader)),
-            seekable,
+            growable: !gzip,
+            pipe: false,
         })
     }
 
     /// Reads the input from `from` to its end, handing each chunk to `emit`
     /// (which returns `false` to stop early, e.g. on shutdown).
+    ///
+    /// Before resuming at `from`, the bytes before it are read and checked
+    /// against the checkpoint's hash of them ([`SourceError::Changed`] when
+    /// they differ).
     pub fn read_chunks(
         self,
         from: FilePosition,
@@ -194,54 +248,78 @@ impl OpenInput {
             input: display.clone(),
             source,
         };
-        let mut reader = match self.seekable {
-            Some(mut file) if from.offset > 0 => {
-                let len = file.metadata().map_err(io_err)?.len();
-                if len < from.offset {
-                    return Err(SourceError::Shrunk {
-                        input: display.clone(),
-                        offset: from.offset,
-                        len,
-                    });
-                }
-                file.seek(SeekFrom::Start(from.offset)).map_err(io_err)?;
-                Box::new(file) as Box<dyn Read + Send>
+        let mut reader = self.reader;
+        let mut splitter = LineSplitter::new(self.info.clone(), max_record_size);
+        if from.offset > 0 {
+            let (read, last) = splitter.skip(&mut reader, from.offset).map_err(io_err)?;
+            if read < from.offset {
+                return Err(SourceError::Shrunk {
+                    input: display.clone(),
+                    offset: from.offset,
+                    len: read,
+                });
             }
-            _ => {
-                let mut reader = self.reader;
-                let skipped =
-                    std::io::copy(&mut (&mut reader).take(from.offset), &mut std::io::sink())
-                        .map_err(io_err)?;
-                if skipped < from.offset {
-                    return Err(SourceError::Shrunk {
-                        input: display.clone(),
-                        offset: from.offset,
-                        len: skipped,
-                    });
-                }
-                reader
+            if from.prefix.is_some_and(|h| h != splitter.hasher.digest()) {
+                return Err(SourceError::Changed {
+                    input: display.clone(),
+                    offset: from.offset,
+                    line: from.line,
+                });
             }
-        };
-        let mut splitter = LineSplitter::new(self.info.clone(), from, max_record_size);
+            splitter.position.line = from.line;
+            // The committed part ended in a last line without its newline:
+            // the newline that ends it now is no line of its own.
+            splitter.after_unended_line = last != Some(b'\n');
+        }
         let mut block = vec![0u8; CHUNK_BYTES];
         loop {
-            let n = match reader.read(&mut block) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(e)),
-            };
+            let n = fill(&mut reader, &mut block, self.pipe).map_err(io_err)?;
+            if n == 0 {
+                break;
+            }
             for chunk in splitter.push(&block[..n]) {
                 if !emit(chunk) {
                     return Ok(());
                 }
             }
         }
-        if let Some(chunk) = splitter.finish() {
+        if let Some(chunk) = splitter.finish(!self.growable) {
             emit(chunk);
         }
         Ok(())
     }
+}
+
+/// Reads into `block` until it is full or the input ends; for a pipe, only
+/// as long as more is ready at once (what a slow writer sent is handed on
+/// now, not when a megabyte has gathered). Returns the bytes read, 0 at the
+/// end of the input.
+fn fill(reader: &mut dyn Read, block: &mut [u8], pipe: bool) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < block.len() {
+        match reader.read(&mut block[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        if pipe && !stdin_ready() {
+            break;
+        }
+    }
+    Ok(filled)
+}
+
+/// Whether stdin has bytes (or its end) ready to read without waiting.
+fn stdin_ready() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout; poll only writes `revents`.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready > 0 && fd.revents != 0
 }
 
 fn is_gzip(reader: &mut BufReader<Box<dyn Read + Send>>) -> std::io::Result<bool> {
@@ -250,31 +328,77 @@ fn is_gzip(reader: &mut BufReader<Box<dyn Read + Send>>) -> std::io::Result<bool
     Ok(head.starts_with(&[0x1f, 0x8b]))
 }
 
-/// Cuts a byte stream into chunks of whole lines, tracking positions and
-/// setting oversized lines apart.
+/// Whether an unended last line is a whole record: a complete JSON value
+/// (a writer cut mid-line has written no complete object yet).
+fn is_complete_json(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+}
+
+/// Cuts a byte stream into chunks of whole lines, tracking positions (and
+/// the hash of every byte before them) and setting oversized lines apart.
 struct LineSplitter {
     source: Arc<SourceInfo>,
     /// Position after the last byte handed out in a chunk.
     position: FilePosition,
+    /// XXH3 of the bytes before `position`, and of an oversized line's bytes
+    /// as they pass.
+    hasher: Xxh3,
     /// Bytes of the current, unfinished line(s).
     pending: Vec<u8>,
     max_record_size: usize,
     /// Inside an oversized line: its length so far and its head.
     oversized: Option<(u64, Vec<u8>)>,
+    /// The input resumed just after a last line that had no newline yet.
+    after_unended_line: bool,
 }
 
 impl LineSplitter {
-    fn new(source: Arc<SourceInfo>, position: FilePosition, max_record_size: usize) -> Self {
+    fn new(source: Arc<SourceInfo>, max_record_size: usize) -> Self {
         Self {
             source,
-            position,
+            position: FilePosition::default(),
+            hasher: Xxh3::new(),
             pending: Vec::with_capacity(2 * CHUNK_BYTES),
             max_record_size,
             oversized: None,
+            after_unended_line: false,
         }
     }
 
+    /// Reads (and hashes) the first `n` bytes of `reader`: the part already
+    /// committed. Returns how many there were and the last of them.
+    fn skip(&mut self, reader: &mut dyn Read, n: u64) -> std::io::Result<(u64, Option<u8>)> {
+        let mut block = vec![0u8; CHUNK_BYTES.min(n as usize)];
+        let mut read = 0u64;
+        let mut last = None;
+        while read < n {
+            let want = block.len().min((n - read) as usize);
+            let got = match reader.read(&mut block[..want]) {
+                Ok(0) => break,
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.hasher.update(&block[..got]);
+            last = Some(block[got - 1]);
+            read += got as u64;
+        }
+        self.position.offset = read;
+        Ok((read, last))
+    }
+
     fn push(&mut self, mut bytes: &[u8]) -> Vec<Chunk> {
+        if std::mem::take(&mut self.after_unended_line) {
+            let ending = [&b"\r\n"[..], b"\n"]
+                .into_iter()
+                .find(|e| bytes.starts_with(e));
+            if let Some(ending) = ending {
+                self.hasher.update(ending);
+                self.position.offset += ending.len() as u64;
+                bytes = &bytes[ending.len()..];
+            }
+        }
         let mut out = Vec::new();
         while !bytes.is_empty() {
             if let Some((len, head)) = &mut self.oversized {
@@ -283,10 +407,12 @@ impl LineSplitter {
                 let room = MAX_RAW_KEPT.saturating_sub(head.len());
                 head.extend_from_slice(&part[..part.len().min(room)]);
                 *len += part.len() as u64;
+                self.hasher.update(part);
                 match end {
                     None => bytes = &[],
                     Some(nl) => {
-                        let chunk = self.oversized_chunk();
+                        self.hasher.update(b"\n");
+                        let chunk = self.oversized_chunk(true);
                         out.push(chunk);
                         bytes = &bytes[nl + 1..];
                     }
@@ -308,6 +434,7 @@ impl LineSplitter {
             // is too large whatever follows: stop buffering it.
             if self.pending.len() > self.max_record_size + 1 {
                 let mut head = std::mem::take(&mut self.pending);
+                self.hasher.update(&head);
                 let len = head.len() as u64;
                 head.truncate(MAX_RAW_KEPT);
                 self.oversized = Some((len, head));
@@ -316,15 +443,39 @@ impl LineSplitter {
         out
     }
 
-    fn finish(&mut self) -> Option<Chunk> {
+    /// The chunk of the last line, which has no newline: taken when the
+    /// input is over (`ended`) or the line is a complete JSON value; left
+    /// for a later run otherwise (its writer may be in the middle of it).
+    fn finish(&mut self, ended: bool) -> Option<Chunk> {
         if self.oversized.is_some() {
-            return Some(self.oversized_chunk());
+            if ended {
+                return Some(self.oversized_chunk(false));
+            }
+            let (len, _) = self.oversized.take().unwrap_or_default();
+            self.leave_unended(len);
+            return None;
         }
         if self.pending.is_empty() {
             return None;
         }
+        if !ended && !is_complete_json(&self.pending) {
+            if !self.pending.iter().all(u8::is_ascii_whitespace) {
+                self.leave_unended(self.pending.len() as u64);
+            }
+            return None;
+        }
         let lines = std::mem::take(&mut self.pending);
         Some(self.lines_chunk(lines))
+    }
+
+    fn leave_unended(&self, len: u64) {
+        tracing::warn!(
+            input = %self.source.display,
+            line = self.position.line + 1,
+            offset = self.position.offset,
+            bytes = len,
+            "the last line has no newline and is no complete JSON value yet: it is left unread until its writer ends it"
+        );
     }
 
     fn lines_chunk(&mut self, lines: Vec<u8>) -> Chunk {
@@ -332,9 +483,11 @@ impl LineSplitter {
         let newlines = memchr::memchr_iter(b'\n', &lines).count() as u64;
         // A final line without a newline is a line too.
         let count = newlines + u64::from(!lines.ends_with(b"\n"));
+        self.hasher.update(&lines);
         self.position = FilePosition {
             offset: start.offset + lines.len() as u64,
             line: start.line + count,
+            prefix: Some(self.hasher.digest()),
         };
         Chunk {
             source: self.source.clone(),
@@ -344,15 +497,14 @@ impl LineSplitter {
         }
     }
 
-    /// Closes the oversized line.
-    fn oversized_chunk(&mut self) -> Chunk {
+    /// Closes the oversized line (`with_newline` unless it ended the input).
+    fn oversized_chunk(&mut self, with_newline: bool) -> Chunk {
         let (len, head) = self.oversized.take().unwrap_or_default();
         let start = self.position;
-        // The line's bytes plus its newline (absent only at the end of input,
-        // where the offset past the newline does not matter).
         self.position = FilePosition {
-            offset: start.offset + len + 1,
+            offset: start.offset + len + u64::from(with_newline),
             line: start.line + 1,
+            prefix: Some(self.hasher.digest()),
         };
         Chunk {
             source: self.source.clone(),
@@ -372,17 +524,113 @@ mod tests {
             key: "k".into(),
             display: Arc::from("t"),
             lease: None,
+            checkpointed: true,
         })
     }
 
     fn split(input: &[u8], block: usize, max: usize) -> Vec<Chunk> {
-        let mut s = LineSplitter::new(info(), FilePosition { offset: 0, line: 0 }, max);
+        let mut s = LineSplitter::new(info(), max);
         let mut out = Vec::new();
         for piece in input.chunks(block) {
             out.extend(s.push(piece));
         }
-        out.extend(s.finish());
+        out.extend(s.finish(true));
         out
+    }
+
+    /// Every chunk of `path` read from `from`, or the error.
+    fn read(path: &std::path::Path, from: FilePosition) -> Result<Vec<Chunk>, SourceError> {
+        let input = FileInput {
+            display: path.display().to_string(),
+            path: Some(path.to_path_buf()),
+        };
+        let mut got = Vec::new();
+        OpenInput::open(&input)?.read_chunks(from, 1000, |c| {
+            got.push(c);
+            true
+        })?;
+        Ok(got)
+    }
+
+    fn lines_of(chunks: &[Chunk]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in chunks {
+            if let ChunkBody::Lines(l) = &c.body {
+                out.extend_from_slice(l);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_resume_checks_that_the_committed_bytes_are_still_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        std::fs::write(&path, "h0\na1\na2\na3\n").unwrap();
+        let first = read(&path, FilePosition::default()).unwrap();
+        let end = first.last().unwrap().end;
+        assert_eq!((end.offset, end.line), (12, 4));
+        // The same file, grown: resumes where it stopped.
+        std::fs::write(&path, "h0\na1\na2\na3\na4\n").unwrap();
+        let grown = read(&path, end).unwrap();
+        assert_eq!(lines_of(&grown), b"a4\n");
+        assert_eq!(grown[0].start.line, 4);
+        // Rewritten in place with the same first line (same identity): refused.
+        std::fs::write(&path, "h0\nb1\nb2\nb3\nb4\nb5\n").unwrap();
+        let e = read(&path, end).unwrap_err().to_string();
+        assert!(
+            e.contains("changed since its first 12 bytes (line 4) were committed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unended_last_line_waits_for_its_writer_unless_it_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        // A writer mid-line: the half line is left unread.
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":").unwrap();
+        let first = read(&path, FilePosition::default()).unwrap();
+        assert_eq!(lines_of(&first), b"{\"a\":1}\n");
+        let end = first.last().unwrap().end;
+        assert_eq!((end.offset, end.line), (8, 1));
+        // The writer ends the line: it is read whole, as line 2.
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":2}").unwrap();
+        let second = read(&path, end).unwrap();
+        assert_eq!(lines_of(&second), b"{\"b\":2}", "a complete value is taken");
+        let end = second.last().unwrap().end;
+        assert_eq!((second[0].start.line, end.offset, end.line), (1, 15, 2));
+        // Its newline comes later, then line 3: no phantom blank line between.
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n").unwrap();
+        let third = read(&path, end).unwrap();
+        assert_eq!(lines_of(&third), b"{\"c\":3}\n");
+        assert_eq!((third[0].start.offset, third[0].start.line), (16, 2));
+        assert_eq!(third.last().unwrap().end.line, 3);
+        // A gzip stream's end is the input's end: its last line is taken.
+        use std::io::Write;
+        let gz = dir.path().join("e.jsonl.gz");
+        let mut enc =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        enc.write_all(b"{\"a\":1}\n{\"b\":").unwrap();
+        enc.finish().unwrap();
+        assert_eq!(
+            lines_of(&read(&gz, FilePosition::default()).unwrap()),
+            b"{\"a\":1}\n{\"b\":"
+        );
+    }
+
+    #[test]
+    fn a_file_named_twice_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jsonl");
+        std::fs::write(&a, "x\n").unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        let dotted = format!("{}/./a.jsonl", dir.path().display());
+        let got =
+            expand_inputs(&[a.display().to_string(), link.display().to_string(), dotted]).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].display, a.display().to_string());
     }
 
     #[test]
@@ -391,7 +639,7 @@ mod tests {
         for block in [1, 2, 3, 5, 100] {
             let chunks = split(input, block, 100);
             let mut joined = Vec::new();
-            let mut pos = FilePosition { offset: 0, line: 0 };
+            let mut pos = FilePosition::default();
             for c in &chunks {
                 assert_eq!(c.start, pos, "block {block}");
                 let ChunkBody::Lines(lines) = &c.body else {
@@ -405,9 +653,10 @@ mod tests {
                 pos,
                 FilePosition {
                     offset: 13,
-                    line: 4
+                    line: 4,
+                    prefix: Some(xxhash_rust::xxh3::xxh3_64(input)),
                 },
-                "block {block}"
+                "block {block}: the hash of every byte before the position"
             );
         }
     }
@@ -449,6 +698,15 @@ mod tests {
                 }
             }
             assert_eq!(long_lines, vec![(2, 2, 50), (4, 55, 50)], "block {block}");
+            let end = chunks.last().unwrap().end;
+            assert_eq!(
+                (end.offset, end.prefix),
+                (
+                    input.len() as u64,
+                    Some(xxhash_rust::xxh3::xxh3_64(input.as_bytes()))
+                ),
+                "block {block}: an unended last line adds no newline"
+            );
             assert_eq!(
                 short,
                 vec![(1, 0, b"a".to_vec()), (3, 53, b"b".to_vec())],
@@ -501,10 +759,18 @@ mod tests {
             let mut got = Vec::new();
             OpenInput::open(&input)
                 .unwrap()
-                .read_chunks(FilePosition { offset: 3, line: 1 }, 100, |c| {
-                    got.push(c);
-                    true
-                })
+                .read_chunks(
+                    FilePosition {
+                        offset: 3,
+                        line: 1,
+                        prefix: None,
+                    },
+                    100,
+                    |c| {
+                        got.push(c);
+                        true
+                    },
+                )
                 .unwrap();
             assert_eq!(got.len(), 1, "{path:?}");
             assert_eq!(
@@ -512,7 +778,7 @@ mod tests {
                 ChunkBody::Lines(b"l2\nl3\n".to_vec()),
                 "{path:?}"
             );
-            assert_eq!(got[0].end, FilePosition { offset: 9, line: 3 }, "{path:?}");
+            assert_eq!((got[0].end.offset, got[0].end.line), (9, 3), "{path:?}");
         }
     }
 

@@ -13,8 +13,8 @@ pub mod lease;
 /// A source as the checkpoint knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
-    /// Checkpoint key: `file:<canonical path>#<first-line hash>`, or
-    /// `kinesis:<stream>:<consumer>:<shard id>`.
+    /// Checkpoint key: `file:<canonical path>#<first-line hash>`,
+    /// `kinesis:<stream>:<consumer>:<shard id>`, or `stdin`.
     pub key: String,
     /// The source for people (`_source_id`): the input as given, or
     /// `kinesis:<stream>/<shard id>`.
@@ -23,6 +23,10 @@ pub struct SourceInfo {
     /// with shard leases; see [`lease::Claims`]): records of a claim the
     /// task no longer holds are dropped, never committed.
     pub lease: Option<u64>,
+    /// Whether commits record this source's position so that a later run
+    /// resumes after it. Not for stdin: a pipe cannot be read again, and a
+    /// later run's stdin is another stream, never to be resumed by offset.
+    pub checkpointed: bool,
 }
 
 /// Records from some source, with the positions they cover.
@@ -71,6 +75,21 @@ pub enum SourceError {
         operation: String,
         /// The service's answer.
         message: String,
+    },
+    /// The input no longer starts with the bytes committed from it: it was
+    /// rewritten in place, and resuming by offset could skip or cut records.
+    #[error(
+        "{input} changed since its first {offset} bytes (line {line}) were committed: \
+         it was rewritten in place, and resuming at that offset could skip or cut records. \
+         Give the new content another path to ingest it as a new input"
+    )]
+    Changed {
+        /// The input.
+        input: String,
+        /// The committed offset.
+        offset: u64,
+        /// The committed line count.
+        line: u64,
     },
     /// The input is shorter than the committed checkpoint: it was truncated or
     /// replaced since it was ingested.

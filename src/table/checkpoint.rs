@@ -25,12 +25,18 @@ pub enum SourcePosition {
 }
 
 /// Where a file stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilePosition {
     /// Byte offset in the (decompressed) source just after the last committed record.
     pub offset: u64,
     /// Number of lines consumed up to `offset`.
     pub line: u64,
+    /// XXH3-64 of the `offset` bytes before the position: a resume checks
+    /// that the input still starts with exactly what was committed, so a file
+    /// rewritten in place is refused instead of read from a wrong offset.
+    /// `None` in checkpoints written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<u64>,
 }
 
 /// Where a Kinesis shard stands.
@@ -197,14 +203,29 @@ mod tests {
             SourcePosition::File(FilePosition {
                 offset: 10,
                 line: 2,
+                prefix: None,
             }),
         );
         let text = a.encode();
         assert_eq!(
-            text,
-            r#"{"v":1,"sources":{"file:a.jsonl#1":{"offset":10,"line":2}}}"#
+            text, r#"{"v":1,"sources":{"file:a.jsonl#1":{"offset":10,"line":2}}}"#,
+            "a position without a prefix hash reads as one written before it existed"
         );
         assert_eq!(Checkpoint::decode(&text).unwrap(), a);
+        let hashed = SourcePosition::File(FilePosition {
+            offset: 10,
+            line: 2,
+            prefix: Some(u64::MAX),
+        });
+        let text = serde_json::to_string(&hashed).unwrap();
+        assert_eq!(
+            text,
+            r#"{"offset":10,"line":2,"prefix":18446744073709551615}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<SourcePosition>(&text).unwrap(),
+            hashed
+        );
 
         let mut b = Checkpoint::new();
         b.set(
@@ -212,6 +233,7 @@ mod tests {
             SourcePosition::File(FilePosition {
                 offset: 20,
                 line: 4,
+                prefix: None,
             }),
         );
         b.set(

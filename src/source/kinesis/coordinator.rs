@@ -350,6 +350,7 @@ impl Coordinator {
                 key,
                 display: Arc::from(format!("kinesis:{}/{id}", self.stream.name)),
                 lease,
+                checkpointed: true,
             }),
             tx: self.tx.clone(),
             lags: self.lags.clone(),
