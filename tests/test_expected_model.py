@@ -39,7 +39,8 @@ def reason_of(line: bytes, max_record_size: int = ex.DEFAULT_MAX_RECORD_SIZE) ->
         (b'{"event_uuid":"u","event_name":"a","created_at":NaN}', ex.INVALID_JSON),
         (b'{"event_uuid":"u","event_name":"a","created_at":1e400}', ex.INVALID_JSON),
         (b'{"event_uuid":"\\ud800","event_name":"a","created_at":1}', ex.INVALID_JSON),
-        (b"\xef\xbb\xbf{}", ex.INVALID_JSON),
+        # A byte order mark starting the input is not part of the record.
+        (b"\xef\xbb\xbf{}", ex.BAD_EVENT_UUID),
         (b"[1,2]", ex.NOT_OBJECT),
         (b'"text"', ex.NOT_OBJECT),
         (b"null", ex.NOT_OBJECT),
@@ -63,10 +64,24 @@ def reason_of(line: bytes, max_record_size: int = ex.DEFAULT_MAX_RECORD_SIZE) ->
         # The first failing check decides: bad uuid before bad name before bad time.
         (b'{"event_uuid":"","event_name":":x","created_at":"no"}', ex.BAD_EVENT_UUID),
         (b'{"event_uuid":"u","event_name":":x","created_at":"no"}', ex.BAD_EVENT_NAME),
+        # event_type is a partition value: no control character, 1..64 bytes trimmed.
+        (b'{"event_uuid":"u","event_name":"  :x","created_at":1700000000}', ex.BAD_EVENT_NAME),
+        (b'{"event_uuid":"u","event_name":"a\\tb","created_at":1700000000}', ex.BAD_EVENT_NAME),
+        (b'{"event_uuid":"u","event_name":"a\\u0085","created_at":1700000000}', ex.BAD_EVENT_NAME),
+        (b'{"event_uuid":"u","event_name":"' + b"t" * 65 + b'","created_at":1700000000}', ex.BAD_EVENT_NAME),
+        (b'{"event_uuid":"u","event_name":" ' + b"t" * 64 + b' :x","created_at":1700000000}', None),
+        (b'{"event_uuid":"u","event_name":"' + "注".encode() * 22 + b'","created_at":1700000000}', ex.BAD_EVENT_NAME),
+        (b'{"event_uuid":"u","event_name":"' + "注".encode() * 21 + b'","created_at":1700000000}', None),
     ],
 )
 def test_reason_codes(line, reason):
     assert reason_of(line, max_record_size=64 if reason == ex.TOO_LARGE else 1024) == reason
+
+
+def test_a_byte_order_mark_past_the_start_is_part_of_its_line():
+    result = ex.expected_from_bytes(b"\xef\xbb\xbf" + OK + b"\n\xef\xbb\xbf" + OK + b"\n", "s", now=NOW)
+    assert len(result.rows) == 1
+    assert [(reason, position) for reason, position, _ in result.rejected] == [(ex.INVALID_JSON, "2")]
 
 
 def test_size_limit_is_inclusive():
@@ -104,7 +119,14 @@ def test_enrichment():
 
 @pytest.mark.parametrize(
     "name, event_type, subtype",
-    [("account", "account", None), ("account:", "account", None), ("a::b", "a", None), ("a:b:c", "a", "b")],
+    [
+        ("account", "account", None),
+        ("account:", "account", None),
+        ("a::b", "a", None),
+        ("a:b:c", "a", "b"),
+        (" pay : x ", "pay", "x"),
+        ("pay:  :x", "pay", None),
+    ],
 )
 def test_event_name_parts(name, event_type, subtype):
     line = f'{{"event_uuid":"u","event_name":"{name}","created_at":1700000000}}'.encode()

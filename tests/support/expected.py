@@ -9,7 +9,8 @@ The contract, in the order the checks run (the first failing check decides the
 reason code):
 
 1. The file (gunzipped when its name ends in ``.gz``) is split on ``\\n``; one
-   trailing ``\\r`` is stripped. Lines that are empty or only ASCII whitespace
+   trailing ``\\r`` is stripped, and a UTF-8 byte order mark at the very start
+   of the input is not part of the first line. Lines that are empty or only ASCII whitespace
    (space, tab, LF, FF, CR: Rust's ``u8::is_ascii_whitespace``) are skipped,
    they are not records. Line numbers are 1-based physical line numbers.
 2. ``too_large``: the line (after stripping the ``\\r``) is longer than
@@ -21,12 +22,16 @@ reason code):
    ``float_roundtrip`` feature to get the same ``created_at`` bits.
 4. ``not_object``: valid JSON but not an object.
 5. ``bad_event_uuid``: missing, not a string, or empty.
-6. ``bad_event_name``: missing, not a string, or its first ``:``-part is empty.
+6. ``bad_event_name``: missing, not a string, or its first ``:``-part (the
+   ``event_type``, a partition value) holds a control character (Unicode
+   category Cc), or is empty or longer than 64 UTF-8 bytes once the white
+   space around it is trimmed.
 7. ``bad_created_at``: missing or not a JSON number (``true`` is not a number,
    nor is ``"1700000000"``).
 8. ``created_at_out_of_range``: below 946684800 (2000-01-01) or more than one
    day after the ingestion time.
 
+A key sent twice in one object takes its last value (as ``json.loads`` does).
 Valid records are enriched (see :func:`enrich`) and deduplicated: within one
 run the last valid record per ``event_uuid`` wins, with its own line number.
 """
@@ -40,6 +45,7 @@ import gzip
 import json
 import math
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,12 @@ MIN_CREATED_AT = 946_684_800
 # Producers' clocks may run ahead, but not by more than a day.
 MAX_FUTURE_SECONDS = 86_400
 COMMON_FIELDS = ("event_uuid", "event_name", "created_at")
+# The longest event_type in UTF-8 bytes (a partition value: folder names).
+MAX_EVENT_TYPE_BYTES = 64
+# Unicode White_Space, as Rust's str::trim strips it (Python's str.strip()
+# strips U+001C..U+001F too).
+WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+BOM = b"\xef\xbb\xbf"
 
 # Reason codes, exactly as Floe writes them into `events_rejected.reason`.
 TOO_LARGE = "too_large"
@@ -112,6 +124,8 @@ def iter_lines(data: bytes):
     for number, line in enumerate(data.split(b"\n"), start=1):
         if line.endswith(b"\r"):
             line = line[:-1]
+        if number == 1 and line.startswith(BOM):
+            line = line[len(BOM):]
         if not is_blank(line):
             yield number, line
 
@@ -185,7 +199,15 @@ def validate(line: bytes, max_record_size: int, now: float) -> dict[str, Any]:
     if not isinstance(uuid, str) or uuid == "":
         raise Rejected(BAD_EVENT_UUID)
     name = obj.get("event_name")
-    if not isinstance(name, str) or name.split(":")[0] == "":
+    if not isinstance(name, str):
+        raise Rejected(BAD_EVENT_NAME)
+    first = name.split(":")[0]
+    event_type = first.strip(WHITE_SPACE)
+    if (
+        any(unicodedata.category(c) == "Cc" for c in first)
+        or event_type == ""
+        or len(event_type.encode("utf-8")) > MAX_EVENT_TYPE_BYTES
+    ):
         raise Rejected(BAD_EVENT_NAME)
     created_at = obj.get("created_at")
     if not is_json_number(created_at):
@@ -214,7 +236,7 @@ def enrich(obj: dict[str, Any], source_id: str, line_number: int) -> dict[str, A
     after json.loads, never as text, because key order and number formatting
     of the JSON text are Floe's choice.
     """
-    parts = obj["event_name"].split(":")
+    parts = [p.strip(WHITE_SPACE) for p in obj["event_name"].split(":")]
     created_at = float(obj["created_at"])
     payload = {k: v for k, v in obj.items() if k not in COMMON_FIELDS}
     return {
