@@ -5,7 +5,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    // Read when the script runs, not when it is compiled: a build script
+    // compiled for one checkout may be run for another sharing its target
+    // folder (a git worktree).
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("schemas");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut entries = Vec::new();
     let tables = std::fs::read_dir(&root).expect("reading schemas/");
