@@ -1,13 +1,17 @@
-//! Named points in the commit path where a test can make the process die or
-//! stop, to prove that a crash anywhere loses and duplicates nothing.
+//! Named points where a test can make the process die, stop or panic, to
+//! prove that a crash anywhere loses and duplicates nothing and that no
+//! stage dies quietly.
 //!
 //! `FLOE_FAILPOINT=<point>[:<action>][@<n>]` arms one point: at its `n`th hit
 //! (default the first) the process kills itself with SIGKILL (`die`, the
-//! default: no destructor, no flush, as an out-of-memory kill) or stops itself
+//! default: no destructor, no flush, as an out-of-memory kill), stops itself
 //! with SIGSTOP (`stop`: a test does something while the process is frozen
-//! there, then sends SIGCONT). Unset, every point costs one relaxed load.
+//! there, then sends SIGCONT), or the thread or task passing it panics
+//! (`panic`: a bug in one stage, which its supervisor must notice). Unset,
+//! every point costs one relaxed load.
 //!
-//! The points, in the order a commit passes them:
+//! The points of the commit path, in the order a commit passes them, then
+//! those of the reading stages:
 //!
 //! | point | the process has just... |
 //! |---|---|
@@ -16,6 +20,9 @@
 //! | `after-metadata-file` | written the next metadata file |
 //! | `after-catalog-swap` | swapped the catalog pointer (the commit landed) |
 //! | `before-positions-advance` | landed the events commit, before it moves on |
+//! | `read-chunk` | read a chunk of a file or stdin (the reader thread), before handing it on |
+//! | `decode-chunk` | taken a chunk to decode (a decode task) |
+//! | `shard-read` | had a `GetRecords` answer for a Kinesis shard (its reader task), before handing it on |
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,16 +43,25 @@ pub enum FailPoint {
     AfterCatalogSwap,
     /// Events committed; the pipeline has not yet moved past them.
     BeforePositionsAdvance,
+    /// The file reader has a chunk to hand on.
+    ReadChunk,
+    /// A decode task has taken a chunk.
+    DecodeChunk,
+    /// A shard reader has a `GetRecords` answer.
+    ShardRead,
 }
 
 impl FailPoint {
-    /// Every point, in commit order.
-    pub const ALL: [FailPoint; 5] = [
+    /// Every point: the commit path in commit order, then the readers.
+    pub const ALL: [FailPoint; 8] = [
         FailPoint::AfterDataFiles,
         FailPoint::AfterManifests,
         FailPoint::AfterMetadataFile,
         FailPoint::AfterCatalogSwap,
         FailPoint::BeforePositionsAdvance,
+        FailPoint::ReadChunk,
+        FailPoint::DecodeChunk,
+        FailPoint::ShardRead,
     ];
 
     /// The point's name in `FLOE_FAILPOINT`.
@@ -56,6 +72,9 @@ impl FailPoint {
             FailPoint::AfterMetadataFile => "after-metadata-file",
             FailPoint::AfterCatalogSwap => "after-catalog-swap",
             FailPoint::BeforePositionsAdvance => "before-positions-advance",
+            FailPoint::ReadChunk => "read-chunk",
+            FailPoint::DecodeChunk => "decode-chunk",
+            FailPoint::ShardRead => "shard-read",
         }
     }
 }
@@ -67,6 +86,8 @@ pub enum Action {
     Die,
     /// SIGSTOP: the process freezes until SIGCONT.
     Stop,
+    /// A panic of the thread or task passing the point.
+    Panic,
 }
 
 /// An armed point.
@@ -93,8 +114,11 @@ impl Armed {
         let (name, action) = match rest.split_once(':') {
             Some((name, "die")) => (name, Action::Die),
             Some((name, "stop")) => (name, Action::Stop),
+            Some((name, "panic")) => (name, Action::Panic),
             Some((_, other)) => {
-                return Err(format!("unknown action `{other}`: use `die` or `stop`"));
+                return Err(format!(
+                    "unknown action `{other}`: use `die`, `stop` or `panic`"
+                ));
             }
             None => (rest, Action::Die),
         };
@@ -127,7 +151,8 @@ pub fn init() -> Result<Option<Armed>, String> {
     Ok(*ARMED.get_or_init(|| armed))
 }
 
-/// Passes `point`: dies or stops there when it is armed and this is its hit.
+/// Passes `point`: dies, stops or panics there when it is armed and this is
+/// its hit.
 pub fn hit(point: FailPoint) {
     let Some(Some(armed)) = ARMED.get() else {
         return;
@@ -135,15 +160,18 @@ pub fn hit(point: FailPoint) {
     if armed.point != point || HITS.fetch_add(1, Ordering::Relaxed) + 1 != armed.nth {
         return;
     }
-    let signal = match armed.action {
-        Action::Die => libc::SIGKILL,
-        Action::Stop => libc::SIGSTOP,
-    };
     eprintln!(
         "floe: fail point {} reached ({:?})",
         point.name(),
         armed.action
     );
+    let signal = match armed.action {
+        Action::Die => libc::SIGKILL,
+        Action::Stop => libc::SIGSTOP,
+        // The one panic on purpose: what a test arms to prove that a stage's
+        // supervisor notices a bug in it.
+        Action::Panic => panic!("fail point {} reached", point.name()),
+    };
     // SAFETY: raise has no preconditions; both signals are valid.
     unsafe {
         libc::raise(signal);
@@ -181,6 +209,10 @@ mod tests {
         assert!(e.contains("before-positions-advance"), "{e}");
         let e = Armed::parse("after-manifests:explode").unwrap_err();
         assert!(e.contains("unknown action `explode`"), "{e}");
+        assert_eq!(
+            Armed::parse("decode-chunk:panic@2").map(|a| (a.point, a.action, a.nth)),
+            Ok((FailPoint::DecodeChunk, Action::Panic, 2))
+        );
         let e = Armed::parse("after-manifests@0").unwrap_err();
         assert!(e.contains("`@0`"), "{e}");
     }

@@ -56,6 +56,7 @@ pub fn decode_source_chunk(
     limits: &DecodeLimits,
     ingested_micros: i64,
 ) -> Decoded {
+    crate::failpoint::hit(crate::failpoint::FailPoint::DecodeChunk);
     match chunk {
         SourceChunk::File(chunk) => decode_chunk(chunk, limits, ingested_micros),
         SourceChunk::Shard(batch) => decode_shard_batch(batch, limits, ingested_micros),

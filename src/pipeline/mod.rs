@@ -72,6 +72,15 @@ pub enum RunError {
     /// The shard lease table cannot be used.
     #[error(transparent)]
     Lease(#[from] lease::LeaseError),
+    /// A stage of the pipeline ended abnormally (a panic, a bug): the run
+    /// fails rather than pass a partial ingest off as complete.
+    #[error("the {stage} stage failed: {message}")]
+    Stage {
+        /// The stage (`file reader`, `decoder`, `Kinesis consumer`).
+        stage: &'static str,
+        /// What happened (the panic's message).
+        message: String,
+    },
     /// The warehouse folder could not be created.
     #[error("warehouse {path}")]
     Warehouse {
@@ -268,7 +277,7 @@ pub async fn run(
     metrics.watch_shards(lags.clone());
     let mut lease_keeper: Option<LeaseHandle> = None;
     let mut claims: Option<Arc<Claims>> = None;
-    let consumer = match &config.kinesis {
+    let mut consumer = match &config.kinesis {
         Some(kinesis_config) => {
             let sharing = match &kinesis_config.leases {
                 Some(leases) => {
@@ -306,6 +315,7 @@ pub async fn run(
                         tracing::info!(input = %input.display, offset = from.offset, line = from.line, "resuming after the committed checkpoint");
                     }
                     open.read_chunks(from, max_record_size, |chunk| {
+                        failpoint::hit(FailPoint::ReadChunk);
                         chunk_tx.blocking_send(Ok(SourceChunk::File(chunk))).is_ok()
                     })
                 });
@@ -315,13 +325,13 @@ pub async fn run(
                 }
             }
         })
-        .map_err(|source| RunError::Warehouse {
-            path: PathBuf::from("(reader thread)"),
-            source,
+        .map_err(|e| RunError::Stage {
+            stage: "file reader",
+            message: format!("the thread cannot start: {e}"),
         })?;
 
     // Decoders: up to `decode_threads` chunks in flight, results in input order.
-    let (decoded_tx, mut decoded_rx) = mpsc::channel::<Result<Decoded, SourceError>>(2);
+    let (decoded_tx, mut decoded_rx) = mpsc::channel::<Result<Decoded, RunError>>(2);
     let threads = config.decode_threads.get();
     let limits = DecodeLimits {
         max_record_size,
@@ -348,22 +358,24 @@ pub async fn run(
                         Some(Err(e)) => {
                             // Hand over what was decoded before the error, then the error.
                             while let Some(done) = in_flight.next().await {
-                                if let Ok(d) = done
-                                    && decoded_tx.send(Ok(d)).await.is_err()
-                                {
+                                let decoded = done.map_err(|e| stage_failed("decoder", e));
+                                let failed = decoded.is_err();
+                                if decoded_tx.send(decoded).await.is_err() || failed {
                                     return;
                                 }
                             }
-                            let _ = decoded_tx.send(Err(e)).await;
+                            let _ = decoded_tx.send(Err(e.into())).await;
                             return;
                         }
                         None => input_open = false,
                     }
                 }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                    // A decode task only fails by panicking, a bug: stop reading.
-                    let Ok(decoded) = done else { return; };
-                    if decoded_tx.send(Ok(decoded)).await.is_err() {
+                    // A decode task only fails by panicking, a bug: the run
+                    // fails, after committing what was decoded before it.
+                    let decoded = done.map_err(|e| stage_failed("decoder", e));
+                    let failed = decoded.is_err();
+                    if decoded_tx.send(decoded).await.is_err() || failed {
                         return;
                     }
                 }
@@ -377,7 +389,10 @@ pub async fn run(
         ..Default::default()
     };
     let mut buffer = Buffer::new(config.dedup_mode);
-    let mut source_error = None;
+    let mut source_error: Option<RunError> = None;
+    // The decoder's channel closed: every input was read to its end (or a
+    // stage died, which its join tells).
+    let mut input_ended = false;
     // The input ended or failed, or a shutdown was asked for, while a flush ran.
     let mut stop = false;
     // The buffer is due for a flush (full, or holding a chunk to commit soon).
@@ -404,9 +419,22 @@ pub async fn run(
                         source_error = Some(e);
                         break;
                     }
-                    None => break,
+                    None => {
+                        input_ended = true;
+                        break;
+                    }
                 },
                 _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {}
+                finished = async { match consumer.as_mut() { Some(task) => task.await, None => std::future::pending().await } } => {
+                    // The Kinesis consumer returns by itself once drained or
+                    // after reporting a fatal error; a panic fails the run.
+                    consumer = None;
+                    if let Err(e) = finished {
+                        source_error = Some(stage_failed("Kinesis consumer", e));
+                        break;
+                    }
+                    continue;
+                }
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
                         report.interrupted = true;
@@ -442,7 +470,10 @@ pub async fn run(
                             source_error = Some(e);
                             stop = true;
                         }
-                        None => stop = true,
+                        None => {
+                            input_ended = true;
+                            stop = true;
+                        }
                     },
                     changed = shutdown.changed(), if !stop => {
                         if changed.is_err() || *shutdown.borrow() {
@@ -464,7 +495,15 @@ pub async fn run(
     // Stop the stages before the last flush: dropping the receiver ends the
     // decoder, whose end closes the reader's channel.
     drop(decoded_rx);
-    decoder.abort();
+    if input_ended && source_error.is_none() {
+        // Its channel closed, so it has returned: a panic of its own (not
+        // of a decode task, which it reports) shows here.
+        if let Err(e) = decoder.await {
+            source_error = Some(stage_failed("decoder", e));
+        }
+    } else {
+        decoder.abort();
+    }
     if let Some(consumer) = consumer {
         consumer.abort();
     }
@@ -476,16 +515,44 @@ pub async fn run(
     }
     last?;
     report.shards = lags.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    if !report.interrupted {
-        // The reader has finished (its channel closed); join to surface a panic.
-        let _ = reader.join();
+    if input_ended {
+        // The reader has finished (its channel closed): a panic means the
+        // input was not read to its end, whatever was committed.
+        if let Err(payload) = reader.join()
+            && source_error.is_none()
+        {
+            source_error = Some(RunError::Stage {
+                stage: "file reader",
+                message: panic_message(payload.as_ref()),
+            });
+        }
     }
     report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
     report.elapsed = started.elapsed();
     match source_error {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(report),
     }
+}
+
+/// The error for a stage task that did not return: its panic, or its
+/// cancellation.
+fn stage_failed(stage: &'static str, e: tokio::task::JoinError) -> RunError {
+    let message = match e.try_into_panic() {
+        Ok(payload) => panic_message(payload.as_ref()),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(stage, message = %message, "a stage of the pipeline failed: stopping the run after committing what it handed over");
+    RunError::Stage { stage, message }
+}
+
+/// A panic's message, as `panic!` formatted it.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .map_or_else(|| "it panicked".into(), |m| format!("it panicked: {m}"))
 }
 
 /// Adds a decoded chunk to the buffer and counts it; returns whether the
