@@ -945,7 +945,8 @@ impl SchemaPlan {
                 message: format!(
                     "its current schema (schema id {}) is none of the files in schemas/{folder}/: \
                      it was changed outside Floe, or by a newer chain than this one. Commit a \
-                     schema file equal to it, or run a Floe built with that chain",
+                     schema file equal to it, or pass --schema-dir with the folder of that chain \
+                     (or run a Floe built with it)",
                     current.schema_id()
                 ),
             })?;

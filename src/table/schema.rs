@@ -351,14 +351,18 @@ impl SchemaChain {
                 None => {
                     return Err(TableError::Schema {
                         origin,
-                        message: "was applied to the table but is missing: the chain is                                   append-only, files are never removed"
+                        message: "was applied to the table but is missing from the schema files \
+                                  in use: the table was evolved with a newer chain than this one \
+                                  (the chain is append-only, files are never removed); pass \
+                                  --schema-dir with the folder that holds it"
                             .into(),
                     });
                 }
                 Some(f) if f.digest != digest => {
                     return Err(TableError::Schema {
                         origin: f.origin.clone(),
-                        message: "was edited after it was applied to the table: the chain is                                   append-only, add a new file instead"
+                        message: "was edited after it was applied to the table: the chain is \
+                                  append-only, add a new file instead"
                             .into(),
                     });
                 }
@@ -791,5 +795,34 @@ mod tests {
             err.contains("x.json") && err.contains("identifier-field-ids"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn refusals_of_the_applied_files_read_as_sentences() {
+        let chain = SchemaChain::load(TableKind::Events, &SchemaSource::Embedded).unwrap();
+        let first = &chain.files[0];
+        let missing = chain
+            .check_applied(&format!(
+                "{}={},0002-newer.json=00",
+                first.name, first.digest
+            ))
+            .unwrap_err()
+            .to_string();
+        let edited = chain
+            .check_applied(&format!("{}=0000000000000000", first.name))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("0002-newer.json: was applied"),
+            "{missing}"
+        );
+        assert!(missing.contains("--schema-dir"), "{missing}");
+        assert!(
+            edited.contains("was edited after it was applied"),
+            "{edited}"
+        );
+        for message in [missing, edited] {
+            assert!(!message.contains("  "), "a run of spaces: {message:?}");
+        }
     }
 }
