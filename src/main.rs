@@ -521,7 +521,7 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
                 if let Some(since) = &args.since {
                     chain.check_unchanged_since(&args.schema_dir, since)?;
                 }
-                out.push_str(&report::schema_chain(&chain));
+                out.push_str(&report::schema_chain(&chain, &args.schema_dir));
             }
             print!("{out}");
             Ok(ExitCode::SUCCESS)

@@ -334,13 +334,15 @@ fn schema_fields(
     }
 }
 
-/// A checked schema chain: each file with what it changes.
-pub fn schema_chain(chain: &crate::table::SchemaChain) -> String {
+/// A checked schema chain read from folder `dir`: each file with what it
+/// changes.
+pub fn schema_chain(chain: &crate::table::SchemaChain, dir: &std::path::Path) -> String {
     let mut out = String::new();
-    let folder = chain.kind.schema_folder();
+    let folder = dir.join(chain.kind.schema_folder());
     let _ = writeln!(
         out,
-        "schemas/{folder}: {} file{}, every step allowed",
+        "{}: {} file{}, every step allowed",
+        folder.display(),
         chain.files.len(),
         if chain.files.len() == 1 { "" } else { "s" }
     );
@@ -359,6 +361,15 @@ pub fn schema_chain(chain: &crate::table::SchemaChain) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schema_chain_is_headed_by_its_real_folder() {
+        let source = crate::table::SchemaSource::Embedded;
+        let chain =
+            crate::table::SchemaChain::load(crate::table::TableKind::Events, &source).unwrap();
+        let text = schema_chain(&chain, std::path::Path::new("/x/checkout/schemas"));
+        assert!(text.starts_with("/x/checkout/schemas/events: "), "{text}");
+    }
 
     #[test]
     fn thousands_groups_digits() {
