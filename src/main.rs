@@ -418,10 +418,24 @@ fn main() -> ExitCode {
                 eprintln!("floe: {config}");
                 return ExitCode::from(2);
             }
-            eprintln!("floe: error: {e:#}");
+            eprintln!("floe: error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its sources, each message once: a layer whose message
+/// already holds its source's (`"writing x: disk full"` over `"disk full"`)
+/// would otherwise print that text again for every layer below it.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut printed: Vec<String> = Vec::new();
+    for message in error.chain().map(ToString::to_string) {
+        if printed.last().is_some_and(|last| last.contains(&message)) {
+            continue;
+        }
+        printed.push(message);
+    }
+    printed.join(": ")
 }
 
 /// The async runtime: a worker per core plus two, because `floe run` encodes
@@ -895,6 +909,46 @@ fn write_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error with a message and an optional source.
+    #[derive(Debug)]
+    struct Layer(String, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|s| s as _)
+        }
+    }
+
+    #[test]
+    fn error_chains_print_each_message_once() {
+        let layer = |text: &str, source: Option<Layer>| Layer(text.into(), source.map(Box::new));
+        let disk = layer("No space left on device", None);
+        let write = layer("Failed to write: No space left on device", Some(disk));
+        let table = layer(
+            "table a.b: Failed to write: No space left on device",
+            Some(write),
+        );
+        assert_eq!(
+            error_chain(&anyhow::Error::new(table)),
+            "table a.b: Failed to write: No space left on device"
+        );
+
+        // A layer that does not repeat its source keeps it.
+        let io = layer("permission denied", None);
+        let path = layer("/w/catalog.db", Some(io));
+        let catalog = layer("catalog database /w/catalog.db", Some(path));
+        assert_eq!(
+            error_chain(&anyhow::Error::new(catalog)),
+            "catalog database /w/catalog.db: permission denied"
+        );
+    }
 
     #[test]
     fn edit_distance_counts_single_character_edits() {
