@@ -1,7 +1,7 @@
 //! The `floe` command: parses flags, sets up logging, runs one command.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use floe::config::{
 };
 use floe::generate::{GenerateOptions, generate, validate_options};
 use floe::pipeline::{self, Progress, RunReport};
+use floe::table::schema::{LOCAL_SCHEMA_DIR, announce_source};
 use floe::table::{SchemaChain, SchemaPlan, SchemaSource, TableKind, TableLayout};
 use floe::{catalog::TableName, report, telemetry};
 
@@ -103,8 +104,9 @@ enum SchemaCommand {
 
 #[derive(Args)]
 struct SchemaCheckArgs {
-    /// Folder of schema files (schemas/<table>/NNNN-slug.json).
-    #[arg(long, env = "FLOE_SCHEMA_DIR", default_value = "schemas")]
+    /// Folder of schema files (schemas/<table>/NNNN-slug.json): the checkout's by default, which
+    /// this command validates (the others use the files built in unless given --schema-dir)
+    #[arg(long, env = "FLOE_SCHEMA_DIR", default_value = LOCAL_SCHEMA_DIR)]
     schema_dir: PathBuf,
     /// Git revision (e.g. origin/main): every schema file it has must be unchanged here.
     #[arg(long)]
@@ -144,9 +146,7 @@ impl SchemaTableArgs {
 
     /// The schema files: `--schema-dir`, else the built-in ones.
     fn schema_source(&self) -> SchemaSource {
-        self.schema_dir
-            .clone()
-            .map_or(SchemaSource::Embedded, SchemaSource::Dir)
+        SchemaSource::from(self.schema_dir.clone())
     }
 }
 
@@ -480,6 +480,10 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             let config = args.raw().or(file).validate()?;
             floe::failpoint::init().map_err(|e| ConfigError { problems: vec![e] })?;
             telemetry::init_logging(config.log_format, "info");
+            announce_source(
+                &SchemaSource::from(config.schema_dir.clone()),
+                Path::new(LOCAL_SCHEMA_DIR),
+            );
             let rt = runtime()?;
             let report = rt.block_on(ingest(&config))?;
             print!("{}", report::run_summary(&report));
@@ -505,6 +509,10 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             .raw();
             let config = raw.validate()?;
             telemetry::init_logging(config.log_format, "warn");
+            announce_source(
+                &SchemaSource::from(config.schema_dir.clone()),
+                Path::new(LOCAL_SCHEMA_DIR),
+            );
             if !input.exists() {
                 let stats = write_events(&options, &input.display().to_string())?;
                 println!(
@@ -607,6 +615,7 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
         orphan_older_than: args.orphan_older_than,
     };
     let source = args.tables.schema_source();
+    announce_source(&source, Path::new(LOCAL_SCHEMA_DIR));
     let rt = runtime()?;
     rt.block_on(async {
         let config = args.tables.store.config()?;
@@ -759,6 +768,8 @@ fn schema_tables(args: SchemaTableArgs, apply: bool) -> anyhow::Result<ExitCode>
         return Err(ConfigError { problems }.into());
     }
     let source = args.schema_source();
+    announce_source(&source, Path::new(LOCAL_SCHEMA_DIR));
+    println!("Using {source}.");
     let rt = runtime()?;
     rt.block_on(async {
         let config = args.store.config()?;
