@@ -5,7 +5,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    // Read when the script runs, not when it is compiled: a compiled build
+    // script is reused by every work tree sharing a target directory, and
+    // would otherwise embed the schemas of the tree that compiled it.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("schemas");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut entries = Vec::new();
     let tables = std::fs::read_dir(&root).expect("reading schemas/");
