@@ -1,7 +1,7 @@
 //! The `floe` command: parses flags, sets up logging, runs one command.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use floe::config::{
 };
 use floe::generate::{GenerateOptions, generate, validate_options};
 use floe::pipeline::{self, Progress, RunReport};
+use floe::table::schema::{LOCAL_SCHEMA_DIR, announce_source};
 use floe::table::{SchemaChain, SchemaPlan, SchemaSource, TableKind, TableLayout};
 use floe::{catalog::TableName, report, telemetry};
 
@@ -103,8 +104,9 @@ enum SchemaCommand {
 
 #[derive(Args)]
 struct SchemaCheckArgs {
-    /// Folder of schema files (schemas/<table>/NNNN-slug.json).
-    #[arg(long, env = "FLOE_SCHEMA_DIR", default_value = "schemas")]
+    /// Folder of schema files (schemas/<table>/NNNN-slug.json): the checkout's by default, which
+    /// this command validates (the others use the files built in unless given --schema-dir)
+    #[arg(long, env = "FLOE_SCHEMA_DIR", default_value = LOCAL_SCHEMA_DIR)]
     schema_dir: PathBuf,
     /// Git revision (e.g. origin/main): every schema file it has must be unchanged here.
     #[arg(long)]
@@ -144,9 +146,7 @@ impl SchemaTableArgs {
 
     /// The schema files: `--schema-dir`, else the built-in ones.
     fn schema_source(&self) -> SchemaSource {
-        self.schema_dir
-            .clone()
-            .map_or(SchemaSource::Embedded, SchemaSource::Dir)
+        SchemaSource::from(self.schema_dir.clone())
     }
 }
 
@@ -418,10 +418,24 @@ fn main() -> ExitCode {
                 eprintln!("floe: {config}");
                 return ExitCode::from(2);
             }
-            eprintln!("floe: error: {e:#}");
+            eprintln!("floe: error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its sources, each message once: a layer whose message
+/// already holds its source's (`"writing x: disk full"` over `"disk full"`)
+/// would otherwise print that text again for every layer below it.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut printed: Vec<String> = Vec::new();
+    for message in error.chain().map(ToString::to_string) {
+        if printed.last().is_some_and(|last| last.contains(&message)) {
+            continue;
+        }
+        printed.push(message);
+    }
+    printed.join(": ")
 }
 
 /// The async runtime: a worker per core plus two, because `floe run` encodes
@@ -466,6 +480,10 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             let config = args.raw().or(file).validate()?;
             floe::failpoint::init().map_err(|e| ConfigError { problems: vec![e] })?;
             telemetry::init_logging(config.log_format, "info");
+            announce_source(
+                &SchemaSource::from(config.schema_dir.clone()),
+                Path::new(LOCAL_SCHEMA_DIR),
+            );
             let rt = runtime()?;
             let report = rt.block_on(ingest(&config))?;
             print!("{}", report::run_summary(&report));
@@ -491,6 +509,10 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             .raw();
             let config = raw.validate()?;
             telemetry::init_logging(config.log_format, "warn");
+            announce_source(
+                &SchemaSource::from(config.schema_dir.clone()),
+                Path::new(LOCAL_SCHEMA_DIR),
+            );
             if !input.exists() {
                 let stats = write_events(&options, &input.display().to_string())?;
                 println!(
@@ -521,7 +543,7 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
                 if let Some(since) = &args.since {
                     chain.check_unchanged_since(&args.schema_dir, since)?;
                 }
-                out.push_str(&report::schema_chain(&chain));
+                out.push_str(&report::schema_chain(&chain, &args.schema_dir));
             }
             print!("{out}");
             Ok(ExitCode::SUCCESS)
@@ -593,6 +615,7 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
         orphan_older_than: args.orphan_older_than,
     };
     let source = args.tables.schema_source();
+    announce_source(&source, Path::new(LOCAL_SCHEMA_DIR));
     let rt = runtime()?;
     rt.block_on(async {
         let config = args.tables.store.config()?;
@@ -745,6 +768,8 @@ fn schema_tables(args: SchemaTableArgs, apply: bool) -> anyhow::Result<ExitCode>
         return Err(ConfigError { problems }.into());
     }
     let source = args.schema_source();
+    announce_source(&source, Path::new(LOCAL_SCHEMA_DIR));
+    println!("Using {source}.");
     let rt = runtime()?;
     rt.block_on(async {
         let config = args.store.config()?;
@@ -895,6 +920,46 @@ fn write_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error with a message and an optional source.
+    #[derive(Debug)]
+    struct Layer(String, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|s| s as _)
+        }
+    }
+
+    #[test]
+    fn error_chains_print_each_message_once() {
+        let layer = |text: &str, source: Option<Layer>| Layer(text.into(), source.map(Box::new));
+        let disk = layer("No space left on device", None);
+        let write = layer("Failed to write: No space left on device", Some(disk));
+        let table = layer(
+            "table a.b: Failed to write: No space left on device",
+            Some(write),
+        );
+        assert_eq!(
+            error_chain(&anyhow::Error::new(table)),
+            "table a.b: Failed to write: No space left on device"
+        );
+
+        // A layer that does not repeat its source keeps it.
+        let io = layer("permission denied", None);
+        let path = layer("/w/catalog.db", Some(io));
+        let catalog = layer("catalog database /w/catalog.db", Some(path));
+        assert_eq!(
+            error_chain(&anyhow::Error::new(catalog)),
+            "catalog database /w/catalog.db: permission denied"
+        );
+    }
 
     #[test]
     fn edit_distance_counts_single_character_edits() {

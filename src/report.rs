@@ -90,10 +90,8 @@ pub fn orphans(
 pub fn run_summary(report: &RunReport) -> String {
     let c = &report.counts;
     let secs = report.elapsed.as_secs_f64();
-    let mut out = String::new();
-    let mut line = |label: &str, value: String| {
-        let _ = writeln!(out, "  {label:<26}{value:>12}");
-    };
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut line = |label: &str, value: String| rows.push((label.to_string(), value));
     line("records read", thousands(c.records_read));
     line("rows written", thousands(c.rows_written));
     line("duplicates dropped", thousands(c.duplicates_dropped()));
@@ -146,7 +144,20 @@ pub fn run_summary(report: &RunReport) -> String {
         ),
     );
     let mut text = String::from("Floe run summary\n");
-    text.push_str(&out);
+    // Labels are padded to one width (at least 26) and values to another
+    // (at least 12), so that every value ends in the same column whatever
+    // labels (column names) and numbers this run has.
+    let widest = |of: fn(&(String, String)) -> &String| {
+        rows.iter()
+            .map(|r| of(r).chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let label_width = (widest(|r| &r.0) + 2).max(26);
+    let value_width = widest(|r| &r.1).max(12);
+    for (label, value) in &rows {
+        let _ = writeln!(text, "  {label:<label_width$}{value:>value_width$}");
+    }
     if !report.shards.is_empty() {
         let _ = writeln!(text, "  kinesis shards ({}):", report.shards.len());
         for (shard, lag) in &report.shards {
@@ -334,13 +345,15 @@ fn schema_fields(
     }
 }
 
-/// A checked schema chain: each file with what it changes.
-pub fn schema_chain(chain: &crate::table::SchemaChain) -> String {
+/// A checked schema chain read from folder `dir`: each file with what it
+/// changes.
+pub fn schema_chain(chain: &crate::table::SchemaChain, dir: &std::path::Path) -> String {
     let mut out = String::new();
-    let folder = chain.kind.schema_folder();
+    let folder = dir.join(chain.kind.schema_folder());
     let _ = writeln!(
         out,
-        "schemas/{folder}: {} file{}, every step allowed",
+        "{}: {} file{}, every step allowed",
+        folder.display(),
         chain.files.len(),
         if chain.files.len() == 1 { "" } else { "s" }
     );
@@ -359,6 +372,44 @@ pub fn schema_chain(chain: &crate::table::SchemaChain) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_summary_value_ends_in_one_column() {
+        let mut report = RunReport::default();
+        report.counts.records_read = 1_234_567;
+        report.elapsed = std::time::Duration::from_secs(1);
+        report.counts.type_mismatches.insert("quantity".into(), 10);
+        report
+            .counts
+            .type_mismatches
+            .insert("a_rather_long_column_name".into(), 2);
+        let summary = run_summary(&report);
+        let lines: Vec<&str> = summary
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.contains("(snapshots:"))
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("type mismatches (kept in payload)"))
+        );
+        let end = lines[0].len();
+        for line in &lines {
+            assert_eq!(line.len(), end, "{line:?} in\n{summary}");
+        }
+        assert!(summary.contains("\n  records read "), "{summary}");
+        assert!(summary.contains(" 1,234,567 events/s\n"), "{summary}");
+    }
+
+    #[test]
+    fn a_schema_chain_is_headed_by_its_real_folder() {
+        let source = crate::table::SchemaSource::Embedded;
+        let chain =
+            crate::table::SchemaChain::load(crate::table::TableKind::Events, &source).unwrap();
+        let text = schema_chain(&chain, std::path::Path::new("/x/checkout/schemas"));
+        assert!(text.starts_with("/x/checkout/schemas/events: "), "{text}");
+    }
 
     #[test]
     fn thousands_groups_digits() {

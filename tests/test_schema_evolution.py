@@ -185,5 +185,6 @@ def ingest_failing(tmp_path: Path, wh, schemas: Path, name: str):
 
 
 def test_the_shipped_chain_passes_schema_check():
-    out = floe.run("schema", "check", "--schema-dir", str(ROOT / "schemas")).stdout
-    assert out.startswith("schemas/events: ") and "schemas/events_rejected: " in out
+    schemas = ROOT / "schemas"
+    out = floe.run("schema", "check", "--schema-dir", str(schemas)).stdout
+    assert out.startswith(f"{schemas}/events: ") and f"{schemas}/events_rejected: " in out

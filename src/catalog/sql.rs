@@ -4,10 +4,14 @@
 //!
 //! The compare-and-swap is a single `UPDATE ... WHERE metadata_location = <old>`:
 //! SQLite runs it atomically, and one changed row means this writer won.
+//!
+//! Another process holding a write transaction makes a statement wait (about
+//! twenty minutes at most); the wait is logged after a second and every ten
+//! seconds after that, so a stuck lock holder is visible, not a silent stall.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -32,12 +36,19 @@ CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
     PRIMARY KEY (catalog_name, namespace, property_key)
 );";
 
-/// How long a statement waits for another process's lock before failing.
-/// Commits hold the lock for microseconds; readers such as Spark may hold a
-/// read lock for a scan, so allow a generous wait.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Retries of a statement SQLite refused with BUSY without waiting.
-const BUSY_RETRIES: u32 = 40;
+/// How long a statement waits in all for another process's lock before
+/// failing. Commits hold the lock for microseconds; readers such as Spark may
+/// hold a read lock for a scan, so allow a generous wait: this is what a 30 s
+/// busy timeout, retried 40 times with 5, 10, 15... ms pauses, amounted to.
+const LOCK_PATIENCE: Duration = Duration::from_secs(41 * 30 + 5);
+/// How long SQLite itself waits for a lock before handing BUSY back to
+/// [`SqlCatalog::with_conn`], which logs the wait and tries again: short, so
+/// that a long wait is reported while it lasts.
+const BUSY_SLICE: Duration = Duration::from_millis(250);
+/// How long a wait goes unreported (a busy writer's commits take moments).
+const FIRST_WAIT_REPORT: Duration = Duration::from_secs(1);
+/// How often a longer wait is reported again.
+const WAIT_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// A catalog stored in an SQLite file.
 pub struct SqlCatalog {
@@ -59,7 +70,7 @@ impl SqlCatalog {
             source,
         };
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        conn.busy_timeout(BUSY_SLICE).map_err(err)?;
         let catalog = Self {
             name: name.to_string(),
             path: path.to_path_buf(),
@@ -88,25 +99,51 @@ impl SqlCatalog {
         // A poisoned lock only means another thread panicked mid-call; the
         // connection itself is still usable, and SQLite keeps the data consistent.
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let mut attempt = 0;
+        let started = Instant::now();
+        let mut last_report = None;
+        let mut attempt: u64 = 0;
         loop {
-            match f(&conn) {
-                Ok(v) => return Ok(v),
-                Err(source) => {
-                    let error = CatalogError::Sql {
-                        path: self.path.clone(),
-                        source,
-                    };
-                    // The busy timeout covers ordinary lock waits; SQLite
-                    // returns BUSY at once where waiting could deadlock (two
-                    // connections upgrading to write), so back off and retry.
-                    if !error.is_retryable() || attempt == BUSY_RETRIES {
-                        return Err(error);
+            let error = match f(&conn) {
+                Ok(v) => {
+                    if last_report.is_some() {
+                        tracing::info!(
+                            catalog = %self.path.display(),
+                            waited_seconds = started.elapsed().as_secs(),
+                            "got the lock of the catalog database: going on"
+                        );
                     }
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
+                    return Ok(v);
                 }
+                Err(source) => CatalogError::Sql {
+                    path: self.path.clone(),
+                    source,
+                },
+            };
+            let waited = started.elapsed();
+            if !error.is_retryable() || waited >= LOCK_PATIENCE {
+                return Err(error);
             }
+            if wait_report_due(waited, last_report) {
+                if last_report.is_none() {
+                    tracing::warn!(
+                        catalog = %self.path.display(),
+                        "another process holds a write lock on the catalog database: waiting for it"
+                    );
+                } else {
+                    tracing::warn!(
+                        catalog = %self.path.display(),
+                        waited_seconds = waited.as_secs(),
+                        patience_seconds = LOCK_PATIENCE.as_secs(),
+                        "still waiting for another process's write lock on the catalog database"
+                    );
+                }
+                last_report = Some(waited);
+            }
+            // SQLite waits out an ordinary lock for BUSY_SLICE, but returns
+            // BUSY at once where waiting could deadlock (two connections
+            // upgrading to write): back off a little before trying again.
+            attempt += 1;
+            std::thread::sleep(Duration::from_millis(5 * attempt.min(20)));
         }
     }
 
@@ -187,6 +224,15 @@ impl SqlCatalog {
     }
 }
 
+/// Whether a lock wait of `waited` so far should be logged, the last report
+/// having been at `last_report` (`None`: not yet reported).
+fn wait_report_due(waited: Duration, last_report: Option<Duration>) -> bool {
+    match last_report {
+        None => waited >= FIRST_WAIT_REPORT,
+        Some(last) => waited >= last + WAIT_REPORT_EVERY,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +252,91 @@ mod tests {
         // Another catalog name in the same file sees none of it.
         let other = SqlCatalog::open(&dir.path().join("catalog.db"), "other").unwrap();
         assert_eq!(other.load(&t).unwrap(), None);
+    }
+
+    #[test]
+    fn lock_waits_are_reported_after_a_second_then_every_ten() {
+        let s = Duration::from_secs_f64;
+        for (waited, last, due) in [
+            (s(0.3), None, false),
+            (s(0.99), None, false),
+            (s(1.0), None, true),
+            (s(4.0), None, true),
+            (s(5.0), Some(s(1.1)), false),
+            (s(11.0), Some(s(1.1)), false),
+            (s(11.1), Some(s(1.1)), true),
+            (s(30.0), Some(s(21.2)), false),
+        ] {
+            assert_eq!(
+                wait_report_due(waited, last),
+                due,
+                "{waited:?} after {last:?}"
+            );
+        }
+    }
+
+    /// A writer for captured log lines.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_lock_held_elsewhere_is_waited_for_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let catalog = SqlCatalog::open(&path, "floe").unwrap();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                let other = Connection::open(&path).unwrap();
+                other.execute_batch("BEGIN IMMEDIATE").unwrap();
+                locked.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(1500));
+                other.execute_batch("COMMIT").unwrap();
+            }
+        });
+        is_locked.recv().unwrap();
+
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer({
+                let logs = logs.clone();
+                move || logs.clone()
+            })
+            .finish();
+        let t = TableName::parse("analytics.events").unwrap();
+        let started = Instant::now();
+        let outcome =
+            tracing::subscriber::with_default(subscriber, || catalog.create(&t, "m0")).unwrap();
+        holder.join().unwrap();
+
+        assert_eq!(outcome, SwapOutcome::Swapped);
+        assert!(started.elapsed() >= Duration::from_millis(1400));
+        assert_eq!(catalog.load(&t).unwrap().as_deref(), Some("m0"));
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = logs.lines().collect();
+        assert_eq!(lines.len(), 2, "{logs}");
+        assert!(
+            lines[0].contains("WARN")
+                && lines[0].contains("another process holds a write lock")
+                && lines[0].contains(&path.display().to_string()),
+            "{logs}"
+        );
+        assert!(
+            lines[1].contains("INFO") && lines[1].contains("got the lock"),
+            "{logs}"
+        );
     }
 }

@@ -250,7 +250,13 @@ impl TableStore {
         let Some(location) = self.catalog.load(name).await? else {
             return Ok(None);
         };
-        let metadata = TableMetadata::read_from(&self.file_io, &location).await?;
+        let metadata = TableMetadata::read_from(&self.file_io, &location)
+            .await
+            .map_err(|source| TableError::Metadata {
+                table: name.clone(),
+                location: location.clone(),
+                source: Box::new(source),
+            })?;
         Ok(Some(LoadedTable {
             name: name.clone(),
             metadata: Arc::new(metadata),
@@ -945,7 +951,8 @@ impl SchemaPlan {
                 message: format!(
                     "its current schema (schema id {}) is none of the files in schemas/{folder}/: \
                      it was changed outside Floe, or by a newer chain than this one. Commit a \
-                     schema file equal to it, or run a Floe built with that chain",
+                     schema file equal to it, or pass --schema-dir with the folder of that chain \
+                     (or run a Floe built with it)",
                     current.schema_id()
                 ),
             })?;
@@ -984,5 +991,44 @@ impl SchemaPlan {
             Some(c) if c.is_empty() => "none (same fields)".into(),
             Some(c) => evolution::describe_changes(c),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::SqlCatalog;
+    use crate::table::{SchemaSource, TableKind};
+
+    #[tokio::test]
+    async fn a_corrupt_metadata_file_is_named_with_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqlCatalog::open(&dir.path().join("catalog.db"), "floe").unwrap();
+        let store = TableStore::new(
+            Arc::new(Catalog::Sql(catalog)),
+            FileIO::new_with_fs(),
+            &format!("file://{}", dir.path().display()),
+        );
+        let name = TableName::parse("analytics.events").unwrap();
+        let layout = TableLayout::load(TableKind::Events, &SchemaSource::Embedded).unwrap();
+        let table = store.load_or_create(&name, &layout).await.unwrap();
+        let path = table
+            .metadata_location
+            .strip_prefix("file://")
+            .unwrap()
+            .to_string();
+        std::fs::write(&path, "{\"format-version\": 2, trunc").unwrap();
+
+        let err = store.load(&name).await.unwrap_err();
+        assert!(matches!(err, TableError::Metadata { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "table analytics.events: metadata file {} cannot be read",
+                table.metadata_location
+            )
+        );
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(!cause.is_empty(), "the parse error is kept as the source");
     }
 }

@@ -34,6 +34,19 @@ pub enum TableError {
     /// An error from the catalog.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The metadata file the catalog points a table at could not be read or
+    /// parsed (missing, corrupt, unreachable).
+    #[error("table {table}: metadata file {location} cannot be read")]
+    Metadata {
+        /// The table.
+        table: TableName,
+        /// The metadata file.
+        location: String,
+        /// The storage or parse error (boxed: it would double the size of
+        /// every `Result` carrying a `TableError`).
+        #[source]
+        source: Box<iceberg::Error>,
+    },
     /// Rows could not be turned into Arrow.
     #[error("building Arrow data")]
     Arrow(#[from] arrow_schema::ArrowError),
@@ -113,6 +126,7 @@ impl TableError {
         match self {
             TableError::Catalog(e) => e.is_retryable(),
             TableError::Iceberg(e) => e.retryable(),
+            TableError::Metadata { source, .. } => source.retryable(),
             _ => false,
         }
     }

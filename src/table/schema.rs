@@ -5,7 +5,13 @@
 //! (so `floe` runs from anywhere) and can be read from a folder instead. The
 //! newest file of a chain is the table's schema; a layout adds what the schema
 //! files do not say: partition spec, sort order and Parquet column settings.
+//!
+//! Which files a command uses is easy to get wrong (the built-in ones unless
+//! `--schema-dir` is given, while a checkout has its own `schemas/`), so every
+//! command says which through [`announce_source`], and warns when the
+//! built-in chain differs from the checkout's.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -351,14 +357,18 @@ impl SchemaChain {
                 None => {
                     return Err(TableError::Schema {
                         origin,
-                        message: "was applied to the table but is missing: the chain is                                   append-only, files are never removed"
+                        message: "was applied to the table but is missing from the schema files \
+                                  in use: the table was evolved with a newer chain than this one \
+                                  (the chain is append-only, files are never removed); pass \
+                                  --schema-dir with the folder that holds it"
                             .into(),
                     });
                 }
                 Some(f) if f.digest != digest => {
                     return Err(TableError::Schema {
                         origin: f.origin.clone(),
-                        message: "was edited after it was applied to the table: the chain is                                   append-only, add a new file instead"
+                        message: "was edited after it was applied to the table: the chain is \
+                                  append-only, add a new file instead"
                             .into(),
                     });
                 }
@@ -536,6 +546,120 @@ impl SchemaSource {
         }
         Ok(chain)
     }
+}
+
+impl From<Option<PathBuf>> for SchemaSource {
+    /// `--schema-dir` when given, else the built-in files.
+    fn from(dir: Option<PathBuf>) -> Self {
+        dir.map_or(SchemaSource::Embedded, SchemaSource::Dir)
+    }
+}
+
+impl std::fmt::Display for SchemaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemaSource::Embedded => f.write_str("the built-in schema files"),
+            SchemaSource::Dir(dir) => write!(f, "the schema files in {}", dir.display()),
+        }
+    }
+}
+
+/// The schema folder of a checkout, relative to the current directory: what
+/// `floe schema check` reads by default, and what the built-in chain is
+/// compared with.
+pub const LOCAL_SCHEMA_DIR: &str = "schemas";
+
+/// Logs which schema files a command uses and, when they are the built-in
+/// ones while `local` (a checkout's `schemas/`) holds different files, a
+/// warning naming the difference: a forgotten `--schema-dir` would
+/// otherwise leave the table on an older schema without a word. Every
+/// command that reads schema files calls this.
+pub fn announce_source(source: &SchemaSource, local: &Path) {
+    match source {
+        SchemaSource::Dir(dir) => {
+            tracing::info!(schema_dir = %dir.display(), "using the schema files in a folder");
+        }
+        SchemaSource::Embedded => {
+            tracing::info!("using the built-in schema files (--schema-dir reads a folder instead)");
+            if let Some(difference) = built_in_difference(local) {
+                tracing::warn!(schema_dir = %local.display(), "{difference}");
+            }
+        }
+    }
+}
+
+/// How the schema files in folder `dir` differ from the built-in ones, for
+/// both tables (file names, and contents of files of the same name), as one
+/// sentence; `None` when `dir` does not exist or holds the same files.
+pub fn built_in_difference(dir: &Path) -> Option<String> {
+    if !dir.is_dir() {
+        return None;
+    }
+    let digest = |text: &str| xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+    let mut differences = Vec::new();
+    for kind in [TableKind::Events, TableKind::Rejected] {
+        let folder = kind.schema_folder();
+        let here = dir.join(folder);
+        let built_in: BTreeMap<String, u64> = EMBEDDED
+            .iter()
+            .filter(|(table, _, _)| *table == folder)
+            .map(|(_, name, text)| (name.to_string(), digest(text)))
+            .collect();
+        let local: BTreeMap<String, u64> = if here.is_dir() {
+            match read_folder(&here) {
+                Ok(files) => files
+                    .into_iter()
+                    .map(|(name, _, text)| (name, digest(&text)))
+                    .collect(),
+                Err(e) => {
+                    let cause = std::error::Error::source(&e)
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default();
+                    differences.push(format!("{e} cannot be read{cause}"));
+                    continue;
+                }
+            }
+        } else {
+            BTreeMap::new()
+        };
+        let names = |from: &BTreeMap<String, u64>, missing_in: &BTreeMap<String, u64>| {
+            from.keys()
+                .filter(|n| !missing_in.contains_key(*n))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let here = here.display();
+        let extra = names(&local, &built_in);
+        if !extra.is_empty() {
+            differences.push(format!("{here} has {extra} that the built-in chain lacks"));
+        }
+        let lacking = names(&built_in, &local);
+        if !lacking.is_empty() {
+            differences.push(format!(
+                "{here} lacks {lacking} that the built-in chain has"
+            ));
+        }
+        let changed: Vec<&str> = local
+            .iter()
+            .filter(|(name, d)| built_in.get(*name).is_some_and(|b| b != *d))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !changed.is_empty() {
+            differences.push(format!(
+                "{here} has {} with contents other than the built-in file's",
+                changed.join(", ")
+            ));
+        }
+    }
+    (!differences.is_empty()).then(|| {
+        format!(
+            "{}: this command uses the built-in schema files, not those in {dir}; pass \
+             --schema-dir {dir} to use them",
+            differences.join("; "),
+            dir = dir.display()
+        )
+    })
 }
 
 fn read_folder(dir: &Path) -> Result<Vec<(String, String, String)>, TableError> {
@@ -791,5 +915,94 @@ mod tests {
             err.contains("x.json") && err.contains("identifier-field-ids"),
             "{err}"
         );
+    }
+
+    /// A copy of the built-in chain in a folder, as a checkout has it.
+    fn built_in_copy() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (table, name, text) in EMBEDDED {
+            let folder = dir.path().join(table);
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_folder_differing_from_the_built_in_chain_is_named() {
+        let dir = built_in_copy();
+        let root = dir.path();
+        assert_eq!(built_in_difference(root), None, "an exact copy");
+        assert_eq!(built_in_difference(&root.join("absent")), None);
+
+        let events = root.join("events");
+        let first = std::fs::read_to_string(events.join("0001-initial.json")).unwrap();
+        std::fs::write(events.join("0002-x.json"), &first).unwrap();
+        std::fs::write(events.join("0003-y.json"), &first).unwrap();
+        std::fs::remove_file(root.join("events_rejected/0001-initial.json")).unwrap();
+        let text = built_in_difference(root).unwrap();
+        let want = [
+            format!(
+                "{}/events has 0002-x.json, 0003-y.json that the built-in chain lacks",
+                root.display()
+            ),
+            format!(
+                "{}/events_rejected lacks 0001-initial.json that the built-in chain has",
+                root.display()
+            ),
+            format!("pass --schema-dir {} to use them", root.display()),
+        ];
+        for part in want {
+            assert!(text.contains(&part), "{part:?} not in {text:?}");
+        }
+        assert!(!text.contains("contents other"), "{text}");
+
+        std::fs::write(events.join("0001-initial.json"), format!("{first}\n")).unwrap();
+        let text = built_in_difference(root).unwrap();
+        assert!(
+            text.contains("events has 0001-initial.json with contents other than the built-in"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_source_says_which_files_it_is() {
+        assert_eq!(
+            SchemaSource::from(None).to_string(),
+            "the built-in schema files"
+        );
+        assert_eq!(
+            SchemaSource::from(Some(PathBuf::from("x/schemas"))).to_string(),
+            "the schema files in x/schemas"
+        );
+    }
+
+    #[test]
+    fn refusals_of_the_applied_files_read_as_sentences() {
+        let chain = SchemaChain::load(TableKind::Events, &SchemaSource::Embedded).unwrap();
+        let first = &chain.files[0];
+        let missing = chain
+            .check_applied(&format!(
+                "{}={},0002-newer.json=00",
+                first.name, first.digest
+            ))
+            .unwrap_err()
+            .to_string();
+        let edited = chain
+            .check_applied(&format!("{}=0000000000000000", first.name))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("0002-newer.json: was applied"),
+            "{missing}"
+        );
+        assert!(missing.contains("--schema-dir"), "{missing}");
+        assert!(
+            edited.contains("was edited after it was applied"),
+            "{edited}"
+        );
+        for message in [missing, edited] {
+            assert!(!message.contains("  "), "a run of spaces: {message:?}");
+        }
     }
 }
