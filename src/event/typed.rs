@@ -94,6 +94,9 @@ pub struct TypedColumns {
     /// Reject a record with a value that does not fit, instead of keeping
     /// the value in `payload`.
     pub strict: bool,
+    /// The `event_subtype` column's name in the schema (a schema file may
+    /// rename it), for the missing-field counters; empty: `event_subtype`.
+    subtype_name: String,
 }
 
 impl TypedColumns {
@@ -116,10 +119,23 @@ impl TypedColumns {
             .enumerate()
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
+        let subtype_name = schema
+            .field_by_id(crate::table::schema::ids::EVENT_SUBTYPE)
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
         Self {
             columns,
             by_name,
             strict,
+            subtype_name,
+        }
+    }
+
+    /// The name of the `event_subtype` column (renamed or not).
+    pub fn subtype_name(&self) -> &str {
+        match self.subtype_name.as_str() {
+            "" => "event_subtype",
+            name => name,
         }
     }
 
@@ -478,6 +494,24 @@ mod tests {
 
     fn p(ty: PrimitiveType) -> Type {
         Type::Primitive(ty)
+    }
+
+    #[test]
+    fn the_subtype_column_is_known_by_its_name_in_the_schema() {
+        let schema = |name: &str| {
+            Schema::builder()
+                .with_fields(vec![
+                    NestedField::optional(4, name, p(PrimitiveType::String)).into(),
+                ])
+                .build()
+                .unwrap()
+        };
+        let renamed = TypedColumns::of_schema(&schema("event_action"), false);
+        assert_eq!(renamed.subtype_name(), "event_action");
+        assert!(renamed.is_empty(), "a core column is no typed column");
+        let first = TypedColumns::of_schema(&schema("event_subtype"), false);
+        assert_eq!(first.subtype_name(), "event_subtype");
+        assert_eq!(TypedColumns::default().subtype_name(), "event_subtype");
     }
 
     #[test]

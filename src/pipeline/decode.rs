@@ -250,7 +250,7 @@ impl Decoded {
         for (event_type, counts) in std::mem::take(&mut self.missing_by_type) {
             for (i, n) in counts.into_iter().enumerate().filter(|(_, n)| *n > 0) {
                 let field = match i {
-                    0 => "event_subtype",
+                    0 => limits.columns.subtype_name(),
                     _ => &columns[i - 1].name,
                 };
                 *self

@@ -200,10 +200,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let schemas = config
-        .schema_dir
-        .clone()
-        .map_or(SchemaSource::Embedded, SchemaSource::Dir);
+    let schemas: SchemaSource = config.schema_dir.clone().into();
     let events_layout = Arc::new(TableLayout::load(TableKind::Events, &schemas)?);
     let rejected_layout = Arc::new(TableLayout::load(TableKind::Rejected, &schemas)?);
     let inputs = if config.kinesis.is_some() {
