@@ -31,6 +31,9 @@ pub async fn sdk_config() -> SdkConfig {
         .clone()
 }
 
+/// The raw HTTP answer of every AWS SDK client (one type for all services).
+pub use aws_sdk_kinesis::config::http::HttpResponse;
+
 /// The service's error code (`ThrottlingException`...) of a failed call;
 /// `None` when the call failed before the service answered.
 pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
@@ -40,13 +43,19 @@ pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str
     }
 }
 
-/// Whether a call failed on the way (timeout, connection, unreadable
-/// answer): trying again can succeed.
-pub fn is_transport_failure<E, R>(e: &SdkError<E, R>) -> bool {
+/// Whether a failed call may succeed when tried again, whatever error code
+/// came with it: it failed on the way (timeout, connection, unreadable
+/// answer), or the service answered with a 5xx status (an overloaded or
+/// crashing server, a proxy's HTML error page), which often carries no code
+/// at all. Every AWS caller retries these with its usual backoff; S3 calls
+/// go through OpenDAL, whose retry layer takes 5xx answers as temporary too.
+pub fn is_transient<E>(e: &SdkError<E, HttpResponse>) -> bool {
     matches!(
         e,
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
-    )
+    ) || e
+        .raw_response()
+        .is_some_and(|r| r.status().is_server_error())
 }
 
 /// How Floe reaches S3.

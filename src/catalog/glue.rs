@@ -17,7 +17,7 @@ use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
 use iceberg::spec::{NestedFieldRef, PrimitiveType, TableMetadata, Type};
 
 use super::{CatalogError, SwapOutcome, TableName};
-use crate::aws::{error_code, is_transport_failure};
+use crate::aws::{HttpResponse, error_code, is_transient};
 
 /// A catalog in AWS Glue.
 pub struct GlueCatalog {
@@ -262,15 +262,14 @@ fn hive_type(t: &Type) -> String {
     }
 }
 
-fn glue_error<E, R>(operation: &str, target: &str, e: &SdkError<E, R>) -> CatalogError
+fn glue_error<E>(operation: &str, target: &str, e: &SdkError<E, HttpResponse>) -> CatalogError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let retryable = matches!(
         error_code(e),
         Some("ThrottlingException" | "InternalServiceException" | "OperationTimeoutException")
-    ) || is_transport_failure(e);
+    ) || is_transient(e);
     CatalogError::Glue {
         operation: operation.into(),
         target: target.into(),

@@ -53,6 +53,7 @@ use crate::table::{
     Change, LoadedTable, SchemaSource, TableError, TableKind, TableLayout, TableStore,
 };
 use crate::telemetry::metrics::CommitRecord;
+use crate::telemetry::panic_message;
 use buffer::Buffer;
 use decode::{Decoded, decode_source_chunk};
 use upsert::{Deletes, KeyRebase, Written, upsert_against_index, upsert_against_table};
@@ -520,7 +521,7 @@ pub async fn run(
         {
             source_error = Some(RunError::Stage {
                 stage: "file reader",
-                message: panic_message(payload.as_ref()),
+                message: format!("it panicked: {}", panic_message(payload.as_ref())),
             });
         }
     }
@@ -535,21 +536,9 @@ pub async fn run(
 /// The error for a stage task that did not return: its panic, or its
 /// cancellation.
 fn stage_failed(stage: &'static str, e: tokio::task::JoinError) -> RunError {
-    let message = match e.try_into_panic() {
-        Ok(payload) => panic_message(payload.as_ref()),
-        Err(e) => e.to_string(),
-    };
+    let message = crate::telemetry::join_error_message(e);
     tracing::error!(stage, message = %message, "a stage of the pipeline failed: stopping the run after committing what it handed over");
     RunError::Stage { stage, message }
-}
-
-/// A panic's message, as `panic!` formatted it.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .map_or_else(|| "it panicked".into(), |m| format!("it panicked: {m}"))
 }
 
 /// Adds a decoded chunk to the buffer and counts it; returns whether the

@@ -51,7 +51,13 @@ struct Labelled {
     shards: Option<ShardLags>,
     /// Shard leases, when the stream is shared (`--lease-table`).
     leases: Option<LeaseStats>,
+    /// Restarts of supervised stages, by stage ([`RESTARTABLE_STAGES`]).
+    stage_restarts: BTreeMap<&'static str, u64>,
 }
+
+/// The stages a supervisor restarts rather than failing the run (the others
+/// fail it): each has a `floe_stage_restarts_total` sample, 0 until then.
+pub const RESTARTABLE_STAGES: [&str; 1] = ["shard-reader"];
 
 /// How a shard lease came or went, for `floe_lease_changes_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -304,6 +310,11 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// A supervised stage ended abnormally and was started again.
+    pub fn stage_restarted(&self, stage: &'static str) {
+        *self.lock().stage_restarts.entry(stage).or_default() += 1;
+    }
+
     /// Turns on one EMF line per commit in this CloudWatch namespace.
     pub fn send_emf(&self, namespace: &str) {
         let _ = self.emf_namespace.set(namespace.to_string());
@@ -518,6 +529,15 @@ impl Metrics {
                     n as f64,
                 );
             }
+        }
+        out.head(
+            "floe_stage_restarts_total",
+            "counter",
+            "Stages that ended abnormally (a panic) and were started again from the last position they handed over, by stage.",
+        );
+        for stage in RESTARTABLE_STAGES {
+            let n = l.stage_restarts.get(stage).copied().unwrap_or(0);
+            out.sample("floe_stage_restarts_total", &[("stage", stage)], n as f64);
         }
         let per_table: [PerTable; 5] = [
             (
@@ -743,6 +763,16 @@ mod tests {
                 "no line {line:?} in:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn stage_restarts_are_counted_by_stage() {
+        let m = Metrics::empty();
+        let line = "floe_stage_restarts_total{stage=\"shard-reader\"}";
+        assert!(m.render(0).lines().any(|l| l == format!("{line} 0")));
+        m.stage_restarted("shard-reader");
+        m.stage_restarted("shard-reader");
+        assert!(m.render(0).lines().any(|l| l == format!("{line} 2")));
     }
 
     #[test]

@@ -17,6 +17,25 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogFormat, ProgressMode};
 use crate::pipeline::Progress;
 
+/// What a panic said (`panic!`'s formatted message), for the log line and
+/// error of a supervisor that noticed it.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// What ended a task that did not return: its panic's message, or its
+/// cancellation.
+pub fn join_error_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => format!("it panicked: {}", panic_message(payload.as_ref())),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// Installs the global log subscriber. The level comes from `FLOE_LOG`
 /// (`info` by default; e.g. `FLOE_LOG=floe=debug`).
 pub fn init_logging(format: LogFormat, default_level: &str) {

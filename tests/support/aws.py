@@ -145,6 +145,8 @@ class _Fault:
     remaining: int
     status: int
     message: str | None
+    # A raw answer (e.g. a proxy's HTML error page) instead of an AWS error.
+    body: str | None = None
 
 
 class _State:
@@ -644,7 +646,11 @@ def _make_call_action(service: str, stock: Callable[[Any], Any] = BaseResponse.c
                 stream_name = self._get_param("StreamName") or (arn.split("/")[-1] if arn else None)
         with _STATE.lock:
             fault = _take_fault(operation, shard_id)
-            if fault is not None:
+            if fault is not None and fault.body is not None:
+                headers = dict(self.response_headers)
+                headers.update({"status": str(fault.status), "Content-Type": "text/html"})
+                status, body = fault.status, fault.body
+            elif fault is not None:
                 message = fault.message or _fault_message(fault.kind, shard_id, stream_name)
                 err = JsonRESTError(fault.kind, message)
                 err.code = fault.status
@@ -851,14 +857,16 @@ class MotoServer:
         shard_id: str | None = None,
         status: int = 400,
         message: str | None = None,
+        body: str | None = None,
     ) -> None:
         """The next `times` calls of Kinesis/Glue `operation` (on `shard_id`,
-        or any) answer HTTP `status` with {"__type": kind, "message": ...}.
+        or any) answer HTTP `status` with {"__type": kind, "message": ...},
+        or with `body` as it is (text/html, no AWS error code) when given.
         Faults queue: each call consumes the first matching one."""
         if times < 1:
             raise ValueError("times must be >= 1")
         with _STATE.lock:
-            _STATE.faults.append(_Fault(operation, kind, shard_id, times, status, message))
+            _STATE.faults.append(_Fault(operation, kind, shard_id, times, status, message, body))
 
     def throttle(
         self, shard_id: str | None = None, times: int = 1, kind: str = "ProvisionedThroughputExceededException"

@@ -33,6 +33,10 @@ enum ShardState {
     Reading {
         task: JoinHandle<Option<ShardPosition>>,
         stop: watch::Sender<bool>,
+        /// Where it started, and where its last batch handed over ends: a
+        /// reader that panics starts again from there.
+        start: IteratorStart,
+        handed: Arc<std::sync::Mutex<ShardPosition>>,
     },
     /// Read to its end; the end is not committed yet.
     Ended,
@@ -90,6 +94,25 @@ pub type LoadCheckpoint = Arc<
         + Send
         + Sync,
 >;
+
+/// The panic message of a finished reader task, `None` if it returned.
+fn panic_of(task: JoinHandle<Option<ShardPosition>>) -> Option<String> {
+    match futures::FutureExt::now_or_never(task) {
+        Some(Err(e)) if e.is_panic() => Some(crate::telemetry::join_error_message(e)),
+        _ => None,
+    }
+}
+
+/// Logs and counts a shard reader that panicked (a bug) and is started again.
+fn reader_panicked(shard: &str, message: &str, at: &ShardPosition) {
+    crate::telemetry::metrics().stage_restarted("shard-reader");
+    tracing::error!(
+        shard = %shard,
+        message = %message,
+        from = ?at.seq,
+        "a shard reader panicked: starting it again after the last batch it handed over"
+    );
+}
 
 /// How often the table's checkpoint is looked at while a leased child shard
 /// waits for parents another task reads.
@@ -269,23 +292,40 @@ impl Coordinator {
         }
     }
 
-    /// Marks committed ends, notices finished readers, starts shards whose
-    /// parents are done.
+    /// Marks committed ends, notices finished readers (restarting one that
+    /// panicked), starts shards whose parents are done.
     fn settle(&mut self, checkpoint: &Checkpoint, ended_tx: &mpsc::UnboundedSender<String>) {
+        let mut restarts = Vec::new();
         for (id, known) in &mut self.shards {
             let key = source_key(&self.stream.name, &self.consumer, id);
             let committed_end =
                 matches!(checkpoint.get(&key), Some(SourcePosition::Shard(p)) if p.end);
-            match &known.state {
-                _ if committed_end => known.state = ShardState::Done,
-                ShardState::Reading { task, .. } if task.is_finished() => {
+            let state = std::mem::replace(&mut known.state, ShardState::Waiting);
+            known.state = match state {
+                _ if committed_end => ShardState::Done,
+                ShardState::Reading {
+                    task,
+                    start,
+                    handed,
+                    ..
+                } if task.is_finished() => match panic_of(task) {
                     // A reader stops by itself only at the shard's end (the
                     // end message may still be on its way) or on a fatal
                     // error it has reported.
-                    known.state = ShardState::Ended;
-                }
-                _ => {}
-            }
+                    None => ShardState::Ended,
+                    Some(message) => {
+                        let at = handed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        reader_panicked(id, &message, &at);
+                        restarts.push((id.clone(), start, at));
+                        ShardState::Waiting
+                    }
+                },
+                state => state,
+            };
+        }
+        for (id, start, at) in restarts {
+            let start = at.seq.clone().map_or(start, IteratorStart::After);
+            self.spawn_reader(&id, start, at, ended_tx);
         }
         for id in self.startable(None) {
             self.start_reader(&id, checkpoint, ended_tx);
@@ -339,6 +379,18 @@ impl Coordinator {
             seq: None,
             end: false,
         });
+        self.spawn_reader(id, start, committed, ended_tx);
+    }
+
+    /// Starts a reader of shard `id` at `start`, `committed` being the
+    /// position before it.
+    fn spawn_reader(
+        &mut self,
+        id: &str,
+        start: IteratorStart,
+        committed: ShardPosition,
+        ended_tx: &mpsc::UnboundedSender<String>,
+    ) {
         let key = self.key(id);
         let lease = self.sharing.as_ref().map(|s| s.claims.grant(&key));
         tracing::info!(shard = %id, start = ?start, "reading shard");
@@ -355,11 +407,18 @@ impl Coordinator {
             tx: self.tx.clone(),
             lags: self.lags.clone(),
             ended_tx: ended_tx.clone(),
+            handed: Arc::new(std::sync::Mutex::new(committed.clone())),
         };
+        let handed = reader.handed.clone();
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(reader.run(start, committed, stop_rx));
+        let task = tokio::spawn(reader.run(start.clone(), committed, stop_rx));
         if let Some(known) = self.shards.get_mut(id) {
-            known.state = ShardState::Reading { task, stop };
+            known.state = ShardState::Reading {
+                task,
+                stop,
+                start,
+                handed,
+            };
         }
     }
 
@@ -461,10 +520,20 @@ impl Coordinator {
                     claims.revoke(&key);
                     ShardState::Waiting
                 }
-                (ShardState::Reading { task, .. }, Some(_)) if task.is_finished() => {
-                    ShardState::Ended
+                (ShardState::Reading { task, handed, .. }, Some(_)) if task.is_finished() => {
+                    match panic_of(task) {
+                        None => ShardState::Ended,
+                        Some(message) => {
+                            // Read again from the table's checkpoint under a
+                            // new claim: what the old claim buffered is dropped.
+                            let at = handed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                            reader_panicked(id, &message, &at);
+                            claims.revoke(&key);
+                            ShardState::Waiting
+                        }
+                    }
                 }
-                (ShardState::Reading { task, stop }, Some(LeaseState::HandOff)) => {
+                (ShardState::Reading { task, stop, .. }, Some(LeaseState::HandOff)) => {
                     let _ = stop.send(true);
                     ShardState::HandingOff {
                         task: Some(task),
@@ -489,6 +558,23 @@ impl Coordinator {
                     if let Some(t) = task.take_if(|t| t.is_finished()) {
                         match futures::FutureExt::now_or_never(t) {
                             Some(Ok(Some(at))) => until = Some(at),
+                            Some(Err(e)) if e.is_panic() => {
+                                // Nothing of it is committed for sure: the
+                                // next owner reads from the table's checkpoint.
+                                let message = crate::telemetry::join_error_message(e);
+                                reader_panicked(
+                                    id,
+                                    &message,
+                                    &ShardPosition {
+                                        seq: None,
+                                        end: false,
+                                    },
+                                );
+                                claims.revoke(&key);
+                                let _ = notes.send(Note::Committed(id.clone()));
+                                known.state = ShardState::Waiting;
+                                continue;
+                            }
                             // Read to its end meanwhile (or failed, which
                             // ends the run): the end's commit frees it.
                             _ => {

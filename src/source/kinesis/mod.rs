@@ -162,7 +162,7 @@ enum Failure {
     Fatal,
 }
 
-fn classify<E, R>(e: &SdkError<E, R>) -> Failure
+fn classify<E>(e: &SdkError<E, crate::aws::HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata,
 {
@@ -177,7 +177,9 @@ where
         Some("InternalFailureException" | "ServiceUnavailable" | "InternalFailure") => {
             Failure::Transient
         }
-        None if crate::aws::is_transport_failure(e) => Failure::Transient,
+        // A 5xx answer without a code the arms above know (a proxy's HTML
+        // page, a crashing server), or a failure on the way.
+        _ if crate::aws::is_transient(e) => Failure::Transient,
         _ => Failure::Fatal,
     }
 }
@@ -208,6 +210,43 @@ pub async fn client() -> Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_5xx_answer_is_transient_whatever_its_body() {
+        use aws_sdk_kinesis::error::ErrorMetadata;
+        use aws_sdk_kinesis::operation::get_records::GetRecordsError;
+        let answer = |status: u16, code: Option<&str>| {
+            let mut meta = ErrorMetadata::builder();
+            if let Some(code) = code {
+                meta = meta.code(code);
+            }
+            let raw = crate::aws::HttpResponse::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+                aws_smithy_types::body::SdkBody::from("<html><body>502 Bad Gateway</body></html>"),
+            );
+            classify(&SdkError::service_error(
+                GetRecordsError::generic(meta.build()),
+                raw,
+            ))
+        };
+        assert_eq!(
+            answer(500, None),
+            Failure::Transient,
+            "an HTML page, no code"
+        );
+        assert_eq!(answer(502, None), Failure::Transient);
+        assert_eq!(answer(503, Some("SomethingNew")), Failure::Transient);
+        assert_eq!(
+            answer(400, Some("ProvisionedThroughputExceededException")),
+            Failure::Throttled
+        );
+        assert_eq!(
+            answer(400, Some("ExpiredIteratorException")),
+            Failure::Expired
+        );
+        assert_eq!(answer(400, Some("AccessDeniedException")), Failure::Fatal);
+        assert_eq!(answer(404, None), Failure::Fatal);
+    }
 
     #[test]
     fn stream_names_and_arns_share_checkpoint_keys() {

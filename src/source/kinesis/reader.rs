@@ -34,6 +34,9 @@ pub(super) struct ShardReader {
     pub(super) tx: mpsc::Sender<Result<SourceChunk, SourceError>>,
     pub(super) lags: ShardLags,
     pub(super) ended_tx: mpsc::UnboundedSender<String>,
+    /// The position after the last batch handed to the pipeline: where a
+    /// restart after a panic goes on, so nothing is read twice or skipped.
+    pub(super) handed: Arc<std::sync::Mutex<ShardPosition>>,
 }
 
 /// Resolves once `stop` turns true (never, when its sender is gone).
@@ -105,6 +108,7 @@ impl ShardReader {
             let out = match answer {
                 Ok(out) => {
                     failures = 0;
+                    crate::failpoint::hit(crate::failpoint::FailPoint::ShardRead);
                     out
                 }
                 Err(e) => {
@@ -165,6 +169,7 @@ impl ShardReader {
                 if self.tx.send(Ok(SourceChunk::Shard(batch))).await.is_err() {
                     return Ok(None);
                 }
+                *self.handed.lock().unwrap_or_else(|e| e.into_inner()) = end.clone();
                 position = end;
             }
             {

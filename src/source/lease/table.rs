@@ -133,12 +133,16 @@ impl LeaseTable {
         format!("{}worker:{worker}", self.prefix)
     }
 
-    fn error<E, R>(&self, operation: &'static str, e: SdkError<E, R>) -> LeaseError
+    fn error<E>(
+        &self,
+        operation: &'static str,
+        e: SdkError<E, crate::aws::HttpResponse>,
+    ) -> LeaseError
     where
         E: ProvideErrorMetadata,
-        aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
+        aws_sdk_dynamodb::Error: From<SdkError<E, crate::aws::HttpResponse>>,
     {
-        let retryable = crate::aws::is_transport_failure(&e)
+        let retryable = crate::aws::is_transient(&e)
             || matches!(
                 crate::aws::error_code(&e),
                 Some(
@@ -159,14 +163,14 @@ impl LeaseTable {
     }
 
     /// `Ok(false)` for a condition that did not hold, the error otherwise.
-    fn conditional<T, E, R>(
+    fn conditional<T, E>(
         &self,
         operation: &'static str,
-        result: Result<T, SdkError<E, R>>,
+        result: Result<T, SdkError<E, crate::aws::HttpResponse>>,
     ) -> Result<bool, LeaseError>
     where
         E: ProvideErrorMetadata,
-        aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
+        aws_sdk_dynamodb::Error: From<SdkError<E, crate::aws::HttpResponse>>,
     {
         match result {
             Ok(_) => Ok(true),
