@@ -231,3 +231,148 @@ async fn the_same_source_positions_are_not_committed_twice() {
         "the refused commit left no snapshot"
     );
 }
+
+/// Sets table properties through the snapshot producer's metadata path.
+async fn set_properties(
+    store: &TableStore,
+    table: LoadedTable,
+    props: &[(&str, &str)],
+) -> LoadedTable {
+    let props: std::collections::HashMap<String, String> = props
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    store
+        .update_metadata(table, |t| {
+            let builder = t
+                .metadata
+                .as_ref()
+                .clone()
+                .into_builder(Some(t.metadata_location.clone()))
+                .set_properties(props.clone())?;
+            Ok(Some(builder.build()?.metadata))
+        })
+        .await
+        .unwrap()
+        .0
+}
+
+/// The manifests the table's current snapshot lists: (content is data, entries alive).
+async fn current_manifests(
+    store: &TableStore,
+    table: &LoadedTable,
+) -> Vec<iceberg::spec::ManifestFile> {
+    let snapshot = table.metadata.current_snapshot().unwrap();
+    table
+        .to_iceberg(store.file_io())
+        .unwrap()
+        .manifest_list_reader(snapshot)
+        .load()
+        .await
+        .unwrap()
+        .entries()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manifests_stay_few_over_many_commits_and_deletes_still_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, base, writer) = setup(dir.path()).await;
+    assert_eq!(
+        base.metadata.properties()["write.metadata.delete-after-commit.enabled"],
+        "true",
+        "tables Floe creates delete old metadata files"
+    );
+    let mut table = set_properties(
+        &store,
+        base,
+        &[
+            ("commit.manifest.min-count-to-merge", "8"),
+            ("write.metadata.previous-versions-max", "5"),
+        ],
+    )
+    .await;
+    let commits = 300u64;
+    let mut first_file = None;
+    let mut most_manifests = 0;
+    let mut previous = table.clone();
+    let mut seen_added = 0;
+    for i in 0..commits {
+        let c = change(
+            &writer,
+            &[row(&format!("k{i}"), "pay:x", 1_780_000_000 + i)],
+            "src",
+            (i > 0).then_some(i),
+            i + 1,
+        )
+        .await;
+        first_file.get_or_insert_with(|| c.added_data_files[0].clone());
+        table = store.commit(&table, &c).await.unwrap().table;
+        most_manifests = most_manifests.max(current_manifests(&store, &table).await.len());
+        if i % 50 == 49 {
+            // A concurrent writer's rebase still sees every file added since
+            // it last looked, merged or not.
+            let changed = store.changed_since(&previous, &table).await.unwrap();
+            seen_added += changed.added_data.len();
+            previous = table.clone();
+        }
+    }
+    assert_eq!(seen_added, commits as usize);
+    // At most min-count - 1 small manifests, plus the merged one, plus the new one.
+    assert!(
+        most_manifests <= 10,
+        "{most_manifests} manifests in one snapshot"
+    );
+    assert_eq!(
+        store.live_entries(&table).await.unwrap().len(),
+        commits as usize
+    );
+
+    // A delete of a row of the first commit, whose entry now sits in a
+    // merged manifest with its old sequence number: it still applies.
+    let partition = Partition::events(row("k0", "pay:x", 1_780_000_000).event.day(), "pay");
+    let first_path = first_file.unwrap().file_path().to_string();
+    let mut deletes = vec![(first_path.clone(), 0)];
+    let delete_file = writer
+        .write_position_deletes(&partition, &mut deletes)
+        .await
+        .unwrap();
+    let merged_entry = store
+        .live_entries(&table)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.file_path() == first_path)
+        .unwrap();
+    assert_eq!(
+        merged_entry.status(),
+        iceberg::spec::ManifestStatus::Existing
+    );
+    assert_eq!(
+        merged_entry.sequence_number(),
+        Some(1),
+        "its first commit's sequence number"
+    );
+    table = store
+        .commit(
+            &table,
+            &Change {
+                added_delete_files: vec![delete_file],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .table;
+    let counts = rows_by_day_and_type(&store, &table).await.unwrap();
+    assert_eq!(counts.values().sum::<u64>(), commits - 1);
+
+    // Old metadata files are deleted once they leave the log of 5.
+    let metadata_files = std::fs::read_dir(dir.path().join("analytics/events/metadata"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".metadata.json"))
+        .count();
+    assert_eq!(metadata_files, 6, "the current file and the 5 of its log");
+    assert_eq!(table.metadata.metadata_log().len(), 5);
+}

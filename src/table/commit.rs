@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestEntryRef,
@@ -32,6 +33,7 @@ use super::TableError;
 use super::checkpoint::{CHECKPOINT_PROPERTY, CHECKPOINT_SUMMARY_KEY, Checkpoint, SourcePosition};
 use super::evolution::{self, SchemaChange, StepRules};
 use super::index::{Map, events_partition, read_position_deletes};
+use super::manifests::{MergePolicy, has_live_entries, plan_merge};
 use super::schema::{SCHEMA_FILES_PROPERTY, SchemaChain, SchemaFile, TableLayout};
 use super::summary::{FileDelta, standard_summary};
 use super::writer::Partition;
@@ -207,21 +209,27 @@ impl TableStore {
     ) -> Result<ChangedSince, TableError> {
         let new = snapshots_since(previous, current);
         let mut out = ChangedSince::default();
-        let Some(snapshot) = current.metadata.current_snapshot() else {
-            return Ok(out);
-        };
-        let list = current
-            .to_iceberg(&self.file_io)?
-            .manifest_list_reader(snapshot)
-            .load()
-            .await?;
-        for manifest_file in list.entries() {
-            if !new.contains(&manifest_file.added_snapshot_id) {
+        let iceberg_table = current.to_iceberg(&self.file_io)?;
+        // Each snapshot's own list names the manifests it wrote: a later
+        // commit may merge them (their entries then `EXISTING`) or drop them
+        // (only `DELETED` entries left), so the current list cannot tell.
+        let mut own = Vec::new();
+        for id in &new {
+            let Some(snapshot) = current.metadata.snapshot_by_id(*id) else {
                 continue;
-            }
+            };
+            let list = iceberg_table.manifest_list_reader(snapshot).load().await?;
+            own.extend(
+                list.entries()
+                    .iter()
+                    .filter(|m| m.added_snapshot_id == *id)
+                    .cloned(),
+            );
+        }
+        for manifest_file in own {
             let manifest = manifest_file.load_manifest(&self.file_io).await?;
             for entry in manifest.entries() {
-                if !entry.snapshot_id().is_some_and(|id| new.contains(&id)) {
+                if entry.snapshot_id() != Some(manifest_file.added_snapshot_id) {
                     continue;
                 }
                 let file = entry.data_file();
@@ -448,6 +456,7 @@ impl TableStore {
         {
             Ok(SwapOutcome::Swapped) => {
                 failpoint::hit(FailPoint::AfterCatalogSwap);
+                self.delete_expired_metadata(table, &next, &location).await;
                 Ok(Swap::Done(LoadedTable {
                     name: table.name.clone(),
                     metadata: Arc::new(next),
@@ -467,6 +476,45 @@ impl TableStore {
                 Ok(Swap::Unreachable)
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After a commit landed: deletes the metadata files that fell out of the
+    /// metadata log (`write.metadata.previous-versions-max`), when the table
+    /// asks for it (`write.metadata.delete-after-commit.enabled`). Never the
+    /// file the catalog now names, nor the one it named before (both are in
+    /// the new log or are it). A file that cannot be deleted is left for
+    /// orphan removal.
+    async fn delete_expired_metadata(
+        &self,
+        before: &LoadedTable,
+        next: &TableMetadata,
+        location: &str,
+    ) {
+        let enabled = next
+            .properties()
+            .get(DELETE_AFTER_COMMIT_PROPERTY)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if !enabled {
+            return;
+        }
+        let kept: HashSet<&str> = next
+            .metadata_log()
+            .iter()
+            .map(|l| l.metadata_file.as_str())
+            .chain([location])
+            .collect();
+        let expired = before
+            .metadata
+            .metadata_log()
+            .iter()
+            .map(|l| l.metadata_file.as_str())
+            .chain([before.metadata_location.as_str()])
+            .filter(|f| !kept.contains(f));
+        for file in expired {
+            if let Err(e) = self.file_io.delete(file).await {
+                tracing::warn!(table = %before.name, file, error = %e, "an old metadata file could not be deleted; orphan removal will");
+            }
         }
     }
 
@@ -675,20 +723,12 @@ impl TableStore {
                 manifest_file.content,
             )?;
             for entry in alive() {
-                // Loaded entries carry their inherited numbers.
-                let sequence = entry
-                    .sequence_number()
-                    .unwrap_or(manifest_file.sequence_number);
-                let file_sequence = entry.file_sequence_number.or(Some(sequence));
-                let file = entry.data_file().clone();
                 if wanted.contains(entry.file_path()) {
                     found.insert(entry.file_path().to_string());
-                    writer.add_delete_file(file, sequence, file_sequence)?;
+                    let (sequence, file_sequence) = sequence_numbers(entry, &manifest_file);
+                    writer.add_delete_file(entry.data_file().clone(), sequence, file_sequence)?;
                 } else {
-                    let added_by = entry
-                        .snapshot_id()
-                        .unwrap_or(manifest_file.added_snapshot_id);
-                    writer.add_existing_file(file, added_by, sequence, file_sequence)?;
+                    carry_existing(&mut writer, entry, &manifest_file)?;
                 }
             }
             out.push(writer.write_manifest_file().await?);
@@ -710,6 +750,65 @@ impl TableStore {
             });
         }
         Ok(out)
+    }
+
+    /// `manifests` with the bins [`plan_merge`] picks merged: each bin
+    /// becomes one manifest whose live entries keep their numbers and the
+    /// snapshot that added them (status `EXISTING`); `DELETED` entries go.
+    async fn merge_small(
+        &self,
+        table: &LoadedTable,
+        snapshot_id: i64,
+        manifests: Vec<ManifestFile>,
+    ) -> Result<Vec<ManifestFile>, TableError> {
+        let bins = plan_merge(&manifests, MergePolicy::of(table.metadata.properties()));
+        if bins.is_empty() {
+            return Ok(manifests);
+        }
+        let mut merged: HashMap<usize, ManifestFile> = HashMap::new();
+        let mut taken = HashSet::new();
+        for bin in &bins {
+            let first = &manifests[bin[0]];
+            let spec = table
+                .metadata
+                .partition_spec_by_id(first.partition_spec_id)
+                .ok_or_else(|| TableError::Incompatible {
+                    table: table.name.clone(),
+                    message: format!(
+                        "manifest {} names partition spec {}, which the table lacks",
+                        first.manifest_path, first.partition_spec_id
+                    ),
+                })?;
+            let mut writer =
+                self.manifest_writer(table, snapshot_id, spec.as_ref().clone(), first.content)?;
+            // Read a few at a time: on S3 each is a round trip.
+            let loaded: Vec<_> = futures::stream::iter(bin.iter().map(|&i| {
+                let manifest_file = &manifests[i];
+                async move {
+                    let manifest = manifest_file.load_manifest(&self.file_io).await?;
+                    Ok::<_, TableError>((manifest_file, manifest))
+                }
+            }))
+            .buffered(MANIFEST_READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+            for (manifest_file, manifest) in &loaded {
+                for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                    carry_existing(&mut writer, entry, manifest_file)?;
+                }
+            }
+            merged.insert(bin[0], writer.write_manifest_file().await?);
+            taken.extend(bin.iter().copied());
+        }
+        Ok(manifests
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, m)| match merged.remove(&i) {
+                Some(merged) => Some(merged),
+                None if taken.contains(&i) => None,
+                None => Some(m),
+            })
+            .collect())
     }
 
     async fn next_metadata(
@@ -734,6 +833,17 @@ impl TableStore {
             manifests = self
                 .without_files(table, snapshot_id, manifests, &change.removed_files)
                 .await?;
+        }
+        manifests.retain(has_live_entries);
+        let manifests_before = manifests.len();
+        manifests = self.merge_small(table, snapshot_id, manifests).await?;
+        if manifests.len() < manifests_before {
+            tracing::info!(
+                table = %table.name,
+                before = manifests_before,
+                after = manifests.len(),
+                "merged small manifests"
+            );
         }
         manifests.extend(new_manifests.iter().flatten().cloned());
 
@@ -792,6 +902,29 @@ impl TableStore {
     }
 }
 
+/// An entry's data and file sequence numbers, the inherited ones filled in.
+fn sequence_numbers(entry: &ManifestEntryRef, manifest: &ManifestFile) -> (i64, Option<i64>) {
+    // Loaded entries carry their inherited numbers.
+    let sequence = entry.sequence_number().unwrap_or(manifest.sequence_number);
+    (sequence, entry.file_sequence_number.or(Some(sequence)))
+}
+
+/// Writes a live entry of `manifest` into a new manifest as `EXISTING`, with
+/// its sequence numbers and the snapshot that added it.
+fn carry_existing(
+    writer: &mut ManifestWriter,
+    entry: &ManifestEntryRef,
+    manifest: &ManifestFile,
+) -> Result<(), TableError> {
+    let (sequence, file_sequence) = sequence_numbers(entry, manifest);
+    let added_by = entry.snapshot_id().unwrap_or(manifest.added_snapshot_id);
+    writer.add_existing_file(entry.data_file().clone(), added_by, sequence, file_sequence)?;
+    Ok(())
+}
+
+/// Manifests read at once while merging.
+const MANIFEST_READS_IN_FLIGHT: usize = 8;
+
 /// The table's checkpoint with this change applied, after checking that the
 /// change starts where the table says each of its sources stands.
 fn checked_checkpoint(table: &LoadedTable, change: &Change) -> Result<Checkpoint, TableError> {
@@ -837,6 +970,13 @@ fn snapshots_since(previous: &LoadedTable, current: &LoadedTable) -> HashSet<i64
 fn paths(files: &[DataFile]) -> Vec<String> {
     files.iter().map(|f| f.file_path().to_string()).collect()
 }
+
+/// Table property: delete metadata files that leave the metadata log.
+pub const DELETE_AFTER_COMMIT_PROPERTY: &str = "write.metadata.delete-after-commit.enabled";
+/// Table property: how many earlier metadata files the log keeps.
+pub const PREVIOUS_VERSIONS_MAX_PROPERTY: &str = "write.metadata.previous-versions-max";
+/// The log length Floe sets on the tables it creates (Iceberg's default).
+const PREVIOUS_VERSIONS_MAX: usize = 100;
 
 /// A positive snapshot id not yet used in the table.
 fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
@@ -885,6 +1025,12 @@ fn default_properties(layout: &TableLayout, first: &SchemaFile) -> HashMap<Strin
         ("write.delete.mode".to_string(), "merge-on-read".to_string()),
         ("write.update.mode".to_string(), "merge-on-read".to_string()),
         ("write.merge.mode".to_string(), "merge-on-read".to_string()),
+        // Old metadata files go once they leave the log, not days later.
+        (DELETE_AFTER_COMMIT_PROPERTY.to_string(), "true".to_string()),
+        (
+            PREVIOUS_VERSIONS_MAX_PROPERTY.to_string(),
+            PREVIOUS_VERSIONS_MAX.to_string(),
+        ),
         (SCHEMA_FILE_PROPERTY.to_string(), first.origin.clone()),
         (
             SCHEMA_FILES_PROPERTY.to_string(),

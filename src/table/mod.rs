@@ -12,6 +12,7 @@ pub mod evolution;
 pub mod index;
 pub mod inspect;
 pub mod maintain;
+pub mod manifests;
 pub mod probe;
 pub mod schema;
 pub mod summary;
