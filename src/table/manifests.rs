@@ -210,11 +210,14 @@ mod tests {
             ),
             // A large one is left alone and does not count.
             (&[(DATA, 0, 10), (DATA, 0, 100), (DATA, 0, 10)], &[]),
-            // Bins fill up to the target, in order; a bin of one stays.
+            // Bins fill up to the target, in order.
             (
                 &[(DATA, 0, 60), (DATA, 0, 30), (DATA, 0, 30), (DATA, 0, 60)],
-                &[&[0, 1]],
+                &[&[0, 1], &[2, 3]],
             ),
+            // A bin of one is carried over as it is.
+            (&[(DATA, 0, 60), (DATA, 0, 60), (DATA, 0, 60)], &[]),
+            (&[(DATA, 0, 60), (DATA, 0, 20), (DATA, 0, 90)], &[&[0, 1]]),
             // Data and deletes never share a manifest; nor do specs.
             (
                 &[
