@@ -1,0 +1,99 @@
+"""A table that ages well: many small commits keep the manifests of the
+current snapshot under a bound that does not grow with the commit count;
+upserts whose deletes target rows in merged manifests hide them in every
+engine; after `floe maintain` and one more append no manifest without a
+live entry is left; old metadata files are deleted after commit.
+
+PyIceberg, DuckDB and Spark read the rows, checked against the model.
+"""
+
+from __future__ import annotations
+
+import random
+
+from support import floe
+from support.readers import as_model_row, by_key, duckdb_query, pyiceberg_catalog, pyiceberg_rows, spark_sql
+from test_upsert import RECENT, changed, expected_for, valid_lines, write
+
+EVENTS = "analytics.events"
+MIN_COUNT = 6
+
+
+def manifests(wh) -> list[dict]:
+    """The manifests of the current snapshot, as PyIceberg lists them."""
+    return pyiceberg_catalog(wh).load_table(EVENTS).inspect.manifests().to_pylist()
+
+
+def live(m: dict) -> int:
+    return (
+        m["added_data_files_count"]
+        + m["existing_data_files_count"]
+        + m["added_delete_files_count"]
+        + m["existing_delete_files_count"]
+    )
+
+
+def run(wh, files, *extra: str) -> str:
+    args = []
+    for f in files:
+        args += ["--input", str(f)]
+    # A flush per chunk, and every small file is one chunk: a commit per file.
+    return floe.run("run", *args, "--warehouse", str(wh.root), "--flush-size", "1", *extra).stdout
+
+
+def test_many_commits_keep_manifests_few_and_merged_upserts_read_the_same_everywhere(spark, tmp_path, tmp_warehouse):
+    rng = random.Random(91)
+    quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0, **RECENT}
+    a = valid_lines(floe.generate(tmp_path / "gen.jsonl", 2_400, seed=91, **quiet))
+    a_files = [write(tmp_path / f"a{i:03}.jsonl", a[i * 40 : (i + 1) * 40]) for i in range(60)]
+    # The table exists after the first file; then merging starts early.
+    run(tmp_warehouse, a_files[:1])
+    table = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS)
+    with table.transaction() as tx:
+        tx.set_properties({"commit.manifest.min-count-to-merge": str(MIN_COUNT)})
+
+    run(tmp_warehouse, a_files[1:])
+    snapshots = len(pyiceberg_catalog(tmp_warehouse).load_table(EVENTS).snapshots())
+    assert snapshots >= 60, "a commit per file"
+    # Small manifests merge once MIN_COUNT gather: never more than that plus
+    # the merged ones and the commit's own.
+    assert len(manifests(tmp_warehouse)) <= MIN_COUNT + 2
+
+    # Changed bodies for rows of the first files, whose entries now sit in
+    # merged manifests: position deletes into them.
+    b = [changed(line) for line in rng.sample(a[:400], 120)]
+    b_files = [write(tmp_path / f"b{i:03}.jsonl", b[i * 10 : (i + 1) * 10]) for i in range(12)]
+    outs = [run(tmp_warehouse, b_files)]
+    assert floe.summary_value(outs[0], "rows deleted") == 120
+    assert len(manifests(tmp_warehouse)) <= 2 * (MIN_COUNT + 2), "data and delete manifests, each bounded"
+
+    want = expected_for(a_files + b_files)
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
+    assert {k: as_model_row(r) for k, r in got.items()} == want
+    duck = by_key(duckdb_query(tmp_warehouse, EVENTS, "SELECT * FROM t"))
+    assert {k: as_model_row(r) for k, r in duck.items()} == want
+    sp = by_key(spark_sql(spark, tmp_warehouse, "SELECT * FROM {table}"))
+    assert {k: as_model_row(r) for k, r in sp.items()} == want
+
+    # Compaction leaves manifests of deleted entries only; the next append drops them.
+    floe.run("maintain", "--warehouse", str(tmp_warehouse.root))
+    c = valid_lines(floe.generate(tmp_path / "gen-c.jsonl", 40, seed=92, **quiet))
+    run(tmp_warehouse, [write(tmp_path / "c.jsonl", c)])
+    after = manifests(tmp_warehouse)
+    assert after and all(live(m) > 0 for m in after), after
+    want = expected_for(a_files + b_files + [tmp_path / "c.jsonl"])
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
+    assert {k: as_model_row(r) for k, r in got.items()} == want
+    assert duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t") == [
+        {"n": len(want), "k": len(want)}
+    ]
+    counts = spark_sql(spark, tmp_warehouse, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM {table}")
+    assert counts == [{"n": len(want), "k": len(want)}]
+
+    # Old metadata files are deleted after commit: the current one and its log.
+    table = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS)
+    folder = tmp_warehouse.table_location(EVENTS) / "metadata"
+    on_disk = sorted(p.name for p in folder.glob("*.metadata.json"))
+    logged = sorted([e.metadata_file.rsplit("/", 1)[1] for e in table.metadata.metadata_log] + [table.metadata_location.rsplit("/", 1)[1]])
+    assert on_disk == logged
+    assert table.properties["write.metadata.delete-after-commit.enabled"] == "true"
