@@ -11,6 +11,7 @@ import contextlib
 import json
 import signal
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -350,3 +351,30 @@ def test_check_config_prints_settings_and_refuses_unknown_variables(tmp_path):
         "  - FLOE_FLUSH_SIZ is not a Floe setting (did you mean FLOE_FLUSH_SIZE?)\n"
     )
     assert unknown.stdout == ""
+
+
+def test_thousands_of_invented_event_types_stay_within_the_cap(tmp_warehouse):
+    # A producer bug: every event a type of its own, none with a subtype.
+    now = int(time.time()) - 60
+    lines = [
+        json.dumps({"event_uuid": f"inv-{i}", "event_name": f"type{i:05}", "created_at": now}).encode() + b"\n"
+        for i in range(3_000)
+    ]
+    cap = 100
+    with running("--input", "-", "--warehouse", str(tmp_warehouse.root), "--flush-interval", "200ms") as (proc, log, addr):
+        send(proc, lines[:1_500])
+        wait_committed(proc, addr, 1_500)
+        send(proc, lines[1_500:])
+        metrics = wait_committed(proc, addr, 3_000)
+        missing = ops.by_label(metrics, "floe_missing_fields_total", "event_type")
+        finish(proc)
+    assert len(missing) == cap + 1 and "_other" in missing
+    assert sum(missing.values()) == 3_000, "totals stay exact"
+    for summary in summaries(tmp_warehouse, "analytics.events"):
+        keys = [k for k in summary if k.startswith("floe.missing.")]
+        assert len(keys) <= cap + 1
+        assert sum(int(summary[k]) for k in keys) == int(summary["floe.rows-written"])
+    total = sum(
+        int(v) for s in summaries(tmp_warehouse, "analytics.events") for k, v in s.items() if k.startswith("floe.missing.")
+    )
+    assert total == 3_000

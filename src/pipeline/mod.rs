@@ -822,7 +822,7 @@ async fn flush(
     }
     report.event_snapshots += 1;
     report.commit_conflicts += u64::from(outcome.conflicts);
-    report.counts.add(&counts);
+    report.counts.add_capped(&counts);
     crate::telemetry::metrics().committed(&CommitRecord {
         table: &tables.events.name.to_string(),
         counts: &counts,

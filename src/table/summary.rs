@@ -209,6 +209,64 @@ const MISSING_PREFIX: &str = "floe.missing.";
 /// Records without an optional field, by (event_type, field).
 pub type MissingCounts = BTreeMap<(String, String), u64>;
 
+/// How many event types get counts of their own in a snapshot summary, in
+/// the run summary and in metric labels. `event_type` comes from the data:
+/// a producer that invents names must not grow every snapshot's metadata
+/// (Glue refuses metadata over 20 MB) or the metrics without bound.
+pub const EVENT_TYPE_LIMIT: usize = 100;
+/// The event type under which the counts of the types past the limit are
+/// summed (totals stay exact).
+pub const OTHER_EVENT_TYPES: &str = "_other";
+
+/// `missing` with at most `limit` event types of their own: those with the
+/// largest counts (ties by name); the others' counts are summed per field
+/// under [`OTHER_EVENT_TYPES`]. For one commit's counts.
+pub fn top_event_types(missing: &MissingCounts, limit: usize) -> MissingCounts {
+    let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((event_type, _), n) in missing {
+        *by_type.entry(event_type).or_default() += n;
+    }
+    if by_type.len() <= limit {
+        return missing.clone();
+    }
+    let mut ranked: Vec<(&str, u64)> = by_type.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let kept: std::collections::BTreeSet<&str> =
+        ranked.iter().take(limit).map(|(t, _)| *t).collect();
+    let mut out = MissingCounts::new();
+    for ((event_type, field), n) in missing {
+        let label = if kept.contains(event_type.as_str()) {
+            event_type.as_str()
+        } else {
+            OTHER_EVENT_TYPES
+        };
+        *out.entry((label.to_string(), field.clone())).or_default() += n;
+    }
+    out
+}
+
+/// Adds `from` to `into`, an accumulation that lives long (a run's report,
+/// the metrics): the first `limit` event types seen keep counts of their own
+/// for good, so a label never moves; every later type is summed under
+/// [`OTHER_EVENT_TYPES`].
+pub fn add_missing_capped(into: &mut MissingCounts, from: &MissingCounts, limit: usize) {
+    let mut known: std::collections::BTreeSet<String> = into
+        .keys()
+        .map(|(t, _)| t.clone())
+        .filter(|t| t != OTHER_EVENT_TYPES)
+        .collect();
+    for ((event_type, field), n) in from {
+        let own =
+            known.contains(event_type) || (known.len() < limit && known.insert(event_type.clone()));
+        let label = if own {
+            event_type.as_str()
+        } else {
+            OTHER_EVENT_TYPES
+        };
+        *into.entry((label.to_string(), field.clone())).or_default() += n;
+    }
+}
+
 /// Adds each count of `from` to the same key's count in `into`.
 pub fn add_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
     for (key, n) in from {
@@ -261,6 +319,18 @@ impl QualityCounts {
             - self.rows_deleted
     }
 
+    /// Adds another set of counts to this one, for an accumulation that
+    /// lives long: missing-field counts keep at most [`EVENT_TYPE_LIMIT`]
+    /// event types of their own ([`add_missing_capped`]).
+    pub fn add_capped(&mut self, other: &QualityCounts) {
+        let missing = std::mem::take(&mut self.missing);
+        let mut rest = other.clone();
+        let from = std::mem::take(&mut rest.missing);
+        self.add(&rest);
+        self.missing = missing;
+        add_missing_capped(&mut self.missing, &from, EVENT_TYPE_LIMIT);
+    }
+
     /// Adds another set of counts to this one.
     pub fn add(&mut self, other: &QualityCounts) {
         self.records_read += other.records_read;
@@ -302,7 +372,7 @@ impl QualityCounts {
         for (column, n) in &self.type_mismatches {
             out.insert(format!("{TYPE_MISMATCH_PREFIX}{column}"), n.to_string());
         }
-        for ((event_type, field), n) in &self.missing {
+        for ((event_type, field), n) in &top_event_types(&self.missing, EVENT_TYPE_LIMIT) {
             out.insert(
                 format!("{MISSING_PREFIX}{event_type}:{field}"),
                 n.to_string(),
@@ -365,6 +435,79 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn data_derived_event_types_are_capped_with_exact_totals() {
+        let counts = |pairs: &[(&str, &str, u64)]| -> MissingCounts {
+            pairs
+                .iter()
+                .map(|(t, f, n)| ((t.to_string(), f.to_string()), *n))
+                .collect()
+        };
+        let missing = counts(&[
+            ("a", "event_subtype", 5),
+            ("b", "event_subtype", 9),
+            ("b", "price", 1),
+            ("c", "event_subtype", 2),
+            ("d", "price", 2),
+        ]);
+        // The two largest types (b: 10, a: 5) keep theirs; c and d (tie at 2) are summed.
+        assert_eq!(
+            top_event_types(&missing, 2),
+            counts(&[
+                ("_other", "event_subtype", 2),
+                ("_other", "price", 2),
+                ("a", "event_subtype", 5),
+                ("b", "event_subtype", 9),
+                ("b", "price", 1),
+            ])
+        );
+        assert_eq!(top_event_types(&missing, 4), missing);
+
+        // A long accumulation: the first two types seen keep their labels
+        // for good, whatever comes later.
+        let mut into = MissingCounts::new();
+        add_missing_capped(&mut into, &counts(&[("z", "event_subtype", 1)]), 2);
+        add_missing_capped(&mut into, &counts(&[("y", "event_subtype", 1)]), 2);
+        add_missing_capped(
+            &mut into,
+            &counts(&[("a", "event_subtype", 100), ("z", "event_subtype", 1)]),
+            2,
+        );
+        add_missing_capped(&mut into, &counts(&[("b", "event_subtype", 3)]), 2);
+        assert_eq!(
+            into,
+            counts(&[
+                ("_other", "event_subtype", 103),
+                ("y", "event_subtype", 1),
+                ("z", "event_subtype", 2),
+            ])
+        );
+
+        // Thousands of invented types: a summary stays within the cap.
+        let mut many = QualityCounts::default();
+        for i in 0..5_000 {
+            many.missing
+                .insert((format!("t{i}"), "event_subtype".into()), 1);
+        }
+        let summary = many.to_summary();
+        let keys = summary
+            .keys()
+            .filter(|k| k.starts_with(MISSING_PREFIX))
+            .count();
+        assert_eq!(keys, EVENT_TYPE_LIMIT + 1);
+        let total: u64 = summary
+            .iter()
+            .filter(|(k, _)| k.starts_with(MISSING_PREFIX))
+            .map(|(_, v)| v.parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(total, 5_000);
+        let mut run = QualityCounts::default();
+        run.add_capped(&many);
+        run.add_capped(&many);
+        assert_eq!(run.missing.len(), EVENT_TYPE_LIMIT + 1);
+        assert_eq!(run.missing.values().sum::<u64>(), 10_000);
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl Metrics {
         {
             let mut l = self.lock();
             if c.events {
-                l.counts.add(c.counts);
+                l.counts.add_capped(c.counts);
             }
             let t = l.tables.entry(c.table.to_string()).or_default();
             t.snapshots += 1;
