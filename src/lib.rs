@@ -21,12 +21,14 @@
 //! - [`event`]: pure record handling: [`event::decode`] and Arrow batches.
 //! - [`pipeline`]: the run loop: bounded stages, flushes, shutdown.
 //! - [`table`]: schema files and layouts, Parquet data files, checkpoints,
-//!   summaries, the snapshot producer ([`table::commit`]) and table
+//!   summaries, the snapshot producer ([`table::commit`]), which manifests
+//!   a commit carries over ([`table::manifests`]: pruning, merging) and table
 //!   maintenance ([`table::maintain`]: compaction, expiry, orphan removal).
 //! - [`catalog`]: catalog pointers and their compare-and-swap (SQLite, AWS Glue).
 //! - [`aws`]: the AWS configuration shared by Kinesis, Glue, S3 and DynamoDB.
 //! - [`generate`]: deterministic sample events for demos, tests and benchmarks.
-//! - [`failpoint`]: named points in the commit path where tests crash the process.
+//! - [`failpoint`]: named points in the commit path and the reading stages
+//!   where tests crash, freeze or panic the process.
 //! - [`report`]: run summaries and table descriptions.
 //! - [`telemetry`]: logs and live progress.
 

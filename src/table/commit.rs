@@ -5,9 +5,13 @@
 //!
 //! 1. write a manifest for the new files (once: its entries inherit their
 //!    sequence number, so it stays valid whatever the final sequence number is);
-//! 2. write a manifest list that reuses every manifest of the parent unchanged;
+//! 2. write a manifest list that carries the parent's manifests over, less
+//!    those without a live entry and with small ones merged
+//!    ([`super::manifests`]);
 //! 3. write the next metadata file (snapshot, `main` ref, checkpoint property);
-//! 4. swap the catalog pointer from the metadata this commit was built on.
+//! 4. swap the catalog pointer from the metadata this commit was built on,
+//!    then delete the metadata files that fell out of the metadata log (when
+//!    the table asks for it).
 //!
 //! When the swap loses (another writer committed first) the table is reloaded,
 //! the checkpoint is checked (another writer must not have committed the same
