@@ -567,7 +567,7 @@ fn number_value(raw: &RawValue) -> Option<f64> {
 /// subtype that trims to nothing is none). `event_type` is a partition value,
 /// so it must not be empty, must hold no control character and must be at
 /// most [`MAX_EVENT_TYPE_BYTES`] long.
-fn name_parts(event_name: &str) -> Result<((u32, u32), Option<(u32, u32)>), Rejection> {
+fn name_parts(event_name: &str) -> Result<(Range, Option<Range>), Rejection> {
     let first_end = event_name.find(':').unwrap_or(event_name.len());
     let first = &event_name[..first_end];
     if let Some(c) = first.chars().find(|c| c.is_control()) {
@@ -615,8 +615,11 @@ fn name_parts(event_name: &str) -> Result<((u32, u32), Option<(u32, u32)>), Reje
     Ok((event_type, subtype))
 }
 
+/// A byte range `start..end` of `event_name`.
+type Range = (u32, u32);
+
 /// The range `start..end` of `s` without the white space at either end.
-fn trimmed_range(s: &str, start: usize, end: usize) -> (u32, u32) {
+fn trimmed_range(s: &str, start: usize, end: usize) -> Range {
     let part = &s[start..end];
     let lead = part.len() - part.trim_start().len();
     let trimmed = part.trim();

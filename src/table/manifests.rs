@@ -200,7 +200,9 @@ mod tests {
             target_bytes: 100,
         };
         // (content, spec, length): two data groups (specs 0 and 1), deletes.
-        let cases: &[(&[(ManifestContentType, i32, i64)], &[&[usize]])] = &[
+        /// (content, spec, length) of each manifest, and the bins wanted.
+        type Case<'a> = (&'a [(ManifestContentType, i32, i64)], &'a [&'a [usize]]);
+        let cases: &[Case] = &[
             // Two small: not enough.
             (&[(DATA, 0, 10), (DATA, 0, 10)], &[]),
             // Three small: one bin.

@@ -529,6 +529,9 @@ impl Coordinator {
                             let at = handed.lock().unwrap_or_else(|e| e.into_inner()).clone();
                             reader_panicked(id, &message, &at);
                             claims.revoke(&key);
+                            // Start again only after a look at the table
+                            // taken from now on: from its checkpoint as it is.
+                            known.leased_since = Some(now);
                             ShardState::Waiting
                         }
                     }
