@@ -200,10 +200,11 @@ def test_three_tasks_share_the_shards_and_a_killed_ones_move_after_expiry(moto, 
         floe.wait_for(lambda: spread_is(moto, survivors, {4}), 60, lambda: f"the survivors to hold 8: {owners(moto)}")
         took_over = time.monotonic() - killed
         print(f"shards of the killed task taken over after {took_over:.1f} s")
-        # Not before its leases expired, and soon after. A lease expires 2 s
+        # Not before its leases expired (how soon after depends on how busy
+        # the machine is: the wait above bounds it). A lease expires 2 s
         # after its last renewal, and renewals come every third of that, so
         # the last one may precede the kill by up to 2/3 s (plus the write).
-        assert 2 - 2 / 3 - 0.15 <= took_over < 10
+        assert 2 - 2 / 3 - 0.15 <= took_over
         changes = [w.lease_changes() for w in survivors]
         assert sum(c["taken"] - c["released"] for c in changes) == SHARDS, changes
         assert all(c["stolen"] == 0 and c["lost"] == 0 for c in changes), changes
@@ -216,11 +217,12 @@ def test_three_tasks_share_the_shards_and_a_killed_ones_move_after_expiry(moto, 
     finally:
         stop_all(workers)
     assert_exactly_once(tmp_warehouse, lines)
-    # The survivors released their leases on the way out; the victim's
-    # heartbeat is left to expire.
+    # The survivors released their leases and removed their heartbeats on the
+    # way out; the victim's heartbeat expires, and a survivor may have
+    # reaped it already (when depends on the machine's speed, not the contract).
     assert owners(moto)[None] == SHARDS
     heartbeats = {i["worker_id"] for i in moto.lease_items(LEASES) if i["kind"] == "worker"}
-    assert heartbeats == {"w0"}
+    assert heartbeats <= {"w0"}
 
 
 def test_a_task_that_stops_hands_its_shards_over_without_waiting_for_expiry(moto, tmp_path, tmp_warehouse):
