@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -19,7 +20,7 @@ import pytest
 
 from support import aws, floe, ops
 from support.expected import expected_from_file
-from support.readers import duckdb_query, glue_catalog, glue_rows, pyiceberg_catalog
+from support.readers import duckdb_query, glue_catalog, glue_rows, local_path, pyiceberg_catalog
 from support.streams import STREAM, put
 
 EVENTS = "analytics.events"
@@ -163,6 +164,17 @@ def test_metrics_during_an_ingest_equal_snapshots_readers_and_run_summary(tmp_pa
         assert ops.value(m, "floe_snapshots_total", table=REJECTED) == len(rejected_snaps)
         assert ops.value(m, "floe_files_written_total", table=REJECTED) == int(rejected_snaps[-1]["total-data-files"])
         assert ops.value(m, "floe_bytes_written_total", table=REJECTED) == int(rejected_snaps[-1]["total-files-size"])
+
+        # What readers plan through: the current metadata file's bytes and
+        # the current snapshot's manifests, as the catalog and PyIceberg see them.
+        location = tmp_warehouse.metadata_location(EVENTS)
+        assert ops.value(m, "floe_metadata_bytes", table=EVENTS) == os.path.getsize(local_path(location))
+        catalog = pyiceberg_catalog(tmp_warehouse)
+        try:
+            manifest_count = len(catalog.load_table(EVENTS).inspect.manifests())
+        finally:
+            catalog.close()
+        assert ops.value(m, "floe_manifests", table=EVENTS) == manifest_count > 0
 
         # Rows and freshness against DuckDB.
         [row] = duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, max(epoch_us(created_datetime)) AS newest FROM t")

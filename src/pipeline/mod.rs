@@ -627,6 +627,7 @@ async fn flush(
             latency: commit_started.elapsed(),
             newest_micros: None,
             events: false,
+            health: outcome.health.map(|h| (h.metadata_bytes, h.manifests)),
         });
         report.rejected_snapshots += 1;
         report.commit_conflicts += u64::from(outcome.conflicts);
@@ -837,6 +838,7 @@ async fn flush(
         latency: commit_latency,
         newest_micros,
         events: true,
+        health: outcome.health.map(|h| (h.metadata_bytes, h.manifests)),
     });
     progress
         .rows_committed

@@ -155,6 +155,19 @@ pub struct CommitOutcome {
     pub snapshot_id: i64,
     /// Swaps lost to other writers before this one won.
     pub conflicts: u32,
+    /// The size of what the table's readers plan through, after the commit
+    /// (unknown when an earlier attempt was found to have landed).
+    pub health: Option<TableHealth>,
+}
+
+/// What every reader of the table pays to plan a query, for the operator
+/// to watch as the table ages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableHealth {
+    /// Bytes of the current metadata file (AWS Glue refuses 20 MB).
+    pub metadata_bytes: u64,
+    /// Manifests the current snapshot lists.
+    pub manifests: usize,
 }
 
 impl TableStore {
@@ -576,6 +589,7 @@ impl TableStore {
                         table: current,
                         snapshot_id,
                         conflicts,
+                        health: None,
                     });
                 }
                 if let Some(rebase) = rebase.as_deref_mut() {
@@ -598,7 +612,7 @@ impl TableStore {
                 table = current;
             }
             let checkpoint = checked_checkpoint(&table, change)?;
-            let next = self
+            let (next, manifests) = self
                 .next_metadata(
                     &table,
                     snapshot_id,
@@ -609,6 +623,8 @@ impl TableStore {
                 )
                 .await?;
             failpoint::hit(FailPoint::AfterManifests);
+            // Serializing cannot fail for metadata the builder accepted.
+            let metadata_bytes = serde_json::to_vec(&next).map_or(0, |v| v.len() as u64);
             match self.swap_metadata(&table, next).await? {
                 Swap::Done(committed) => {
                     tracing::debug!(table = %table.name, snapshot_id, attempt, "committed snapshot");
@@ -616,6 +632,10 @@ impl TableStore {
                         table: committed,
                         snapshot_id,
                         conflicts,
+                        health: Some(TableHealth {
+                            metadata_bytes,
+                            manifests,
+                        }),
                     });
                 }
                 Swap::Conflict => {
@@ -823,7 +843,7 @@ impl TableStore {
         change: &Change,
         checkpoint: &Checkpoint,
         attempt: u32,
-    ) -> Result<TableMetadata, TableError> {
+    ) -> Result<(TableMetadata, usize), TableError> {
         let metadata = &table.metadata;
         let parent = metadata.current_snapshot();
         let sequence_number = metadata.next_sequence_number();
@@ -850,6 +870,7 @@ impl TableStore {
             );
         }
         manifests.extend(new_manifests.iter().flatten().cloned());
+        let manifest_count = manifests.len();
 
         let list_path = format!(
             "{}/metadata/snap-{snapshot_id}-{attempt}-{}.avro",
@@ -902,7 +923,7 @@ impl TableStore {
                 checkpoint.encode(),
             )]))?;
         }
-        Ok(builder.build()?.metadata)
+        Ok((builder.build()?.metadata, manifest_count))
     }
 }
 

@@ -33,7 +33,15 @@ struct TableStats {
     /// Cumulative counts per bucket of [`COMMIT_BUCKETS`], then `+Inf`.
     latency_buckets: [u64; COMMIT_BUCKETS.len() + 1],
     latency_sum: f64,
+    /// Bytes of the current metadata file, after the last commit.
+    metadata_bytes: u64,
+    /// Manifests of the current snapshot, after the last commit.
+    manifests: u64,
 }
+
+/// A metadata file this large is logged as a warning: AWS Glue refuses
+/// tables whose metadata exceeds 20 MB, and every reader loads it to plan.
+pub const METADATA_WARN_BYTES: u64 = 10 << 20;
 
 /// A per-table metric: name, type, help, and its value in [`TableStats`].
 type PerTable = (
@@ -150,6 +158,9 @@ pub struct CommitRecord<'a> {
     /// Whether these are the events table's counts (the rejected table's
     /// commit carries only its rejects, which the events commit counts too).
     pub events: bool,
+    /// Bytes of the new metadata file and manifests of the new snapshot
+    /// (unknown when an earlier attempt was found to have landed).
+    pub health: Option<(u64, usize)>,
 }
 
 impl Metrics {
@@ -200,6 +211,17 @@ impl Metrics {
                 }
             }
             t.latency_buckets[COMMIT_BUCKETS.len()] += 1;
+            if let Some((metadata_bytes, manifests)) = c.health {
+                if metadata_bytes >= METADATA_WARN_BYTES && t.metadata_bytes < METADATA_WARN_BYTES {
+                    tracing::warn!(
+                        table = c.table,
+                        metadata_bytes,
+                        "the table's metadata file passed 10 MiB (AWS Glue refuses 20 MB): expire snapshots (floe maintain --expire)"
+                    );
+                }
+                t.metadata_bytes = metadata_bytes;
+                t.manifests = manifests as u64;
+            }
         }
         if let Some(newest) = c.newest_micros {
             self.newest_committed_micros
@@ -539,7 +561,19 @@ impl Metrics {
             let n = l.stage_restarts.get(stage).copied().unwrap_or(0);
             out.sample("floe_stage_restarts_total", &[("stage", stage)], n as f64);
         }
-        let per_table: [PerTable; 5] = [
+        let per_table: [PerTable; 7] = [
+            (
+                "floe_metadata_bytes",
+                "gauge",
+                "Bytes of the table's current metadata file, after Floe's last commit to it (AWS Glue refuses 20 MB).",
+                |t| t.metadata_bytes,
+            ),
+            (
+                "floe_manifests",
+                "gauge",
+                "Manifests the table's current snapshot lists, after Floe's last commit to it.",
+                |t| t.manifests,
+            ),
             (
                 "floe_snapshots_total",
                 "counter",
@@ -702,6 +736,7 @@ mod tests {
             latency: Duration::from_millis(300),
             newest_micros: Some(1_700_000_000_000_000),
             events: true,
+            health: Some((12_345, 7)),
         });
         let text = m.render(1_700_000_060_000_000);
         for line in [
@@ -719,6 +754,8 @@ mod tests {
             "floe_commit_duration_seconds_bucket{table=\"analytics.events\",le=\"0.5\"} 1",
             "floe_commit_duration_seconds_bucket{table=\"analytics.events\",le=\"+Inf\"} 1",
             "floe_commit_duration_seconds_count{table=\"analytics.events\"} 1",
+            "floe_metadata_bytes{table=\"analytics.events\"} 12345",
+            "floe_manifests{table=\"analytics.events\"} 7",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
