@@ -331,7 +331,8 @@ async fn manifests_stay_few_over_many_commits_and_deletes_still_apply() {
     // A delete of a row of the first commit, whose entry now sits in a
     // merged manifest with its old sequence number: it still applies.
     let partition = Partition::events(row("k0", "pay:x", 1_780_000_000).event.day(), "pay");
-    let first_path = first_file.unwrap().file_path().to_string();
+    let first_file = first_file.unwrap();
+    let first_path = first_file.file_path().to_string();
     let mut deletes = vec![(first_path.clone(), 0)];
     let delete_file = writer
         .write_position_deletes(&partition, &mut deletes)
@@ -375,4 +376,34 @@ async fn manifests_stay_few_over_many_commits_and_deletes_still_apply() {
         .count();
     assert_eq!(metadata_files, 6, "the current file and the 5 of its log");
     assert_eq!(table.metadata.metadata_log().len(), 5);
+
+    // A commit removing a file (as compaction does) keeps the manifest that
+    // marks it deleted in its own list: a writer that last looked before it
+    // learns of the removal, also after later commits merged and pruned.
+    let before_removal = table.clone();
+    table = store
+        .commit(
+            &table,
+            &Change {
+                removed_files: vec![first_file],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .table;
+    for i in 0..10 {
+        let c = change(
+            &writer,
+            &[row(&format!("late{i}"), "pay:x", 1_780_000_000)],
+            "src",
+            Some(commits + i),
+            commits + i + 1,
+        )
+        .await;
+        table = store.commit(&table, &c).await.unwrap().table;
+    }
+    let changed = store.changed_since(&before_removal, &table).await.unwrap();
+    assert!(changed.removed.contains(&first_path));
+    assert_eq!(changed.added_data.len(), 10);
 }

@@ -858,17 +858,25 @@ impl TableStore {
                 .without_files(table, snapshot_id, manifests, &change.removed_files)
                 .await?;
         }
-        manifests.retain(has_live_entries);
-        let manifests_before = manifests.len();
-        manifests = self.merge_small(table, snapshot_id, manifests).await?;
-        if manifests.len() < manifests_before {
+        // What this commit rewrote to mark its removals stays as written: its
+        // own list is where its `DELETED` entries are found (by a concurrent
+        // writer's rebase, by history readers). Only what it carries over
+        // from earlier commits is pruned and merged.
+        let (own, mut carried): (Vec<_>, Vec<_>) = manifests
+            .into_iter()
+            .partition(|m| m.added_snapshot_id == snapshot_id);
+        carried.retain(has_live_entries);
+        let carried_before = carried.len();
+        let mut manifests = self.merge_small(table, snapshot_id, carried).await?;
+        if manifests.len() < carried_before {
             tracing::info!(
                 table = %table.name,
-                before = manifests_before,
+                before = carried_before,
                 after = manifests.len(),
                 "merged small manifests"
             );
         }
+        manifests.extend(own);
         manifests.extend(new_manifests.iter().flatten().cloned());
         let manifest_count = manifests.len();
 

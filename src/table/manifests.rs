@@ -21,8 +21,10 @@
 //!   `DELETED` entries are left out. `commit.manifest-merge.enabled=false`
 //!   turns merging off.
 //!
-//! The manifests a commit adds itself are never merged in that commit, so
-//! each snapshot's own list names exactly what it added and removed.
+//! The manifests a commit writes itself (for its new files, and the ones it
+//! rewrites to mark removed files `DELETED`) are neither merged nor dropped
+//! in that commit, so each snapshot's own list names exactly what it added
+//! and removed; the next commit carries them over like any other.
 
 use std::collections::{BTreeMap, HashMap};
 
