@@ -730,20 +730,10 @@ impl TableStore {
                 out.push(manifest_file);
                 continue;
             }
-            let spec = table
-                .metadata
-                .partition_spec_by_id(manifest_file.partition_spec_id)
-                .ok_or_else(|| TableError::Incompatible {
-                    table: table.name.clone(),
-                    message: format!(
-                        "manifest {} names partition spec {}, which the table lacks",
-                        manifest_file.manifest_path, manifest_file.partition_spec_id
-                    ),
-                })?;
             let mut writer = self.manifest_writer(
                 table,
                 snapshot_id,
-                spec.as_ref().clone(),
+                spec_of(table, &manifest_file)?,
                 manifest_file.content,
             )?;
             for entry in alive() {
@@ -793,18 +783,8 @@ impl TableStore {
         let mut taken = HashSet::new();
         for bin in &bins {
             let first = &manifests[bin[0]];
-            let spec = table
-                .metadata
-                .partition_spec_by_id(first.partition_spec_id)
-                .ok_or_else(|| TableError::Incompatible {
-                    table: table.name.clone(),
-                    message: format!(
-                        "manifest {} names partition spec {}, which the table lacks",
-                        first.manifest_path, first.partition_spec_id
-                    ),
-                })?;
             let mut writer =
-                self.manifest_writer(table, snapshot_id, spec.as_ref().clone(), first.content)?;
+                self.manifest_writer(table, snapshot_id, spec_of(table, first)?, first.content)?;
             // Read a few at a time: on S3 each is a round trip.
             let loaded: Vec<_> = futures::stream::iter(bin.iter().map(|&i| {
                 let manifest_file = &manifests[i];
@@ -933,6 +913,24 @@ impl TableStore {
         }
         Ok((builder.build()?.metadata, manifest_count))
     }
+}
+
+/// The partition spec a manifest's entries were written with.
+fn spec_of(
+    table: &LoadedTable,
+    manifest: &ManifestFile,
+) -> Result<iceberg::spec::PartitionSpec, TableError> {
+    table
+        .metadata
+        .partition_spec_by_id(manifest.partition_spec_id)
+        .map(|spec| spec.as_ref().clone())
+        .ok_or_else(|| TableError::Incompatible {
+            table: table.name.clone(),
+            message: format!(
+                "manifest {} names partition spec {}, which the table lacks",
+                manifest.manifest_path, manifest.partition_spec_id
+            ),
+        })
 }
 
 /// An entry's data and file sequence numbers, the inherited ones filled in.
