@@ -68,6 +68,12 @@ bench-scale-out *args:
     cargo build --release --locked
     .venv/bin/python scripts/bench_scale_out.py {{args}}
 
+# A soak: thousands of commits from one long `floe run`, with `floe maintain`
+# between checkpoints (--maintain): manifests, metadata bytes, planning time, RSS.
+soak *args:
+    cargo build --release --locked
+    .venv/bin/python scripts/soak.py {{args}}
+
 # Describe the demo table.
 inspect dir="floe-demo":
     cargo run --release --locked -- inspect --warehouse {{dir}}/warehouse
