@@ -47,7 +47,7 @@ enum Command {
     Schema(SchemaCommand),
     /// Ask a running Floe whether it is live (or ready): exit 0 if so, 1 if not (the container health check).
     Health(HealthArgs),
-    /// Compact small files, expire old snapshots and remove orphan files of both tables (safe while `floe run` writes).
+    /// Compact small files, rewrite manifests, expire old snapshots and remove orphan files of both tables (safe while `floe run` writes).
     Maintain(Box<MaintainArgs>),
 }
 
@@ -59,6 +59,9 @@ struct MaintainArgs {
     /// Compact: rewrite each partition's small files, and the files its deletes point into, without the deleted rows
     #[arg(long)]
     compact: bool,
+    /// Rewrite manifests clustered by partition (day first), so planning a query of a few days reads few of them
+    #[arg(long)]
+    rewrite_manifests: bool,
     /// Expire snapshots older than --expire-older-than (keeping --keep-snapshots) and delete the files only they used
     #[arg(long)]
     expire: bool,
@@ -596,7 +599,7 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
     use floe::table::maintain::{self, FileLister, MaintainSettings};
     use floe::table::writer::FileSettings;
     telemetry::init_logging(LogFormat::Text, "info");
-    let all = !(args.compact || args.expire || args.remove_orphans);
+    let all = !(args.compact || args.rewrite_manifests || args.expire || args.remove_orphans);
     let mut problems = Vec::new();
     let names = args.tables.names(&mut problems);
     floe::config::check_zstd_level(&mut problems, args.zstd_level);
@@ -645,10 +648,25 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
                 let files = FileSettings {
                     zstd_level: args.zstd_level,
                 };
-                let (compacted, done) =
-                    maintain::compact(&store, table, layout, files, &settings).await?;
+                let progress = Arc::new(maintain::MaintainProgress::default());
+                let (shown, label) = (progress.clone(), name.to_string());
+                let drawer = telemetry::spawn_status_line(floe::config::ProgressMode::Auto, move |_| {
+                    format!("{label}: {}", shown.line())
+                });
+                let compacted =
+                    maintain::compact(&store, table, layout, files, &settings, &progress).await;
+                if let Some(drawer) = drawer {
+                    drawer.abort();
+                    telemetry::clear_progress(floe::config::ProgressMode::Auto);
+                }
+                let (compacted, done) = compacted?;
                 table = compacted;
                 println!("{name}: {}", report::compaction(&done));
+            }
+            if all || args.rewrite_manifests {
+                let (rewritten, done) = store.rewrite_manifests(table).await?;
+                table = rewritten;
+                println!("{name}: {}", report::manifest_rewrite(&done));
             }
             if all || args.expire {
                 let now = std::time::SystemTime::now();

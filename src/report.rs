@@ -57,6 +57,24 @@ pub fn compaction(r: &crate::table::maintain::CompactionReport) -> String {
     out
 }
 
+/// One line on what a manifest rewrite did.
+pub fn manifest_rewrite(r: &crate::table::ManifestRewrite) -> String {
+    if r.manifests_after == 0 {
+        return "manifests: none (no snapshot yet); nothing to rewrite".into();
+    }
+    if r.written == 0 {
+        return format!(
+            "manifests: {} already clustered; nothing to rewrite",
+            r.manifests_after
+        );
+    }
+    format!(
+        "rewrote {} manifest(s) into {}, clustered by partition ({} entries): the snapshot lists {} \
+         (was {})",
+        r.replaced, r.written, r.entries, r.manifests_after, r.manifests_before
+    )
+}
+
 /// One line on what an expiry did.
 pub fn expiry(
     r: &crate::table::maintain::ExpiryReport,

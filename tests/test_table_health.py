@@ -9,7 +9,10 @@ PyIceberg, DuckDB and Spark read the rows, checked against the model.
 
 from __future__ import annotations
 
+import datetime
+import json
 import random
+import time
 
 from support import floe
 from support.readers import as_model_row, by_key, duckdb_query, pyiceberg_catalog, pyiceberg_rows, spark_sql
@@ -97,3 +100,88 @@ def test_many_commits_keep_manifests_few_and_merged_upserts_read_the_same_everyw
     logged = sorted([e.metadata_file.rsplit("/", 1)[1] for e in table.metadata.metadata_log] + [table.metadata_location.rsplit("/", 1)[1]])
     assert on_disk == logged
     assert table.properties["write.metadata.delete-after-commit.enabled"] == "true"
+
+
+def day_ranges(wh, content: int) -> list[tuple[str, str]]:
+    """(first day, last day) of each manifest of `content` (0 data, 1
+    deletes) in the current snapshot, from its partition summary."""
+    out = []
+    for m in manifests(wh):
+        if m["content"] == content:
+            day = m["partition_summaries"][0]
+            out.append((day["lower_bound"], day["upper_bound"]))
+    return out
+
+
+def test_rewrite_manifests_clusters_them_by_day_and_every_engine_reads_the_same_rows(spark, tmp_path, tmp_warehouse):
+    quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0}
+    span = {"start": RECENT["start"] - 3 * 86_400, "days": 5}
+    a = valid_lines(floe.generate(tmp_path / "gen.jsonl", 1_500, seed=93, **quiet, **span))
+    random.Random(93).shuffle(a)  # generated in time order: each file now spans every day
+    a_files = [write(tmp_path / f"a{i:03}.jsonl", a[i * 50 : (i + 1) * 50]) for i in range(30)]
+    run(tmp_warehouse, a_files[:1])
+    table = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS)
+    with table.transaction() as tx:
+        # No merging: a manifest per commit, each spanning every day.
+        tx.set_properties({"commit.manifest-merge.enabled": "false"})
+    run(tmp_warehouse, a_files[1:])
+    b = [changed(line) for line in random.Random(93).sample(a[:500], 40)]
+    b_file = write(tmp_path / "b.jsonl", b)
+    assert floe.summary_value(run(tmp_warehouse, [b_file]), "rows deleted") == 40
+    want = expected_for(a_files + [b_file])
+
+    before = manifests(tmp_warehouse)
+    data_before = [m for m in before if m["content"] == 0]
+    days = sorted({time.strftime("%Y-%m-%d", time.gmtime(json.loads(x)["created_at"])) for x in a})
+    # Five days' span from a start within a day: five or six calendar days.
+    assert len(days) in (5, 6) and len(data_before) == 31
+    def span_days(r: tuple[str, str]) -> int:
+        return (datetime.date.fromisoformat(r[1]) - datetime.date.fromisoformat(r[0])).days
+
+    wide = [r for r in day_ranges(tmp_warehouse, 0) if span_days(r) >= 4]
+    assert len(wide) >= 30, "unclustered: the 30 appends' manifests each span (almost) every day"
+    # Manifests of about a fifth of the data's: a handful, each a few days.
+    target = sum(m["length"] for m in data_before) // 5
+    with pyiceberg_catalog(tmp_warehouse).load_table(EVENTS).transaction() as tx:
+        tx.set_properties({"commit.manifest.target-size-bytes": str(target)})
+    records = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS).current_snapshot().summary["total-records"]
+
+    out = floe.run("maintain", "--warehouse", str(tmp_warehouse.root), "--rewrite-manifests").stdout
+    line = next(x for x in out.splitlines() if x.startswith(f"{EVENTS}: "))
+    after = manifests(tmp_warehouse)
+    data_after = [m for m in after if m["content"] == 0]
+    assert line == (
+        f"{EVENTS}: rewrote 31 manifest(s) into {len(data_after)}, clustered by partition "
+        f"({sum(live(m) for m in data_after)} entries): "
+        f"the snapshot lists {len(after)} (was {len(before)})"
+    ), out
+    ranges = sorted(day_ranges(tmp_warehouse, 0))
+    assert 3 <= len(ranges) <= 10, ranges
+    assert len([m for m in after if m["content"] == 1]) == 1, "the one delete manifest kept apart, as it was"
+    # Sorted by day: consecutive manifests meet at most on a boundary day, so
+    # a one-day query plans through at most two of them.
+    for (lo, hi), (next_lo, _) in zip(ranges, ranges[1:]):
+        assert lo <= hi <= next_lo, ranges
+    for day in days:
+        assert 1 <= sum(lo <= day <= hi for lo, hi in ranges) <= 2, (day, ranges)
+
+    snap = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS).current_snapshot()
+    assert snap.summary.operation.value == "replace"
+    assert snap.summary["total-records"] == records
+    assert snap.summary["manifests-replaced"] == "31"
+    assert snap.summary["manifests-created"] == str(len(data_after))
+    assert snap.summary["manifests-kept"] == "1"
+
+    # The rewritten entries keep their sequence numbers: the upserts' deletes
+    # still hide the old rows in every engine.
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
+    assert {k: as_model_row(r) for k, r in got.items()} == want
+    duck = by_key(duckdb_query(tmp_warehouse, EVENTS, "SELECT * FROM t"))
+    assert {k: as_model_row(r) for k, r in duck.items()} == want
+    sp = by_key(spark_sql(spark, tmp_warehouse, "SELECT * FROM {table}"))
+    assert {k: as_model_row(r) for k, r in sp.items()} == want
+
+    # A clustered table is left alone.
+    again = floe.run("maintain", "--warehouse", str(tmp_warehouse.root), "--rewrite-manifests").stdout
+    assert f"{EVENTS}: manifests: {len(after)} already clustered; nothing to rewrite" in again
+    assert pyiceberg_catalog(tmp_warehouse).load_table(EVENTS).current_snapshot().snapshot_id == snap.snapshot_id

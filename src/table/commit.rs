@@ -44,6 +44,9 @@ use super::writer::Partition;
 use crate::catalog::{Catalog, SwapOutcome, TableName};
 use crate::failpoint::{self, FailPoint};
 
+mod rewrite;
+pub use rewrite::ManifestRewrite;
+
 /// The table property naming the newest schema file applied.
 const SCHEMA_FILE_PROPERTY: &str = "floe.schema-file";
 
@@ -569,6 +572,7 @@ impl TableStore {
         let mut table = base.clone();
         let mut conflicts = 0;
         let mut attempt = 0u32;
+        let mut reuse = Reuse::default();
         loop {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
@@ -620,6 +624,7 @@ impl TableStore {
                     change,
                     &checkpoint,
                     attempt,
+                    &mut reuse,
                 )
                 .await?;
             failpoint::hit(FailPoint::AfterManifests);
@@ -719,33 +724,28 @@ impl TableStore {
         snapshot_id: i64,
         manifests: Vec<ManifestFile>,
         removed: &[DataFile],
+        reuse: &mut Reuse,
     ) -> Result<Vec<ManifestFile>, TableError> {
+        reuse.removing(removed);
         let wanted: HashSet<&str> = removed.iter().map(DataFile::file_path).collect();
-        let mut found = HashSet::new();
+        let mut found: HashSet<String> = HashSet::new();
         let mut out = Vec::with_capacity(manifests.len());
         for manifest_file in manifests {
-            let manifest = manifest_file.load_manifest(&self.file_io).await?;
-            let alive = || manifest.entries().iter().filter(|e| e.is_alive());
-            if !alive().any(|e| wanted.contains(e.file_path())) {
-                out.push(manifest_file);
-                continue;
+            if !reuse.removal.contains_key(&manifest_file.manifest_path) {
+                let rewrite = self
+                    .mark_removed(table, snapshot_id, &manifest_file, &wanted)
+                    .await?;
+                reuse
+                    .removal
+                    .insert(manifest_file.manifest_path.clone(), rewrite);
             }
-            let mut writer = self.manifest_writer(
-                table,
-                snapshot_id,
-                spec_of(table, &manifest_file)?,
-                manifest_file.content,
-            )?;
-            for entry in alive() {
-                if wanted.contains(entry.file_path()) {
-                    found.insert(entry.file_path().to_string());
-                    let (sequence, file_sequence) = sequence_numbers(entry, &manifest_file);
-                    writer.add_delete_file(entry.data_file().clone(), sequence, file_sequence)?;
-                } else {
-                    carry_existing(&mut writer, entry, &manifest_file)?;
+            match &reuse.removal[&manifest_file.manifest_path] {
+                Some((rewritten, held)) => {
+                    found.extend(held.iter().cloned());
+                    out.push(rewritten.clone());
                 }
+                None => out.push(manifest_file),
             }
-            out.push(writer.write_manifest_file().await?);
         }
         if found.len() < wanted.len() {
             let gone: Vec<&str> = wanted
@@ -766,6 +766,39 @@ impl TableStore {
         Ok(out)
     }
 
+    /// `manifest_file` rewritten with the `wanted` files it holds marked
+    /// deleted, and which those are; `None` when it holds none.
+    async fn mark_removed(
+        &self,
+        table: &LoadedTable,
+        snapshot_id: i64,
+        manifest_file: &ManifestFile,
+        wanted: &HashSet<&str>,
+    ) -> Result<Option<(ManifestFile, Vec<String>)>, TableError> {
+        let manifest = manifest_file.load_manifest(&self.file_io).await?;
+        let alive = || manifest.entries().iter().filter(|e| e.is_alive());
+        if !alive().any(|e| wanted.contains(e.file_path())) {
+            return Ok(None);
+        }
+        let mut writer = self.manifest_writer(
+            table,
+            snapshot_id,
+            spec_of(table, manifest_file)?,
+            manifest_file.content,
+        )?;
+        let mut held = Vec::new();
+        for entry in alive() {
+            if wanted.contains(entry.file_path()) {
+                held.push(entry.file_path().to_string());
+                let (sequence, file_sequence) = sequence_numbers(entry, manifest_file);
+                writer.add_delete_file(entry.data_file().clone(), sequence, file_sequence)?;
+            } else {
+                carry_existing(&mut writer, entry, manifest_file)?;
+            }
+        }
+        Ok(Some((writer.write_manifest_file().await?, held)))
+    }
+
     /// `manifests` with the bins [`plan_merge`] picks merged: each bin
     /// becomes one manifest whose live entries keep their numbers and the
     /// snapshot that added them (status `EXISTING`); `DELETED` entries go.
@@ -774,6 +807,7 @@ impl TableStore {
         table: &LoadedTable,
         snapshot_id: i64,
         manifests: Vec<ManifestFile>,
+        reuse: &mut Reuse,
     ) -> Result<Vec<ManifestFile>, TableError> {
         let bins = plan_merge(&manifests, MergePolicy::of(table.metadata.properties()));
         if bins.is_empty() {
@@ -782,6 +816,15 @@ impl TableStore {
         let mut merged: HashMap<usize, ManifestFile> = HashMap::new();
         let mut taken = HashSet::new();
         for bin in &bins {
+            taken.extend(bin.iter().copied());
+            let key: Vec<String> = bin
+                .iter()
+                .map(|&i| manifests[i].manifest_path.clone())
+                .collect();
+            if let Some(done) = reuse.merged.get(&key) {
+                merged.insert(bin[0], done.clone());
+                continue;
+            }
             let first = &manifests[bin[0]];
             let mut writer =
                 self.manifest_writer(table, snapshot_id, spec_of(table, first)?, first.content)?;
@@ -801,8 +844,9 @@ impl TableStore {
                     carry_existing(&mut writer, entry, manifest_file)?;
                 }
             }
-            merged.insert(bin[0], writer.write_manifest_file().await?);
-            taken.extend(bin.iter().copied());
+            let done = writer.write_manifest_file().await?;
+            reuse.merged.insert(key, done.clone());
+            merged.insert(bin[0], done);
         }
         Ok(manifests
             .into_iter()
@@ -815,6 +859,7 @@ impl TableStore {
             .collect())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn next_metadata(
         &self,
         table: &LoadedTable,
@@ -823,19 +868,12 @@ impl TableStore {
         change: &Change,
         checkpoint: &Checkpoint,
         attempt: u32,
+        reuse: &mut Reuse,
     ) -> Result<(TableMetadata, usize), TableError> {
-        let metadata = &table.metadata;
-        let parent = metadata.current_snapshot();
-        let sequence_number = metadata.next_sequence_number();
-        let mut manifests = Vec::new();
-        if let Some(parent) = parent {
-            let iceberg_table = table.to_iceberg(&self.file_io)?;
-            let list = iceberg_table.manifest_list_reader(parent).load().await?;
-            manifests.extend(list.entries().iter().cloned());
-        }
+        let mut manifests = self.current_manifests(table).await?;
         if !change.removed_files.is_empty() {
             manifests = self
-                .without_files(table, snapshot_id, manifests, &change.removed_files)
+                .without_files(table, snapshot_id, manifests, &change.removed_files, reuse)
                 .await?;
         }
         // What this commit rewrote to mark its removals stays as written: its
@@ -847,7 +885,7 @@ impl TableStore {
             .partition(|m| m.added_snapshot_id == snapshot_id);
         carried.retain(has_live_entries);
         let carried_before = carried.len();
-        let mut manifests = self.merge_small(table, snapshot_id, carried).await?;
+        let mut manifests = self.merge_small(table, snapshot_id, carried, reuse).await?;
         if manifests.len() < carried_before {
             tracing::info!(
                 table = %table.name,
@@ -858,8 +896,67 @@ impl TableStore {
         }
         manifests.extend(own);
         manifests.extend(new_manifests.iter().flatten().cloned());
-        let manifest_count = manifests.len();
 
+        let delta = FileDelta::of_change(
+            &change.added_data_files,
+            &change.added_delete_files,
+            &change.removed_files,
+        );
+        let parent = table.metadata.current_snapshot();
+        let mut summary: HashMap<String, String> =
+            standard_summary(parent.map(|p| &p.summary().additional_properties), &delta)
+                .into_iter()
+                .collect();
+        summary.extend(change.summary.clone());
+        if !change.checkpoint_to.is_empty() {
+            summary.insert(CHECKPOINT_SUMMARY_KEY.into(), change.checkpoint_to.encode());
+        }
+        let checkpoint = (!change.checkpoint_to.is_empty()).then_some(checkpoint);
+        self.snapshot_metadata(
+            table,
+            snapshot_id,
+            attempt,
+            manifests,
+            Summary {
+                operation: delta.operation(),
+                additional_properties: summary,
+            },
+            checkpoint,
+        )
+        .await
+    }
+
+    /// The manifests the table's current snapshot lists (none for a table
+    /// without snapshots).
+    async fn current_manifests(&self, table: &LoadedTable) -> Result<Vec<ManifestFile>, TableError> {
+        let Some(parent) = table.metadata.current_snapshot() else {
+            return Ok(Vec::new());
+        };
+        let list = table
+            .to_iceberg(&self.file_io)?
+            .manifest_list_reader(parent)
+            .load()
+            .await?;
+        Ok(list.entries().to_vec())
+    }
+
+    /// The table's next metadata: a snapshot listing `manifests` (written
+    /// here as its manifest list) on top of the current one, made current,
+    /// with the checkpoint property when given. Also returns how many
+    /// manifests it lists.
+    async fn snapshot_metadata(
+        &self,
+        table: &LoadedTable,
+        snapshot_id: i64,
+        attempt: u32,
+        manifests: Vec<ManifestFile>,
+        summary: Summary,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<(TableMetadata, usize), TableError> {
+        let metadata = &table.metadata;
+        let parent = metadata.current_snapshot();
+        let sequence_number = metadata.next_sequence_number();
+        let manifest_count = manifests.len();
         let list_path = format!(
             "{}/metadata/snap-{snapshot_id}-{attempt}-{}.avro",
             table.location(),
@@ -873,39 +970,21 @@ impl TableStore {
         );
         list.add_manifests(manifests.into_iter())?;
         list.close().await?;
-
-        let delta = FileDelta::of_change(
-            &change.added_data_files,
-            &change.added_delete_files,
-            &change.removed_files,
-        );
-        let mut summary: HashMap<String, String> =
-            standard_summary(parent.map(|p| &p.summary().additional_properties), &delta)
-                .into_iter()
-                .collect();
-        summary.extend(change.summary.clone());
-        if !change.checkpoint_to.is_empty() {
-            summary.insert(CHECKPOINT_SUMMARY_KEY.into(), change.checkpoint_to.encode());
-        }
         let snapshot = Snapshot::builder()
             .with_snapshot_id(snapshot_id)
             .with_parent_snapshot_id(parent.map(|p| p.snapshot_id()))
             .with_sequence_number(sequence_number)
             .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
             .with_manifest_list(list_path)
-            .with_summary(Summary {
-                operation: delta.operation(),
-                additional_properties: summary,
-            })
+            .with_summary(summary)
             .with_schema_id(metadata.current_schema_id())
             .build();
-
         let mut builder = metadata
             .as_ref()
             .clone()
             .into_builder(Some(table.metadata_location.clone()))
             .set_branch_snapshot(snapshot, MAIN_BRANCH)?;
-        if !change.checkpoint_to.is_empty() {
+        if let Some(checkpoint) = checkpoint {
             builder = builder.set_properties(HashMap::from([(
                 CHECKPOINT_PROPERTY.to_string(),
                 checkpoint.encode(),
@@ -955,6 +1034,34 @@ fn carry_existing(
 
 /// Manifests read at once while merging.
 const MANIFEST_READS_IN_FLIGHT: usize = 8;
+
+/// The manifests earlier attempts of one commit wrote, reused by the next
+/// attempt when its inputs are the same: manifests are immutable, so an
+/// attempt after a lost swap only reads and writes what the winner changed.
+/// A long commit (a compaction removing thousands of files) thus gets
+/// shorter with each retry instead of losing every race to a writer that
+/// commits every few hundred milliseconds.
+#[derive(Default)]
+struct Reuse {
+    /// The removed paths `removal` was computed for.
+    removed: Vec<String>,
+    /// Per manifest path: the removed files it holds and its rewrite
+    /// marking them deleted (`None` when it holds none).
+    removal: HashMap<String, Option<(ManifestFile, Vec<String>)>>,
+    /// Per bin of manifest paths: the manifest they were merged into.
+    merged: HashMap<Vec<String>, ManifestFile>,
+}
+
+impl Reuse {
+    /// Forgets the removal rewrites when the removed files changed.
+    fn removing(&mut self, removed: &[DataFile]) {
+        let removed = paths(removed);
+        if removed != self.removed {
+            self.removal.clear();
+            self.removed = removed;
+        }
+    }
+}
 
 /// The table's checkpoint with this change applied, after checking that the
 /// change starts where the table says each of its sources stands.

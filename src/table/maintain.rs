@@ -23,13 +23,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use iceberg::arrow::ArrowReaderBuilder;
-use iceberg::scan::FileScanTask;
-use iceberg::spec::{DataContentType, DataFile};
+use iceberg::scan::{FileScanTask, FileScanTaskDeleteFile};
+use iceberg::spec::{DataContentType, DataFile, DataFileBuilder};
 
 use super::index::{Map, events_partition, read_position_deletes};
 use super::writer::{DataWriter, FileSettings, Partition};
@@ -97,21 +98,63 @@ pub struct OrphanReport {
 /// round are planned anew in the next.
 const ROUNDS: u32 = 4;
 
+/// Input files (data and delete) rewritten before they are committed: each
+/// commit's size, and what maintenance holds in memory between commits,
+/// stay bounded whatever the backlog.
+const COMMIT_EVERY_FILES: usize = 2_000;
+
+/// How far a maintenance run has got, for a progress line.
+#[derive(Debug, Default)]
+pub struct MaintainProgress {
+    /// Partitions to rewrite in this round.
+    pub partitions: AtomicU64,
+    /// Partitions rewritten so far.
+    pub partitions_done: AtomicU64,
+    /// Input files to rewrite in this round.
+    pub files: AtomicU64,
+    /// Input files rewritten so far.
+    pub files_done: AtomicU64,
+    /// Compaction commits landed.
+    pub commits: AtomicU64,
+}
+
+impl MaintainProgress {
+    /// One line: partitions and files done of all, and commits.
+    pub fn line(&self) -> String {
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        format!(
+            "compacting: {} of {} partitions, {} of {} small files, {} commits",
+            get(&self.partitions_done),
+            get(&self.partitions),
+            get(&self.files_done),
+            get(&self.files),
+            get(&self.commits),
+        )
+    }
+}
+
 /// One partition's rewrite.
 #[derive(Debug, Clone)]
 struct PartitionPlan {
     partition: Partition,
-    /// Data files to rewrite.
+    /// Data files to rewrite (entries without column statistics: a backlog
+    /// of 100,000 small files must not be held with all of theirs).
     data: Vec<DataFile>,
     /// Position delete files to remove (every one of the partition).
     deletes: Vec<DataFile>,
     /// Positions those deletes remove from `data`.
     deleted_rows: u64,
+    /// The partition spec of its files.
+    spec_id: i32,
 }
 
 impl PartitionPlan {
     fn live_rows(&self) -> u64 {
         self.data.iter().map(DataFile::record_count).sum::<u64>() - self.deleted_rows
+    }
+
+    fn input_files(&self) -> usize {
+        self.data.len() + self.deletes.len()
     }
 }
 
@@ -121,42 +164,50 @@ struct Rewritten {
     files: Vec<DataFile>,
 }
 
-/// Compacts every partition of `table` that has small files or deletes, in
-/// one `replace` commit per round.
+/// Compacts every partition of `table` that has small files or deletes,
+/// partition by partition, committing (a `replace`) every
+/// [`COMMIT_EVERY_FILES`] input files.
 pub async fn compact(
     store: &TableStore,
     table: LoadedTable,
     layout: Arc<TableLayout>,
     files: FileSettings,
     settings: &MaintainSettings,
+    progress: &MaintainProgress,
 ) -> Result<(LoadedTable, CompactionReport), TableError> {
     let mut report = CompactionReport::default();
     let mut table = table;
     let mut only: Option<BTreeSet<Partition>> = None;
     for round in 1..=ROUNDS {
-        let plans = plan(store, &table, settings.target_file_size, only.as_ref()).await?;
+        // The table the plan reads: every batch's commit checks what landed
+        // since, so no delete committed meanwhile is lost.
+        let planned_at = table.clone();
+        let plans = plan(store, &planned_at, settings.target_file_size, only.as_ref()).await?;
         if plans.is_empty() {
             break;
         }
-        let tasks = scan_tasks(store, &table).await?;
-        let writer = DataWriter::new(&table, layout.clone(), store.file_io().clone(), files);
-        let mut rewritten = Vec::with_capacity(plans.len());
         let total = plans.len();
+        progress.partitions.store(total as u64, Ordering::Relaxed);
+        progress.partitions_done.store(0, Ordering::Relaxed);
+        progress.files.store(
+            plans.iter().map(|p| p.input_files() as u64).sum(),
+            Ordering::Relaxed,
+        );
+        progress.files_done.store(0, Ordering::Relaxed);
+        let writer = DataWriter::new(&planned_at, layout.clone(), store.file_io().clone(), files);
+        let mut stale = BTreeMap::new();
+        let mut batch: Vec<Rewritten> = Vec::new();
+        let mut batch_files = 0;
         for (i, plan) in plans.into_iter().enumerate() {
-            let files = rewrite_partition(store, &table, &writer, &plan, &tasks, settings).await;
-            let files = match files {
+            let files = match rewrite_partition(store, &planned_at, &writer, &plan, settings).await {
                 Ok(files) => files,
                 Err(e) => {
-                    let written: Vec<DataFile> = rewritten
-                        .into_iter()
-                        .flat_map(|r: Rewritten| r.files)
-                        .collect();
-                    delete_files(store, &written).await;
+                    delete_files(store, batch.iter().flat_map(|r| &r.files)).await;
                     return Err(e);
                 }
             };
-            tracing::info!(
-                table = %table.name,
+            tracing::debug!(
+                table = %planned_at.name,
                 partition = %plan.partition.path(),
                 files_before = plan.data.len(),
                 files_after = files.len(),
@@ -166,39 +217,23 @@ pub async fn compact(
                 of = total,
                 "rewrote partition"
             );
-            rewritten.push(Rewritten { plan, files });
-        }
-        crate::failpoint::hit(crate::failpoint::FailPoint::AfterDataFiles);
-        let mut check = NoNewDeletes {
-            store,
-            rewritten,
-            stale: BTreeMap::new(),
-        };
-        let mut change = check.change();
-        let outcome = store
-            .commit_rebasing(&table, &mut change, Some(&mut check))
-            .await;
-        match outcome {
-            Ok(_) => {}
-            Err(TableError::Stale { .. }) if check.rewritten.is_empty() => {}
-            Err(e) => {
-                delete_files(store, &change.added_data_files).await;
-                return Err(e);
+            progress.partitions_done.fetch_add(1, Ordering::Relaxed);
+            progress
+                .files_done
+                .fetch_add(plan.input_files() as u64, Ordering::Relaxed);
+            batch_files += plan.input_files();
+            batch.push(Rewritten { plan, files });
+            if batch_files >= COMMIT_EVERY_FILES || i + 1 == total {
+                table = commit_batch(store, &planned_at, std::mem::take(&mut batch), &mut report, &mut stale)
+                    .await?;
+                progress.commits.fetch_add(1, Ordering::Relaxed);
+                batch_files = 0;
             }
         }
-        for r in &check.rewritten {
-            report.partitions += 1;
-            report.data_files_before += r.plan.data.len();
-            report.data_files_after += r.files.len();
-            report.delete_files_removed += r.plan.deletes.len();
-            report.rows += r.plan.live_rows();
-            report.deleted_rows_dropped += r.plan.deleted_rows;
-        }
-        table = store.load(&table.name).await?.unwrap_or(table);
-        if check.stale.is_empty() {
+        if stale.is_empty() {
             break;
         }
-        for (partition, reason) in &check.stale {
+        for (partition, reason) in &stale {
             tracing::info!(
                 table = %table.name,
                 partition = %partition.path(),
@@ -207,19 +242,83 @@ pub async fn compact(
             );
         }
         if round == ROUNDS {
-            report.abandoned = check.stale.len();
+            report.abandoned = stale.len();
             tracing::warn!(
                 table = %table.name,
-                partitions = check.stale.len(),
+                partitions = stale.len(),
                 rounds = ROUNDS,
                 "partitions kept changing while being compacted; left for the next run"
             );
         } else {
-            report.replanned += check.stale.len();
-            only = Some(check.stale.into_keys().collect());
+            report.replanned += stale.len();
+            only = Some(stale.into_keys().collect());
         }
     }
     Ok((table, report))
+}
+
+/// Commits one batch of rewritten partitions planned on `planned_at`:
+/// first drops the partitions that changed since (earlier batches' commits
+/// included), then commits the rest, dropping more after each lost swap.
+/// Dropped partitions go to `stale`; the table as it then is comes back.
+async fn commit_batch(
+    store: &TableStore,
+    planned_at: &LoadedTable,
+    rewritten: Vec<Rewritten>,
+    report: &mut CompactionReport,
+    stale: &mut BTreeMap<Partition, String>,
+) -> Result<LoadedTable, TableError> {
+    crate::failpoint::hit(crate::failpoint::FailPoint::AfterDataFiles);
+    let mut check = NoNewDeletes {
+        store,
+        rewritten,
+        stale: BTreeMap::new(),
+    };
+    let mut change = check.change();
+    let current = match store.reload(&planned_at.name).await {
+        Ok(current) => current,
+        Err(e) => {
+            delete_files(store, &change.added_data_files).await;
+            return Err(e);
+        }
+    };
+    let mut outcome = Ok(());
+    if current.metadata_location != planned_at.metadata_location {
+        outcome = check.check(planned_at, &current, &mut change).await;
+    }
+    if outcome.is_ok() {
+        outcome = store
+            .commit_rebasing(&current, &mut change, Some(&mut check))
+            .await
+            .map(|_| ());
+    }
+    match outcome {
+        Ok(()) => {}
+        Err(TableError::Stale { .. }) if check.rewritten.is_empty() => {}
+        Err(e) => {
+            delete_files(store, &change.added_data_files).await;
+            return Err(e);
+        }
+    }
+    for r in &check.rewritten {
+        report.partitions += 1;
+        report.data_files_before += r.plan.data.len();
+        report.data_files_after += r.files.len();
+        report.delete_files_removed += r.plan.deletes.len();
+        report.rows += r.plan.live_rows();
+        report.deleted_rows_dropped += r.plan.deleted_rows;
+    }
+    if !check.rewritten.is_empty() {
+        tracing::info!(
+            table = %planned_at.name,
+            partitions = check.rewritten.len(),
+            files_before = check.rewritten.iter().map(|r| r.plan.input_files()).sum::<usize>(),
+            files_after = check.rewritten.iter().map(|r| r.files.len()).sum::<usize>(),
+            "committed compacted partitions"
+        );
+    }
+    stale.append(&mut check.stale);
+    store.reload(&planned_at.name).await
 }
 
 /// Deletes files no metadata references (a rewrite that did not land).
@@ -229,8 +328,28 @@ async fn delete_files<'a>(store: &TableStore, files: impl IntoIterator<Item = &'
     }
 }
 
+/// A manifest entry's file with what compaction needs of it (path, format,
+/// size, rows, partition, content) and none of its column statistics.
+fn stripped(file: &DataFile, spec_id: i32) -> Result<DataFile, TableError> {
+    DataFileBuilder::default()
+        .content(file.content_type())
+        .file_path(file.file_path().to_string())
+        .file_format(file.file_format())
+        .partition(file.partition().clone())
+        .record_count(file.record_count())
+        .file_size_in_bytes(file.file_size_in_bytes())
+        .partition_spec_id(spec_id)
+        .build()
+        .map_err(|e| {
+            TableError::Iceberg(iceberg::Error::new(
+                iceberg::ErrorKind::Unexpected,
+                format!("entry of {}: {e}", file.file_path()),
+            ))
+        })
+}
+
 /// The partitions worth compacting (only `only`, when given): those with two
-/// or more files to rewrite, or with deletes.
+/// or more files to rewrite, or with deletes. Reads one manifest at a time.
 async fn plan(
     store: &TableStore,
     table: &LoadedTable,
@@ -238,38 +357,52 @@ async fn plan(
     only: Option<&BTreeSet<Partition>>,
 ) -> Result<Vec<PartitionPlan>, TableError> {
     let small = target_file_size / 4 * 3;
-    let mut by_partition: BTreeMap<Partition, (Vec<DataFile>, Vec<DataFile>)> = BTreeMap::new();
-    for entry in store.live_entries(table).await? {
-        let file = entry.data_file();
-        let partition = if file.partition().fields().is_empty() {
-            Partition::none()
-        } else {
-            match events_partition(file.partition().iter()) {
-                Some(p) => p,
-                None => continue,
+    type Files = (Vec<DataFile>, Vec<DataFile>, i32);
+    let mut by_partition: BTreeMap<Partition, Files> = BTreeMap::new();
+    let Some(snapshot) = table.metadata.current_snapshot() else {
+        return Ok(Vec::new());
+    };
+    let list = table
+        .to_iceberg(store.file_io())?
+        .manifest_list_reader(snapshot)
+        .load()
+        .await?;
+    for manifest_file in list.entries() {
+        let manifest = manifest_file.load_manifest(store.file_io()).await?;
+        for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+            let file = entry.data_file();
+            let partition = if file.partition().fields().is_empty() {
+                Partition::none()
+            } else {
+                match events_partition(file.partition().iter()) {
+                    Some(p) => p,
+                    None => continue,
+                }
+            };
+            if only.is_some_and(|o| !o.contains(&partition)) {
+                continue;
             }
-        };
-        if only.is_some_and(|o| !o.contains(&partition)) {
-            continue;
-        }
-        let (data, deletes) = by_partition.entry(partition).or_default();
-        match file.content_type() {
-            DataContentType::Data => data.push(file.clone()),
-            DataContentType::PositionDeletes => deletes.push(file.clone()),
-            DataContentType::EqualityDeletes => {
-                return Err(TableError::Incompatible {
-                    table: table.name.clone(),
-                    message: format!(
-                        "{} is an equality delete file; Floe compacts tables with position \
-                         deletes only",
-                        file.file_path()
-                    ),
-                });
+            let (data, deletes, spec_id) = by_partition.entry(partition).or_default();
+            *spec_id = manifest_file.partition_spec_id;
+            let kept = stripped(file, manifest_file.partition_spec_id)?;
+            match file.content_type() {
+                DataContentType::Data => data.push(kept),
+                DataContentType::PositionDeletes => deletes.push(kept),
+                DataContentType::EqualityDeletes => {
+                    return Err(TableError::Incompatible {
+                        table: table.name.clone(),
+                        message: format!(
+                            "{} is an equality delete file; Floe compacts tables with position \
+                             deletes only",
+                            file.file_path()
+                        ),
+                    });
+                }
             }
         }
     }
     let mut plans = Vec::new();
-    for (partition, (data, deletes)) in by_partition {
+    for (partition, (data, deletes, spec_id)) in by_partition {
         let mut deleted: Map<String, Vec<i64>> = Map::default();
         for file in &deletes {
             read_position_deletes(store, file.file_path(), &mut deleted).await?;
@@ -291,30 +424,59 @@ async fn plan(
             data: rewrite,
             deletes,
             deleted_rows,
+            spec_id,
         });
     }
     Ok(plans)
 }
 
-/// The scan tasks of every live data file (each with the deletes that apply
-/// to it), by data file path.
-async fn scan_tasks(
-    store: &TableStore,
+/// The scan task of one data file of `plan`, with every delete file of its
+/// partition (a position delete names the files it applies to).
+fn scan_task(
     table: &LoadedTable,
-) -> Result<HashMap<String, FileScanTask>, TableError> {
-    if table.metadata.current_snapshot().is_none() {
-        return Ok(HashMap::new());
-    }
-    let scan = table
-        .to_iceberg(store.file_io())?
-        .scan()
-        .select_all()
-        .build()?;
-    let tasks: Vec<FileScanTask> = scan.plan_files().await?.try_collect().await?;
-    Ok(tasks
-        .into_iter()
-        .map(|t| (t.data_file_path.clone(), t))
-        .collect())
+    plan: &PartitionPlan,
+    file: &DataFile,
+) -> Result<FileScanTask, TableError> {
+    let schema = table.metadata.current_schema().clone();
+    table
+        .metadata
+        .partition_spec_by_id(plan.spec_id)
+        .ok_or_else(|| TableError::Incompatible {
+            table: table.name.clone(),
+            message: format!(
+                "{} names partition spec {}, which the table lacks",
+                file.file_path(),
+                plan.spec_id
+            ),
+        })?;
+    Ok(FileScanTask {
+        file_size_in_bytes: file.file_size_in_bytes(),
+        start: 0,
+        length: file.file_size_in_bytes(),
+        record_count: Some(file.record_count()),
+        data_file_path: file.file_path().to_string(),
+        data_file_format: file.file_format(),
+        project_field_ids: schema.as_struct().fields().iter().map(|f| f.id).collect(),
+        schema,
+        predicate: None,
+        deletes: plan
+            .deletes
+            .iter()
+            .map(|d| FileScanTaskDeleteFile {
+                file_path: d.file_path().to_string(),
+                file_size_in_bytes: d.file_size_in_bytes(),
+                file_type: d.content_type(),
+                partition_spec_id: plan.spec_id,
+                equality_ids: None,
+            })
+            .collect(),
+        // Every column is read from the file (Floe writes the partition
+        // source columns), not filled in from the partition tuple.
+        partition: None,
+        partition_spec: None,
+        name_mapping: None,
+        case_sensitive: true,
+    })
 }
 
 /// Rewrites one partition's files, deletes applied, into new files.
@@ -323,19 +485,13 @@ async fn rewrite_partition(
     base: &LoadedTable,
     writer: &DataWriter,
     plan: &PartitionPlan,
-    tasks: &HashMap<String, FileScanTask>,
     settings: &MaintainSettings,
 ) -> Result<Vec<DataFile>, TableError> {
-    let mut selected = Vec::with_capacity(plan.data.len());
-    for file in &plan.data {
-        let task = tasks
-            .get(file.file_path())
-            .ok_or_else(|| TableError::Incompatible {
-                table: base.name.clone(),
-                message: format!("{} is live but not in the table scan", file.file_path()),
-            })?;
-        selected.push(Ok(task.clone()));
-    }
+    let selected = plan
+        .data
+        .iter()
+        .map(|file| scan_task(base, plan, file).map(Ok))
+        .collect::<Result<Vec<_>, TableError>>()?;
     let reader = ArrowReaderBuilder::new(store.file_io().clone(), iceberg::Runtime::try_current()?)
         .with_data_file_concurrency_limit(1)
         .build();

@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use crate::catalog::{CatalogError, TableName};
 use checkpoint::CheckpointError;
 
-pub use commit::{Change, CommitOutcome, LoadedTable, Rebase, SchemaPlan, TableHealth, TableStore};
+pub use commit::{
+    Change, CommitOutcome, LoadedTable, ManifestRewrite, Rebase, SchemaPlan, TableHealth, TableStore,
+};
 pub use schema::{SchemaChain, SchemaSource, TableKind, TableLayout};
 
 /// What can go wrong on the table side.

@@ -59,6 +59,15 @@ pub fn spawn_progress(
     mode: ProgressMode,
     progress: Arc<Progress>,
 ) -> Option<tokio::task::JoinHandle<()>> {
+    spawn_status_line(mode, move |elapsed| progress_line(&progress, elapsed))
+}
+
+/// Draws the line `line` makes of the time elapsed, as [`spawn_progress`]
+/// draws a run's, until the returned task is aborted.
+pub fn spawn_status_line(
+    mode: ProgressMode,
+    line: impl Fn(Duration) -> String + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
     let terminal = std::io::stderr().is_terminal();
     let every = match (mode, terminal) {
         (ProgressMode::Never, _) | (ProgressMode::Auto, false) => return None,
@@ -70,7 +79,7 @@ pub fn spawn_progress(
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            let line = progress_line(&progress, started.elapsed());
+            let line = line(started.elapsed());
             let mut err = std::io::stderr().lock();
             let _ = if terminal {
                 write!(err, "\r\x1b[2K{line}")
