@@ -208,10 +208,18 @@ def test_metrics_during_an_ingest_equal_snapshots_readers_and_run_summary(tmp_pa
     files = ops.by_label(m, "floe_files_written_total", "table")
     assert floe.summary_value(out, "files written") == sum(files.values())
     assert f"snapshots {ops.value(m, 'floe_snapshots_total', table=EVENTS):.0f} + {ops.value(m, 'floe_snapshots_total', table=REJECTED):.0f}" in " ".join(out.split())
-    # One CloudWatch EMF line per events commit on stdout, adding up to the same counts.
-    emf = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    # One CloudWatch EMF line per events commit on stdout, adding up to the
+    # same counts, then one per reject reason of that commit.
+    lines_emf = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    emf = [e for e in lines_emf if e["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Table"]]]
+    by_reason = [e for e in lines_emf if e["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Table", "Reason"]]]
+    assert len(emf) + len(by_reason) == len(lines_emf)
     assert len(emf) == ops.value(m, "floe_snapshots_total", table=EVENTS)
-    assert all(e["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Table"]] for e in emf)
+    rejected_emf = Counter()
+    for e in by_reason:
+        rejected_emf[e["Reason"]] += e["Rejected"]
+    assert rejected_emf == Counter({r: float(n) for r, n in exp.rejected_by_reason.items() if n})
+    assert all(e["Manifests"] >= 1 and e["MetadataBytes"] > 0 and e["CommitConflicts"] == 0 for e in emf)
     assert {e["_aws"]["CloudWatchMetrics"][0]["Namespace"] for e in emf} == {"Floe"}
     assert {e["Table"] for e in emf} == {EVENTS}
     for name, metric in [

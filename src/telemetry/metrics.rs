@@ -231,7 +231,9 @@ impl Metrics {
         if c.events
             && let Some(namespace) = self.emf_namespace.get()
         {
-            print_emf(&self.emf_line(namespace, c));
+            for line in self.emf_lines(namespace, c) {
+                print_emf(&line);
+            }
         }
     }
 
@@ -247,7 +249,7 @@ impl Metrics {
         if let Some(namespace) = self.emf_namespace.get() {
             print_emf(&emf(
                 namespace,
-                table,
+                &[("Table", table)],
                 &[("CommitFailures", "Count", 1.0)],
                 chrono::Utc::now().timestamp_millis(),
             ));
@@ -335,6 +337,14 @@ impl Metrics {
     /// A supervised stage ended abnormally and was started again.
     pub fn stage_restarted(&self, stage: &'static str) {
         *self.lock().stage_restarts.entry(stage).or_default() += 1;
+        if let Some(namespace) = self.emf_namespace.get() {
+            print_emf(&emf(
+                namespace,
+                &[("Stage", stage)],
+                &[("StageRestarts", "Count", 1.0)],
+                chrono::Utc::now().timestamp_millis(),
+            ));
+        }
     }
 
     /// Turns on one EMF line per commit in this CloudWatch namespace.
@@ -353,20 +363,39 @@ impl Metrics {
         (newest != i64::MIN).then(|| (now_micros - newest).max(0) as f64 / 1e6)
     }
 
-    /// The EMF line of an events commit.
-    fn emf_line(&self, namespace: &str, c: &CommitRecord<'_>) -> String {
+    /// The EMF lines of an events commit: its counts and health by table,
+    /// then its rejects by table and reason (one line per reason it has).
+    fn emf_lines(&self, namespace: &str, c: &CommitRecord<'_>) -> Vec<String> {
         let now = chrono::Utc::now();
+        let millis = now.timestamp_millis();
         let mut values = vec![
             ("RecordsRead", "Count", c.counts.records_read as f64),
             ("RowsCommitted", "Count", c.counts.rows_written as f64),
             ("Rejected", "Count", c.counts.rejected_total() as f64),
             ("Duplicates", "Count", c.counts.duplicates_dropped() as f64),
             ("CommitSeconds", "Seconds", c.latency.as_secs_f64()),
+            ("CommitConflicts", "Count", f64::from(c.conflicts)),
         ];
         if let Some(fresh) = self.freshness(now.timestamp_micros()) {
             values.push(("FreshnessSeconds", "Seconds", fresh));
         }
-        emf(namespace, c.table, &values, now.timestamp_millis())
+        if let Some((metadata_bytes, manifests)) = c.health {
+            values.push(("MetadataBytes", "Bytes", metadata_bytes as f64));
+            values.push(("Manifests", "Count", manifests as f64));
+        }
+        let mut lines = vec![emf(namespace, &[("Table", c.table)], &values, millis)];
+        for reason in crate::event::RejectReason::ALL {
+            let n = c.counts.rejected.get(&reason).copied().unwrap_or(0);
+            if n > 0 {
+                lines.push(emf(
+                    namespace,
+                    &[("Table", c.table), ("Reason", reason.code())],
+                    &[("Rejected", "Count", n as f64)],
+                    millis,
+                ));
+            }
+        }
+        lines
     }
 
     /// Every metric in the Prometheus text format (version 0.0.4).
@@ -683,8 +712,14 @@ fn print_emf(line: &str) {
 }
 
 /// One CloudWatch Embedded Metric Format line: the values as metrics of
-/// `namespace` with the dimension `Table`.
-fn emf(namespace: &str, table: &str, values: &[(&str, &str, f64)], millis: i64) -> String {
+/// `namespace` with one dimension set, `dimensions` (name, value).
+fn emf(
+    namespace: &str,
+    dimensions: &[(&str, &str)],
+    values: &[(&str, &str, f64)],
+    millis: i64,
+) -> String {
+    let names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
     let metrics: Vec<_> = values
         .iter()
         .map(|(name, unit, _)| serde_json::json!({ "Name": name, "Unit": unit }))
@@ -694,12 +729,14 @@ fn emf(namespace: &str, table: &str, values: &[(&str, &str, f64)], millis: i64) 
             "Timestamp": millis,
             "CloudWatchMetrics": [{
                 "Namespace": namespace,
-                "Dimensions": [["Table"]],
+                "Dimensions": [names],
                 "Metrics": metrics,
             }],
         },
-        "Table": table,
     });
+    for (name, value) in dimensions {
+        line[*name] = serde_json::json!(value);
+    }
     for (name, _, value) in values {
         line[*name] = serde_json::json!(value);
     }
@@ -830,7 +867,7 @@ mod tests {
     fn emf_lines_name_namespace_dimension_and_values() {
         let line = emf(
             "Floe",
-            "analytics.events",
+            &[("Table", "analytics.events")],
             &[
                 ("Rejected", "Count", 3.0),
                 ("CommitSeconds", "Seconds", 0.5),
@@ -847,5 +884,51 @@ mod tests {
         assert_eq!(v["Table"], "analytics.events");
         assert_eq!(v["Rejected"], 3.0);
         assert_eq!(v["CommitSeconds"], 0.5);
+    }
+
+    #[test]
+    fn emf_lines_of_a_commit_carry_health_and_rejects_by_reason() {
+        let m = Metrics::empty();
+        let mut counts = QualityCounts {
+            records_read: 7,
+            ..QualityCounts::default()
+        };
+        counts.rejected.insert(RejectReason::InvalidJson, 2);
+        counts.rejected.insert(RejectReason::TooLarge, 1);
+        let record = CommitRecord {
+            table: "analytics.events",
+            counts: &counts,
+            files: 1,
+            bytes: 10,
+            conflicts: 2,
+            latency: Duration::from_millis(250),
+            newest_micros: None,
+            events: true,
+            health: Some((4096, 3)),
+        };
+        let lines: Vec<serde_json::Value> = m
+            .emf_lines("Floe", &record)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["CommitConflicts"], 2.0);
+        assert_eq!(lines[0]["MetadataBytes"], 4096.0);
+        assert_eq!(lines[0]["Manifests"], 3.0);
+        assert_eq!(lines[0]["Rejected"], 3.0);
+        let by_reason: Vec<(String, f64)> = lines[1..]
+            .iter()
+            .map(|l| {
+                assert_eq!(
+                    l["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                    serde_json::json!([["Table", "Reason"]])
+                );
+                (l["Reason"].as_str().unwrap().to_string(), l["Rejected"].as_f64().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            by_reason,
+            [("invalid_json".to_string(), 2.0), ("too_large".to_string(), 1.0)]
+        );
     }
 }

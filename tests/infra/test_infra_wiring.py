@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from floe_code import emf_metrics, metadata_warn_bytes
 from infra_hcl import (
     ENVS, ENVS_DIR, INFRA, MODULES, STACK, STACK_CALL, Scope, block, blocks, environment_values, literal, load,
     load_assignments, tf_files, unquote, written,
@@ -23,12 +24,17 @@ MODULE_SOURCES = {
 }
 # What each environment folder holds (besides backend.hcl.example).
 ENV_FILES = {"main.tf", "outputs.tf", "versions.tf"}
-# The metrics Floe's EMF lines carry (namespace FLOE_EMF_NAMESPACE, dimension
-# Table), read from the code that writes them: ("Name", "Unit", value).
+# The metrics Floe's EMF lines carry (namespace FLOE_EMF_NAMESPACE), read from
+# the code that writes them: ("Name", "Unit", value), in emf_lines,
+# commit_failed and stage_restarted. floe_code.emf_metrics() reads the same
+# code call by call, with each metric's dimension names.
 FLOE_EMF_METRICS = set(re.findall(
-    r'\("([A-Z][A-Za-z]+)", "(?:Count|Seconds)",',
-    (INFRA.parent / "src" / "telemetry" / "metrics.rs").read_text(),
+    r'\("([A-Z][A-Za-z]+)", "(?:Count|Seconds|Bytes)",',
+    (INFRA.parent / "src" / "telemetry" / "metrics.rs").read_text().split("#[cfg(test)]", 1)[0],
 ))
+assert FLOE_EMF_METRICS == set(emf_metrics()), "a metric's unit is neither Count, Seconds nor Bytes"
+# AWS Glue refuses a table whose metadata passes this many bytes.
+GLUE_METADATA_LIMIT = 20_000_000
 # What Floe writes into every snapshot's summary, read from the code too.
 SUMMARY_KEYS = ("floe.records-read", "floe.rows-written", "floe.duplicates-dropped", "floe.rejected")
 _SUMMARY_CODE = (INFRA.parent / "src" / "table" / "summary.rs").read_text()
@@ -255,10 +261,14 @@ def alarm(name: str) -> dict:
     return service.resource("aws_cloudwatch_metric_alarm", name)
 
 
-def test_the_four_alarms_exist():
+def test_the_five_alarms_exist():
     assert set(service.resources["aws_cloudwatch_metric_alarm"]) == {
-        "iterator_age", "freshness", "rejected_rate", "commit_failures",
+        "iterator_age", "freshness", "rejected_rate", "commit_failures", "metadata_bytes",
     }
+    # Every alarm notifies the topic, when there is one, of trouble and of recovery.
+    for name, a in service.resources["aws_cloudwatch_metric_alarm"].items():
+        assert (a["alarm_actions"], a["ok_actions"]) == ("${local.alarm_actions}",) * 2, name
+        assert len(written(a["alarm_description"])) > 40, f"{name}: say what fired and what to do"
 
 
 def test_iterator_age_alarm():
@@ -292,6 +302,36 @@ def test_rejected_rate_alarm_divides_rejected_by_read():
     assert a["threshold"] == "${var.rejected_percent_alarm}"
 
 
+def test_metadata_size_alarm_watches_floes_gauge():
+    a = alarm("metadata_bytes")
+    assert (a["namespace"], literal(a["metric_name"]), literal(a["statistic"])) == (
+        "${var.metrics_namespace}", "MetadataBytes", "Maximum",
+    )
+    assert a["dimensions"] == {"Table": "${local.events_table}"}
+    assert a["threshold"] == "${var.metadata_bytes_alarm}"
+    # Floe warns at the threshold itself (>=), and no commit is no news.
+    assert literal(a["comparison_operator"]) == "GreaterThanOrEqualToThreshold"
+    assert literal(a["treat_missing_data"]) == "notBreaching"
+    assert "floe maintain" in a["alarm_description"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_metadata_size_alarm_fires_well_before_glues_limit(env):
+    # The variable flows envs/<env> -> floe_stack -> floe_service, as the other thresholds.
+    assert load(STACK).modules["floe_service"]["metadata_bytes_alarm"] == "${var.metadata_bytes_alarm}"
+    assert environment_values(env)["metadata_bytes_alarm"] == Scope.stack(env).var("metadata_bytes_alarm")
+    scope = Scope.stack(env).module("floe_service")
+    threshold = scope.evaluate(alarm("metadata_bytes")["threshold"])
+    assert threshold == environment_values(env)["metadata_bytes_alarm"]
+    # "Well before": at most Floe's warning (10 MiB), about half of Glue's limit.
+    assert 0 < threshold <= metadata_warn_bytes() < GLUE_METADATA_LIMIT, threshold
+    # The module refuses a threshold at or past Glue's limit.
+    for folder in (MODULES / "floe_service", STACK):
+        assert load(folder).variables["metadata_bytes_alarm"]["default"] == metadata_warn_bytes(), folder
+    (validation,) = blocks(service.variables["metadata_bytes_alarm"], "validation")
+    assert f"var.metadata_bytes_alarm < {GLUE_METADATA_LIMIT}" in validation["condition"]
+
+
 def test_commit_failures_alarm():
     a = alarm("commit_failures")
     assert (a["namespace"], literal(a["metric_name"]), literal(a["statistic"])) == (
@@ -308,13 +348,17 @@ def test_alarms_watch_what_floe_sends(env):
     # The alarms' namespace and Table dimension are Floe's own.
     assert scope.var("metrics_namespace") == environment["FLOE_EMF_NAMESPACE"] == "Floe"
     assert scope.local("events_table") == environment["FLOE_TABLE"]
-    names = {
-        literal(m["metric_name"])
+    watched = {
+        (literal(m["metric_name"]), tuple(sorted(m["dimensions"])))
         for body in service.resources["aws_cloudwatch_metric_alarm"].values()
         for m in [body, *(block(q, "metric") for q in blocks(body, "metric_query") if "metric" in q)]
         if "metric_name" in m and m.get("namespace") == "${var.metrics_namespace}"
     }
+    names = {name for name, _ in watched}
     assert names and names <= FLOE_EMF_METRICS, names - FLOE_EMF_METRICS
+    # With the dimension names Floe sends each one with.
+    emf = emf_metrics()
+    assert all(dims in emf[name] for name, dims in watched), {w for w in watched if w[1] not in emf[w[0]]}
 
 
 # --- Athena -----------------------------------------------------------------------

@@ -77,4 +77,5 @@ module "floe" {
   freshness_alarm_seconds      = 3600
   rejected_percent_alarm       = 5
   commit_failure_alarm_periods = 6
+  metadata_bytes_alarm         = 10485760 # 10 MiB, as Floe's warning; AWS Glue refuses 20 MB
 }

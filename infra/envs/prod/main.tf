@@ -78,4 +78,5 @@ module "floe" {
   freshness_alarm_seconds      = 900
   rejected_percent_alarm       = 1
   commit_failure_alarm_periods = 3
+  metadata_bytes_alarm         = 10485760 # 10 MiB, as Floe's warning; AWS Glue refuses 20 MB
 }

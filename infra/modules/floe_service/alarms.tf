@@ -1,8 +1,12 @@
-# Four alarms: the stream's backlog, the data's freshness, the share of
-# rejected records and failing commits. Floe's metrics come from its EMF lines
-# (namespace var.metrics_namespace, dimension Table = the table's full name,
-# metrics RecordsRead, RowsCommitted, Rejected, Duplicates, FreshnessSeconds,
-# CommitSeconds, CommitFailures). Each notifies alarm_topic_arn when set.
+# Five alarms: the stream's backlog, the data's freshness, the share of
+# rejected records, failing commits and the size of the table's metadata
+# file. Floe's metrics come from its EMF lines (namespace
+# var.metrics_namespace, dimension Table = the table's full name, metrics
+# RecordsRead, RowsCommitted, Rejected, Duplicates, CommitSeconds,
+# CommitConflicts, FreshnessSeconds, MetadataBytes, Manifests and
+# CommitFailures; also Rejected by Table and Reason, and StageRestarts by
+# Stage alone). Each alarm notifies alarm_topic_arn when set. dashboard.tf
+# plots them all.
 
 locals {
   alarm_actions = var.alarm_topic_arn == null ? [] : [var.alarm_topic_arn]
@@ -117,6 +121,32 @@ resource "aws_cloudwatch_metric_alarm" "commit_failures" {
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
   treat_missing_data  = "notBreaching"
+
+  alarm_actions = local.alarm_actions
+  ok_actions    = local.alarm_actions
+}
+
+# Bytes of the events table's current metadata file, sent with every commit
+# that knows it. The file grows with every snapshot it lists; AWS Glue refuses
+# a table whose metadata passes 20 MB, and every reader loads the whole file
+# to plan a query. Floe logs a warning from 10 MiB; snapshot expiry
+# (floe maintain, on maintenance_schedule) is what shrinks it.
+resource "aws_cloudwatch_metric_alarm" "metadata_bytes" {
+  alarm_name        = "${var.name}-metadata-size"
+  alarm_description = "The metadata file of ${local.events_table} has reached ${var.metadata_bytes_alarm} bytes; AWS Glue refuses 20 MB. Expire snapshots (floe maintain --expire) and check that the maintenance schedule runs."
+
+  namespace   = var.metrics_namespace
+  metric_name = "MetadataBytes"
+  dimensions = {
+    Table = local.events_table
+  }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = var.metadata_bytes_alarm
+  # No commit, no new metadata file: the freshness alarm catches that.
+  treat_missing_data = "notBreaching"
 
   alarm_actions = local.alarm_actions
   ok_actions    = local.alarm_actions

@@ -40,7 +40,18 @@ output "alarm_names" {
     aws_cloudwatch_metric_alarm.freshness.alarm_name,
     aws_cloudwatch_metric_alarm.rejected_rate.alarm_name,
     aws_cloudwatch_metric_alarm.commit_failures.alarm_name,
+    aws_cloudwatch_metric_alarm.metadata_bytes.alarm_name,
   ]
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard."
+  value       = aws_cloudwatch_dashboard.floe.dashboard_name
+}
+
+output "dashboard_url" {
+  description = "The CloudWatch dashboard in the AWS console (the aws partition's console)."
+  value       = "https://${local.region}.console.aws.amazon.com/cloudwatch/home?region=${local.region}#dashboards/dashboard/${aws_cloudwatch_dashboard.floe.dashboard_name}"
 }
 
 output "floe_environment" {

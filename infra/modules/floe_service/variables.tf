@@ -328,6 +328,17 @@ variable "commit_failure_alarm_periods" {
   default     = 3
 }
 
+variable "metadata_bytes_alarm" {
+  description = "Alarm when the events table's current metadata file reaches this many bytes: well before AWS Glue's limit of 20 MB, so that snapshot expiry (floe maintain) has time to shrink it. Floe logs a warning from 10 MiB."
+  type        = number
+  default     = 10485760 # 10 MiB
+
+  validation {
+    condition     = var.metadata_bytes_alarm > 0 && var.metadata_bytes_alarm < 20000000
+    error_message = "metadata_bytes_alarm must be above 0 and below 20000000 (AWS Glue refuses a table whose metadata passes 20 MB)."
+  }
+}
+
 variable "maintenance_schedule" {
   description = "When EventBridge Scheduler runs `floe maintain` (compaction, snapshot expiry, orphan removal): a rate() or cron() expression, in UTC."
   type        = string

@@ -37,6 +37,9 @@ module "stream" {
   stream_mode     = var.stream_mode
   shard_count     = var.shard_count
   retention_hours = var.stream_retention_hours
+  # The dashboard's iterator age per shard, and nothing more: each shard-level
+  # metric is billed as a CloudWatch custom metric for every open shard.
+  shard_level_metrics = ["IteratorAgeMilliseconds"]
 }
 
 module "warehouse" {
@@ -105,4 +108,5 @@ module "floe_service" {
   freshness_alarm_seconds      = var.freshness_alarm_seconds
   rejected_percent_alarm       = var.rejected_percent_alarm
   commit_failure_alarm_periods = var.commit_failure_alarm_periods
+  metadata_bytes_alarm         = var.metadata_bytes_alarm
 }

@@ -53,6 +53,16 @@ output "alarm_names" {
   value       = module.floe_service.alarm_names
 }
 
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the environment."
+  value       = module.floe_service.dashboard_name
+}
+
+output "dashboard_url" {
+  description = "That dashboard in the AWS console."
+  value       = module.floe_service.dashboard_url
+}
+
 output "lease_table_name" {
   description = "DynamoDB shard lease table (FLOE_LEASE_TABLE)."
   value       = module.lease_table.name

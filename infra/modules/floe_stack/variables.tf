@@ -184,3 +184,9 @@ variable "commit_failure_alarm_periods" {
   type        = number
   default     = 3
 }
+
+variable "metadata_bytes_alarm" {
+  description = "Size (bytes) of the events table's metadata file at which the metadata-size alarm fires; below 20000000, AWS Glue's limit."
+  type        = number
+  default     = 10485760
+}

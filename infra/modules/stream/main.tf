@@ -22,7 +22,10 @@ resource "aws_kinesis_stream" "this" {
   encryption_type = "KMS"
   kms_key_id      = module.key.arn
 
-  # Per-shard metrics cost extra and Floe's /metrics already has each shard's
-  # lag; the stream-level metrics (iterator age, throughput) are free.
+  # Per-shard metrics cost extra: each one enabled is a CloudWatch custom
+  # metric for every open shard. floe_stack turns on IteratorAgeMilliseconds
+  # alone, for the dashboard's iterator age per shard (Floe's /metrics has
+  # each shard's lag too). The stream-level metrics (iterator age,
+  # throughput) are free.
   shard_level_metrics = var.shard_level_metrics
 }
