@@ -75,8 +75,16 @@ pub struct RawRunConfig {
     pub index_memory: Option<String>,
     /// Threads decoding records (default: the number of cores).
     pub decode_threads: Option<usize>,
+    /// Event types with counts of their own in snapshot summaries, the run
+    /// summary and metric labels; the rest are summed under `_other`.
+    pub event_type_limit: Option<usize>,
     /// Longest time from a shutdown signal to exit, e.g. `90s`.
     pub shutdown_deadline: Option<String>,
+    /// How often the run expires old snapshots of both tables, e.g. `1h`;
+    /// `off` leaves it to `floe maintain`.
+    pub expire_every: Option<String>,
+    /// Snapshots older than this may be expired, e.g. `5d`.
+    pub expire_older_than: Option<String>,
     /// `auto`, `always` or `never`.
     pub progress: Option<String>,
     /// `text` or `json`.
@@ -127,7 +135,10 @@ impl RawRunConfig {
             dedup_window: self.dedup_window.or(lower.dedup_window),
             index_memory: self.index_memory.or(lower.index_memory),
             decode_threads: self.decode_threads.or(lower.decode_threads),
+            event_type_limit: self.event_type_limit.or(lower.event_type_limit),
             shutdown_deadline: self.shutdown_deadline.or(lower.shutdown_deadline),
+            expire_every: self.expire_every.or(lower.expire_every),
+            expire_older_than: self.expire_older_than.or(lower.expire_older_than),
             progress: self.progress.or(lower.progress),
             log_format: self.log_format.or(lower.log_format),
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
@@ -331,8 +342,14 @@ pub struct RunConfig {
     pub index_memory: NonZeroUsize,
     /// Decoding threads.
     pub decode_threads: NonZeroUsize,
+    /// Event types with counts of their own (summaries, metric labels).
+    pub event_type_limit: NonZeroUsize,
     /// After a shutdown signal, the last commit must land within this.
     pub shutdown_deadline: Duration,
+    /// How often the run expires old snapshots (`None`: never).
+    pub expire_every: Option<Duration>,
+    /// Snapshots older than this may be expired.
+    pub expire_older_than: Duration,
     /// Progress display.
     pub progress: ProgressMode,
     /// Log format.
@@ -417,7 +434,13 @@ impl RunConfig {
             ("FLOE_DEDUP_WINDOW", text(self.dedup_window)),
             ("FLOE_INDEX_MEMORY", self.index_memory.to_string()),
             ("FLOE_DECODE_THREADS", self.decode_threads.to_string()),
+            ("FLOE_EVENT_TYPE_LIMIT", self.event_type_limit.to_string()),
             ("FLOE_SHUTDOWN_DEADLINE", text(self.shutdown_deadline)),
+            (
+                "FLOE_EXPIRE_EVERY",
+                self.expire_every.map_or_else(|| "off".to_string(), text),
+            ),
+            ("FLOE_EXPIRE_OLDER_THAN", text(self.expire_older_than)),
             (
                 "FLOE_PROGRESS",
                 choice_name(&PROGRESS_MODES, &self.progress),
@@ -458,6 +481,12 @@ pub mod defaults {
     pub const TARGET_FILE_SIZE: &str = "128MiB";
     /// Shutdown deadline: under the 120 s ECS waits before SIGKILL.
     pub const SHUTDOWN_DEADLINE: &str = "90s";
+    /// How often `floe run` expires snapshots.
+    pub const EXPIRE_EVERY: &str = "1h";
+    /// Age past which a snapshot may be expired (`floe run` and `floe maintain`).
+    pub const EXPIRE_OLDER_THAN: &str = "5d";
+    /// The newest snapshots every expiry keeps, whatever their age.
+    pub const KEEP_SNAPSHOTS: usize = 10;
     /// Name shard checkpoints are kept under.
     pub const CONSUMER_NAME: &str = "floe";
     /// Lease duration: a dead task's shards move after about this long.
@@ -656,6 +685,25 @@ impl RawRunConfig {
             (Duration::from_secs(1), "1s"),
             "`90s`",
         );
+        let expire_every = match self.expire_every.as_deref() {
+            Some("off") => None,
+            value => Some(duration_setting(
+                &mut problems,
+                "expire_every",
+                value.map(str::to_string),
+                defaults::EXPIRE_EVERY,
+                (Duration::from_secs(1), "1s"),
+                "`1h`, or `off`",
+            )),
+        };
+        let expire_older_than = duration_setting(
+            &mut problems,
+            "expire_older_than",
+            self.expire_older_than,
+            defaults::EXPIRE_OLDER_THAN,
+            (Duration::from_secs(1), "1s"),
+            "`5d`",
+        );
         let dedup_mode = choice(
             &mut problems,
             "dedup_mode",
@@ -696,6 +744,17 @@ impl RawRunConfig {
                 NonZeroUsize::MIN
             }),
         };
+        let event_type_limit = match self.event_type_limit {
+            None => crate::table::summary::DEFAULT_EVENT_TYPE_LIMIT,
+            Some(n) if (1..=MAX_EVENT_TYPE_LIMIT).contains(&n) => n,
+            Some(n) => {
+                problems.push(format!(
+                    "event_type_limit: {n} is out of range: 1 to {MAX_EVENT_TYPE_LIMIT} event types (each adds keys to every snapshot summary)"
+                ));
+                crate::table::summary::DEFAULT_EVENT_TYPE_LIMIT
+            }
+        };
+        let event_type_limit = NonZeroUsize::new(event_type_limit).unwrap_or(NonZeroUsize::MIN);
         let progress = choice(
             &mut problems,
             "progress",
@@ -749,7 +808,10 @@ impl RawRunConfig {
             dedup_window,
             index_memory,
             decode_threads,
+            event_type_limit,
             shutdown_deadline,
+            expire_every,
+            expire_older_than,
             progress,
             log_format,
             metrics_addr,
@@ -762,6 +824,9 @@ impl RawRunConfig {
 /// An unknown value is a problem naming the options, and counts as the first.
 /// The names of the enum settings, default first: [`choice`] reads them, and
 /// [`RunConfig::env_values`] names a value with [`choice_name`].
+/// Most event types `event_type_limit` may give counts of their own: each
+/// adds a key per missing field to every snapshot summary.
+const MAX_EVENT_TYPE_LIMIT: usize = 10_000;
 const CATALOGS: [(&str, CatalogKind); 2] = [("sql", CatalogKind::Sql), ("glue", CatalogKind::Glue)];
 const DEDUP_MODES: [(&str, DedupMode); 2] = [
     ("upsert", DedupMode::Upsert),

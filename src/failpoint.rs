@@ -23,6 +23,9 @@
 //! | `read-chunk` | read a chunk of a file or stdin (the reader thread), before handing it on |
 //! | `decode-chunk` | taken a chunk to decode (a decode task) |
 //! | `shard-read` | had a `GetRecords` answer for a Kinesis shard (its reader task), before handing it on |
+//! | `lease-renew` | begun a round of the lease keeper (heartbeat, renewals, takes) |
+//! | `catalog-probe` | begun a probe of the catalog (the task behind `/health/ready`) |
+//! | `operations-request` | accepted a connection on the operations port (the server's accept loop) |
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,11 +52,18 @@ pub enum FailPoint {
     DecodeChunk,
     /// A shard reader has a `GetRecords` answer.
     ShardRead,
+    /// The lease keeper begins a round.
+    LeaseRenew,
+    /// The catalog probe begins a probe.
+    CatalogProbe,
+    /// The operations server accepted a connection.
+    OperationsRequest,
 }
 
 impl FailPoint {
-    /// Every point: the commit path in commit order, then the readers.
-    pub const ALL: [FailPoint; 8] = [
+    /// Every point: the commit path in commit order, then the readers, then
+    /// the stages beside them.
+    pub const ALL: [FailPoint; 11] = [
         FailPoint::AfterDataFiles,
         FailPoint::AfterManifests,
         FailPoint::AfterMetadataFile,
@@ -62,6 +72,9 @@ impl FailPoint {
         FailPoint::ReadChunk,
         FailPoint::DecodeChunk,
         FailPoint::ShardRead,
+        FailPoint::LeaseRenew,
+        FailPoint::CatalogProbe,
+        FailPoint::OperationsRequest,
     ];
 
     /// The point's name in `FLOE_FAILPOINT`.
@@ -75,6 +88,9 @@ impl FailPoint {
             FailPoint::ReadChunk => "read-chunk",
             FailPoint::DecodeChunk => "decode-chunk",
             FailPoint::ShardRead => "shard-read",
+            FailPoint::LeaseRenew => "lease-renew",
+            FailPoint::CatalogProbe => "catalog-probe",
+            FailPoint::OperationsRequest => "operations-request",
         }
     }
 }

@@ -41,5 +41,6 @@ pub mod generate;
 pub mod pipeline;
 pub mod report;
 pub mod source;
+pub mod supervise;
 pub mod table;
 pub mod telemetry;

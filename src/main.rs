@@ -75,10 +75,10 @@ struct MaintainArgs {
     #[arg(long, env = "FLOE_ZSTD_LEVEL", default_value_t = defaults::ZSTD_LEVEL)]
     zstd_level: i32,
     /// Snapshots older than this may be expired
-    #[arg(long, env = "FLOE_EXPIRE_OLDER_THAN", default_value = "5d", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FLOE_EXPIRE_OLDER_THAN", default_value = defaults::EXPIRE_OLDER_THAN, value_parser = humantime::parse_duration)]
     expire_older_than: std::time::Duration,
     /// The newest snapshots kept whatever their age (at least 1)
-    #[arg(long, env = "FLOE_KEEP_SNAPSHOTS", default_value_t = 10)]
+    #[arg(long, env = "FLOE_KEEP_SNAPSHOTS", default_value_t = defaults::KEEP_SNAPSHOTS)]
     keep_snapshots: usize,
     /// Unreferenced files younger than this are kept: a running writer may be about to commit them
     #[arg(long, env = "FLOE_ORPHAN_OLDER_THAN", default_value = "3d", value_parser = humantime::parse_duration)]
@@ -261,9 +261,18 @@ struct Tuning {
     /// Threads decoding records [default: number of cores]
     #[arg(long, env = "FLOE_DECODE_THREADS")]
     decode_threads: Option<usize>,
+    /// Event types with counts of their own in snapshot summaries and metric labels; the rest are summed under _other [default: 100]
+    #[arg(long, env = "FLOE_EVENT_TYPE_LIMIT")]
+    event_type_limit: Option<usize>,
     /// After SIGTERM or SIGINT, exit within this: the last commit must land by then [default: 90s]
     #[arg(long, env = "FLOE_SHUTDOWN_DEADLINE")]
     shutdown_deadline: Option<String>,
+    /// How often to expire snapshots older than --expire-older-than (keeping the newest 10) of both tables; off leaves it to floe maintain [default: 1h]
+    #[arg(long, env = "FLOE_EXPIRE_EVERY")]
+    expire_every: Option<String>,
+    /// Snapshots older than this may be expired [default: 5d]
+    #[arg(long, env = "FLOE_EXPIRE_OLDER_THAN")]
+    expire_older_than: Option<String>,
     /// Live progress on stderr: auto (on a terminal), always, never [default: auto]
     #[arg(long, env = "FLOE_PROGRESS")]
     progress: Option<String>,
@@ -302,7 +311,10 @@ impl RunArgs {
             dedup_window: t.dedup_window,
             index_memory: t.index_memory,
             decode_threads: t.decode_threads,
+            event_type_limit: t.event_type_limit,
             shutdown_deadline: t.shutdown_deadline,
+            expire_every: t.expire_every,
+            expire_older_than: t.expire_older_than,
             progress: t.progress,
             log_format: t.log_format,
             metrics_addr: self.metrics_addr,
@@ -650,9 +662,10 @@ fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
                 };
                 let progress = Arc::new(maintain::MaintainProgress::default());
                 let (shown, label) = (progress.clone(), name.to_string());
-                let drawer = telemetry::spawn_status_line(floe::config::ProgressMode::Auto, move |_| {
-                    format!("{label}: {}", shown.line())
-                });
+                let drawer =
+                    telemetry::spawn_status_line(floe::config::ProgressMode::Auto, move |_| {
+                        format!("{label}: {}", shown.line())
+                    });
                 let compacted =
                     maintain::compact(&store, table, layout, files, &settings, &progress).await;
                 if let Some(drawer) = drawer {
@@ -840,13 +853,16 @@ async fn open_existing(config: &StoreConfig) -> anyhow::Result<floe::table::Tabl
 
 /// Runs the pipeline with progress and signal handling.
 async fn ingest(config: &RunConfig) -> anyhow::Result<RunReport> {
+    let (supervisor, failures) = floe::supervise::supervisor();
     if let Some(addr) = config.metrics_addr {
-        telemetry::http::serve(addr)
+        let (_, server) = telemetry::http::serve(addr)
             .await
             .map_err(|e| ConfigError {
                 problems: vec![format!("metrics_addr: cannot listen on {addr}: {e}")],
             })?;
+        supervisor.watch_lasting("operations server", server);
     }
+    floe::table::summary::set_event_type_limit(config.event_type_limit);
     if let Some(namespace) = &config.emf_namespace {
         telemetry::metrics().send_emf(namespace);
     }
@@ -869,7 +885,7 @@ async fn ingest(config: &RunConfig) -> anyhow::Result<RunReport> {
         });
     });
     let drawer = telemetry::spawn_progress(config.progress, progress.clone());
-    let result = pipeline::run(config, progress, stop_rx).await;
+    let result = pipeline::run(config, progress, stop_rx, supervisor, failures).await;
     if let Some(drawer) = drawer {
         drawer.abort();
         telemetry::clear_progress(config.progress);

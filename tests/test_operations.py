@@ -347,6 +347,7 @@ def test_check_config_prints_settings_and_refuses_unknown_variables(tmp_path):
     assert settings["FLOE_FLUSH_SIZE"] == str(64 << 20)
     assert settings["FLOE_START_POSITION"] == "trim-horizon"
     assert settings["FLOE_METRICS_ADDR"] == "0.0.0.0:9464"
+    assert settings["FLOE_EVENT_TYPE_LIMIT"] == "100"
     assert settings["FLOE_INPUT"] == ""
     assert "FLOE_CONFIG" not in settings and "FLOE_KEEP_SNAPSHOTS" not in settings
     assert list(settings) == sorted(settings)
@@ -380,8 +381,11 @@ def test_thousands_of_invented_event_types_stay_within_the_cap(tmp_warehouse):
         json.dumps({"event_uuid": f"inv-{i}", "event_name": f"type{i:05}", "created_at": now}).encode() + b"\n"
         for i in range(3_000)
     ]
-    cap = 100
-    with running("--input", "-", "--warehouse", str(tmp_warehouse.root), "--flush-interval", "200ms") as (proc, log, addr):
+    cap = 20
+    with running(
+        "--input", "-", "--warehouse", str(tmp_warehouse.root), "--flush-interval", "200ms",
+        "--event-type-limit", str(cap),
+    ) as (proc, log, addr):
         send(proc, lines[:1_500])
         wait_committed(proc, addr, 1_500)
         send(proc, lines[1_500:])

@@ -2,17 +2,20 @@
 of FLOE_FAILPOINT) fails a file run with a message naming the stage, after
 committing only what the stage handed over, and a rerun is exact; a Kinesis
 shard reader that panics is started again and the stream drains exactly
-once. A transient HTTP 5xx answer without an AWS error code (a proxy's HTML
-page) is retried like throttling.
+once. The stages beside the pipeline
+(catalog probe, operations server, lease keeper) fail the run the same way.
+A transient HTTP 5xx answer without an AWS error code (a proxy's HTML page)
+is retried like throttling.
 """
 
 from __future__ import annotations
 
+import subprocess
 from collections import Counter
 
 import pytest
 
-from support import aws, floe
+from support import aws, floe, ops
 from support.expected import expected_from_file
 from support.readers import as_model_row, by_key, duckdb_query, pyiceberg_rows
 from support.streams import STREAM, body, lines_of, put
@@ -96,3 +99,46 @@ def test_an_html_5xx_answer_to_get_records_is_retried(moto, tmp_path, tmp_wareho
     assert [c.status for c in moto.calls("GetRecords")].count(500) == 1
     assert floe.summary_value(result.stdout, "records read") == len(lines)
     assert_stream_holds(tmp_warehouse, lines)
+
+
+# The stages beside the pipeline: each lasts as long as the run, so its panic
+# (or end) fails the run, naming it, after committing what was read.
+@pytest.mark.parametrize(("point", "stage"), [("catalog-probe", "catalog probe"), ("operations-request", "operations server")])
+def test_a_stage_beside_the_pipeline_that_panics_fails_the_run_and_a_rerun_is_exact(point, stage, tmp_path, tmp_warehouse):
+    # No rejects: the rerun reads stdin from its start (stdin has no
+    # checkpoint) and would reject them again.
+    events = floe.generate(tmp_path / "e.jsonl", 3_000, seed=64, bad_rate=0, dup_rate=0.02, changed_dup_rate=0.01)
+    wh = str(tmp_warehouse.root)
+    # The probe's second round comes 5 s after its first, at the start.
+    at = "2" if point == "catalog-probe" else "1"
+    proc = subprocess.Popen(
+        [floe.BIN, "run", "--input", "-", "--warehouse", wh, "--flush-interval", "200ms",
+         "--metrics-addr", "127.0.0.1:0", "--log-format", "json"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=floe.env(FLOE_LOG="info", FLOE_FAILPOINT=f"{point}:panic@{at}"),
+    )
+    try:
+        log = ops.LogReader(proc.stderr)
+        addr = ops.serving_address(log, proc)
+        assert proc.stdin is not None
+        proc.stdin.write(events.read_bytes())
+        proc.stdin.flush()
+        if point == "operations-request":
+            # The accept loop panics on this connection: no answer.
+            with pytest.raises(OSError):
+                ops.get(addr, "/metrics")
+        # stdin stays open: only the stage's failure can end the run.
+        proc.wait(timeout=floe.TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = "\n".join(log.until_closed())
+    assert proc.returncode == 1, stderr
+    assert f"fail point {point} reached" in stderr
+    assert f"the {stage} stage failed: it panicked" in stderr
+    exp = expected_from_bytes(events.read_bytes(), "-")
+    assert len(pyiceberg_rows(tmp_warehouse, EVENTS)) <= len(exp.rows)
+
+    floe.run("run", "--input", "-", "--warehouse", wh, stdin=events.read_bytes())
+    assert_holds(tmp_warehouse, exp)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import random
 import time
 
 from support import floe
-from support.readers import as_model_row, by_key, duckdb_query, pyiceberg_catalog, pyiceberg_rows, spark_sql
+from support.readers import as_model_row, by_key, duckdb_query, local_path, pyiceberg_catalog, pyiceberg_rows, spark_sql
 from test_upsert import RECENT, changed, expected_for, valid_lines, write
 
 EVENTS = "analytics.events"
@@ -185,3 +186,40 @@ def test_rewrite_manifests_clusters_them_by_day_and_every_engine_reads_the_same_
     again = floe.run("maintain", "--warehouse", str(tmp_warehouse.root), "--rewrite-manifests").stdout
     assert f"{EVENTS}: manifests: {len(after)} already clustered; nothing to rewrite" in again
     assert pyiceberg_catalog(tmp_warehouse).load_table(EVENTS).current_snapshot().snapshot_id == snap.snapshot_id
+
+
+def test_floe_run_expires_old_snapshots_itself_and_a_resume_stays_exact(tmp_path, tmp_warehouse):
+    quiet = {"dup_rate": 0, "changed_dup_rate": 0, "bad_rate": 0, **RECENT}
+    a = valid_lines(floe.generate(tmp_path / "gen.jsonl", 640, seed=95, **quiet))
+    files = [write(tmp_path / f"a{i:03}.jsonl", a[i * 40 : (i + 1) * 40]) for i in range(16)]
+    run(tmp_warehouse, files[:15], "--expire-every", "off")
+    old = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS).snapshots()
+    assert len(old) >= 15, "a commit per file, none expired"
+    newest_ms = max(s.timestamp_ms for s in old)
+    # Every snapshot so far must be older than the 1 s retention below.
+    floe.wait_for(lambda: time.time() * 1000 - newest_ms > 1_500, 10, "the snapshots to age past 1 s")
+
+    done = floe.run(
+        "run", "--input", str(files[15]), "--warehouse", str(tmp_warehouse.root), "--flush-size", "1",
+        "--expire-every", "1h", "--expire-older-than", "1s", FLOE_LOG="info",
+    )
+    table = pyiceberg_catalog(tmp_warehouse).load_table(EVENTS)
+    kept = table.snapshots()
+    # The newest 10 stay whatever their age: the new commit and 9 of before.
+    assert len(kept) == 10, [s.snapshot_id for s in kept]
+    by_age = sorted(old, key=lambda s: (s.timestamp_ms, s.sequence_number))
+    assert {s.snapshot_id for s in kept} == {s.snapshot_id for s in by_age[-9:]} | {table.current_snapshot().snapshot_id}
+    assert f"snapshots_removed={len(old) + 1 - 10}" in done.stderr, done.stderr
+    # The expired snapshots' manifest lists are gone, the kept ones' are there.
+    gone = {s.manifest_list for s in by_age[:-9]}
+    assert not any(os.path.exists(local_path(m)) for m in gone)
+    assert all(os.path.exists(local_path(s.manifest_list)) for s in kept)
+
+    want = expected_for(files)
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
+    assert {k: as_model_row(r) for k, r in got.items()} == want
+    assert duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t") == [
+        {"n": len(want), "k": len(want)}
+    ]
+    # The checkpoints are table properties: every file resumes at its end.
+    assert floe.summary_value(run(tmp_warehouse, files), "records read") == 0

@@ -44,8 +44,10 @@ use crate::source::file::{OpenInput, expand_inputs};
 use crate::source::kinesis::{self, ShardLag, ShardLags};
 use crate::source::lease::{self, Claims, LeaseHandle};
 use crate::source::{SourceChunk, SourceError};
+use crate::supervise::{Failures, StageFailure, Supervisor};
 use crate::table::checkpoint::{Checkpoint, SourcePosition};
 use crate::table::index::KeyIndex;
+use crate::table::maintain::{self, MaintainSettings};
 use crate::table::probe::Probe;
 use crate::table::summary::QualityCounts;
 use crate::table::writer::{DataWriter, FileSettings, Partition};
@@ -77,7 +79,8 @@ pub enum RunError {
     /// fails rather than pass a partial ingest off as complete.
     #[error("the {stage} stage failed: {message}")]
     Stage {
-        /// The stage (`file reader`, `decoder`, `Kinesis consumer`).
+        /// The stage (`file reader`, `decoder`, `Kinesis consumer`,
+        /// `lease keeper`, `catalog probe`, `operations server`).
         stage: &'static str,
         /// What happened (the panic's message).
         message: String,
@@ -155,6 +158,16 @@ struct Tables {
     /// The events table's checkpoint after each commit (the Kinesis
     /// consumer starts a closed shard's children once its end is committed).
     committed: watch::Sender<Checkpoint>,
+    /// The run's own snapshot expiry (`expire_every`), when on.
+    expiry: Option<Expiry>,
+}
+
+/// When and how `floe run` expires old snapshots of its tables.
+struct Expiry {
+    every: Duration,
+    settings: MaintainSettings,
+    /// The next expiry is due after this.
+    due: Instant,
 }
 
 /// Opens the warehouse's catalog and storage (creating a local folder).
@@ -199,6 +212,8 @@ pub async fn run(
     config: &RunConfig,
     progress: Arc<Progress>,
     mut shutdown: watch::Receiver<bool>,
+    supervisor: Supervisor,
+    mut failures: Failures,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let schemas: SchemaSource = config.schema_dir.clone().into();
@@ -253,6 +268,18 @@ pub async fn run(
         index,
         dedup_mode: config.dedup_mode,
         committed: watch::Sender::new(events.checkpoint()?),
+        expiry: config.expire_every.map(|every| Expiry {
+            every,
+            settings: MaintainSettings {
+                target_file_size: config.target_file_size.get() as u64,
+                expire_older_than: config.expire_older_than,
+                keep_snapshots: crate::config::defaults::KEEP_SNAPSHOTS,
+                orphan_older_than: Duration::MAX,
+            },
+            // The first one soon after the start: a table left alone for
+            // a while may be due already.
+            due: Instant::now(),
+        }),
         store,
         events,
         rejected,
@@ -263,7 +290,7 @@ pub async fn run(
     let metrics = crate::telemetry::metrics();
     metrics.started();
     if config.metrics_addr.is_some() {
-        spawn_catalog_probe(&tables.store, &config.table);
+        spawn_catalog_probe(&tables.store, &config.table, &supervisor);
     }
 
     // Reader: one thread, inputs in order, or the Kinesis consumer's shard
@@ -280,7 +307,8 @@ pub async fn run(
             let sharing = match &kinesis_config.leases {
                 Some(leases) => {
                     let (keeper, sharing) =
-                        shared::start_leases(kinesis_config, leases, &tables, config).await?;
+                        shared::start_leases(kinesis_config, leases, &tables, config, &supervisor)
+                            .await?;
                     lease_keeper = Some(keeper);
                     claims = Some(sharing.claims.clone());
                     Some(sharing)
@@ -440,6 +468,10 @@ pub async fn run(
                     }
                     continue;
                 }
+                failure = failures.next() => {
+                    source_error = Some(failure.into());
+                    break;
+                }
             }
         }
         due = false;
@@ -478,6 +510,10 @@ pub async fn run(
                             interrupted = true;
                             stop = true;
                         }
+                    }
+                    failure = failures.next(), if !stop => {
+                        source_error = Some(failure.into());
+                        stop = true;
                     }
                 }
             }
@@ -530,6 +566,15 @@ pub async fn run(
     match source_error {
         Some(e) => Err(e),
         None => Ok(report),
+    }
+}
+
+impl From<StageFailure> for RunError {
+    fn from(failure: StageFailure) -> Self {
+        RunError::Stage {
+            stage: failure.stage,
+            message: failure.message,
+        }
     }
 }
 
@@ -858,7 +903,66 @@ async fn flush(
     tables.events = outcome.table;
     tables.committed.send_replace(tables.events.checkpoint()?);
     crate::telemetry::metrics().buffered(0, 0);
+    expire_if_due(tables).await;
     Ok(())
+}
+
+/// Expires the old snapshots of both tables (and the files only they used)
+/// when `expire_every` has passed since the last time, so that a deployment
+/// without the scheduled `floe maintain` does not grow without bound. What
+/// it removes no checkpoint needs (checkpoints are table properties) and no
+/// writer builds on (the newest snapshots are kept, and a writer whose base
+/// went rebases on the current one). A failure is logged and tried again at
+/// the next due time: the data is committed already.
+async fn expire_if_due(tables: &mut Tables) {
+    let Some(expiry) = &mut tables.expiry else {
+        return;
+    };
+    if Instant::now() < expiry.due {
+        return;
+    }
+    let every = expiry.every;
+    expiry.due = Instant::now() + every;
+    let settings = expiry.settings.clone();
+    let now = std::time::SystemTime::now();
+    for events in [true, false] {
+        let table = if events {
+            &tables.events
+        } else {
+            &tables.rejected
+        };
+        let started = Instant::now();
+        match maintain::expire_snapshots(&tables.store, table.clone(), &settings, now).await {
+            Ok((expired, report)) => {
+                if report.snapshots_removed > 0 {
+                    tracing::info!(
+                        table = %expired.name,
+                        snapshots_removed = report.snapshots_removed,
+                        snapshots_kept = report.snapshots_kept,
+                        files_deleted = report.files_deleted,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "expired old snapshots"
+                    );
+                }
+                // Taken only when nobody committed in between: otherwise
+                // the next commit must find the other writer's snapshots
+                // new, and rebase on them.
+                let same =
+                    expired.metadata.current_snapshot_id() == table.metadata.current_snapshot_id();
+                if same && events {
+                    tables.events = expired;
+                } else if same {
+                    tables.rejected = expired;
+                }
+            }
+            Err(e) => tracing::warn!(
+                table = %table.name,
+                error = %e,
+                "expiring old snapshots failed: trying again in {}",
+                humantime::format_duration(every)
+            ),
+        }
+    }
 }
 
 /// How often the catalog is asked for the events table's pointer, so that
@@ -868,14 +972,20 @@ const CATALOG_PROBE_EVERY: Duration = Duration::from_secs(5);
 /// Asks the catalog for the events table every [`CATALOG_PROBE_EVERY`]
 /// (with a timeout of the same length) and records whether it answered,
 /// for as long as the run lasts.
-fn spawn_catalog_probe(store: &TableStore, table: &crate::catalog::TableName) {
+/// It lasts as long as the run: its end is a failure `supervisor` reports.
+fn spawn_catalog_probe(
+    store: &TableStore,
+    table: &crate::catalog::TableName,
+    supervisor: &Supervisor,
+) {
     let catalog = store.catalog().clone();
     let table = table.clone();
-    tokio::spawn(async move {
+    let probe = tokio::spawn(async move {
         let mut tick = tokio::time::interval(CATALOG_PROBE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            failpoint::hit(FailPoint::CatalogProbe);
             let answered = tokio::time::timeout(CATALOG_PROBE_EVERY, catalog.load(&table)).await;
             let reachable = match answered {
                 Ok(Ok(_)) => true,
@@ -888,6 +998,7 @@ fn spawn_catalog_probe(store: &TableStore, table: &crate::catalog::TableName) {
             crate::telemetry::metrics().catalog_answered(reachable);
         }
     });
+    supervisor.watch_lasting("catalog probe", probe);
 }
 
 /// Whether a record at `position` is at or before the committed `checkpoint`

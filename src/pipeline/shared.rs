@@ -31,6 +31,7 @@ use crate::config::{KinesisConfig, LeaseConfig, RunConfig};
 use crate::source::SourceInfo;
 use crate::source::kinesis::{self, LoadCheckpoint, Sharing};
 use crate::source::lease::{self, Claims, KeeperConfig, LeaseHandle, LeaseTable};
+use crate::supervise::Supervisor;
 use crate::table::checkpoint::{ShardPosition, SourcePosition};
 use crate::table::summary::QualityCounts;
 use crate::table::{Change, Rebase, TableError, TableStore};
@@ -43,6 +44,7 @@ pub(super) async fn start_leases(
     leases: &LeaseConfig,
     tables: &Tables,
     config: &RunConfig,
+    supervisor: &Supervisor,
 ) -> Result<(LeaseHandle, Sharing), RunError> {
     let worker_id = leases
         .worker_id
@@ -64,6 +66,7 @@ pub(super) async fn start_leases(
             worker_id,
             duration: leases.duration,
         },
+        supervisor,
     );
     let sharing = Sharing {
         link,

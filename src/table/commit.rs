@@ -928,7 +928,10 @@ impl TableStore {
 
     /// The manifests the table's current snapshot lists (none for a table
     /// without snapshots).
-    async fn current_manifests(&self, table: &LoadedTable) -> Result<Vec<ManifestFile>, TableError> {
+    async fn current_manifests(
+        &self,
+        table: &LoadedTable,
+    ) -> Result<Vec<ManifestFile>, TableError> {
         let Some(parent) = table.metadata.current_snapshot() else {
             return Ok(Vec::new());
         };
@@ -1086,14 +1089,17 @@ fn checked_checkpoint(table: &LoadedTable, change: &Change) -> Result<Checkpoint
 }
 
 /// The snapshots of `current` committed after `previous`'s current
-/// snapshot: its ancestors back to that one (or back to the oldest kept,
-/// when expiry removed it).
+/// snapshot: its ancestors back to that one. When an expiry removed that
+/// one, the walk stops at the first snapshot whose sequence number
+/// `previous` had already given out (format v2): older snapshots are never
+/// counted new.
 fn snapshots_since(previous: &LoadedTable, current: &LoadedTable) -> HashSet<i64> {
     let mut out = HashSet::new();
     let stop = previous.metadata.current_snapshot_id();
+    let given_out = previous.metadata.last_sequence_number();
     let mut cursor = current.metadata.current_snapshot().cloned();
     while let Some(s) = cursor {
-        if Some(s.snapshot_id()) == stop {
+        if Some(s.snapshot_id()) == stop || (given_out > 0 && s.sequence_number() <= given_out) {
             break;
         }
         out.insert(s.snapshot_id());

@@ -199,7 +199,8 @@ pub async fn compact(
         let mut batch: Vec<Rewritten> = Vec::new();
         let mut batch_files = 0;
         for (i, plan) in plans.into_iter().enumerate() {
-            let files = match rewrite_partition(store, &planned_at, &writer, &plan, settings).await {
+            let files = match rewrite_partition(store, &planned_at, &writer, &plan, settings).await
+            {
                 Ok(files) => files,
                 Err(e) => {
                     delete_files(store, batch.iter().flat_map(|r| &r.files)).await;
@@ -224,8 +225,14 @@ pub async fn compact(
             batch_files += plan.input_files();
             batch.push(Rewritten { plan, files });
             if batch_files >= COMMIT_EVERY_FILES || i + 1 == total {
-                table = commit_batch(store, &planned_at, std::mem::take(&mut batch), &mut report, &mut stale)
-                    .await?;
+                table = commit_batch(
+                    store,
+                    &planned_at,
+                    std::mem::take(&mut batch),
+                    &mut report,
+                    &mut stale,
+                )
+                .await?;
                 progress.commits.fetch_add(1, Ordering::Relaxed);
                 batch_files = 0;
             }

@@ -24,7 +24,8 @@ use crate::catalog::{CatalogError, TableName};
 use checkpoint::CheckpointError;
 
 pub use commit::{
-    Change, CommitOutcome, LoadedTable, ManifestRewrite, Rebase, SchemaPlan, TableHealth, TableStore,
+    Change, CommitOutcome, LoadedTable, ManifestRewrite, Rebase, SchemaPlan, TableHealth,
+    TableStore,
 };
 pub use schema::{SchemaChain, SchemaSource, TableKind, TableLayout};
 

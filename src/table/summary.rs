@@ -6,6 +6,7 @@
 //! counts of the records behind that one commit.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use iceberg::spec::{DataContentType, DataFile, Operation};
 
@@ -213,7 +214,22 @@ pub type MissingCounts = BTreeMap<(String, String), u64>;
 /// the run summary and in metric labels. `event_type` comes from the data:
 /// a producer that invents names must not grow every snapshot's metadata
 /// (Glue refuses metadata over 20 MB) or the metrics without bound.
-pub const EVENT_TYPE_LIMIT: usize = 100;
+/// Set once at start (`event_type_limit`), before the first commit.
+static EVENT_TYPE_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_EVENT_TYPE_LIMIT);
+/// The default of [`event_type_limit`].
+pub const DEFAULT_EVENT_TYPE_LIMIT: usize = 100;
+
+/// How many event types get counts of their own (the `event_type_limit`
+/// setting; [`DEFAULT_EVENT_TYPE_LIMIT`] unless set).
+pub fn event_type_limit() -> usize {
+    EVENT_TYPE_LIMIT.load(Ordering::Relaxed)
+}
+
+/// Sets [`event_type_limit`], for the whole process.
+pub fn set_event_type_limit(limit: std::num::NonZeroUsize) {
+    EVENT_TYPE_LIMIT.store(limit.get(), Ordering::Relaxed);
+}
+
 /// The event type under which the counts of the types past the limit are
 /// summed (totals stay exact).
 pub const OTHER_EVENT_TYPES: &str = "_other";
@@ -320,7 +336,7 @@ impl QualityCounts {
     }
 
     /// Adds another set of counts to this one, for an accumulation that
-    /// lives long: missing-field counts keep at most [`EVENT_TYPE_LIMIT`]
+    /// lives long: missing-field counts keep at most [`event_type_limit`]
     /// event types of their own ([`add_missing_capped`]).
     pub fn add_capped(&mut self, other: &QualityCounts) {
         let missing = std::mem::take(&mut self.missing);
@@ -328,7 +344,7 @@ impl QualityCounts {
         let from = std::mem::take(&mut rest.missing);
         self.add(&rest);
         self.missing = missing;
-        add_missing_capped(&mut self.missing, &from, EVENT_TYPE_LIMIT);
+        add_missing_capped(&mut self.missing, &from, event_type_limit());
     }
 
     /// Adds another set of counts to this one.
@@ -372,7 +388,7 @@ impl QualityCounts {
         for (column, n) in &self.type_mismatches {
             out.insert(format!("{TYPE_MISMATCH_PREFIX}{column}"), n.to_string());
         }
-        for ((event_type, field), n) in &top_event_types(&self.missing, EVENT_TYPE_LIMIT) {
+        for ((event_type, field), n) in &top_event_types(&self.missing, event_type_limit()) {
             out.insert(
                 format!("{MISSING_PREFIX}{event_type}:{field}"),
                 n.to_string(),
@@ -496,7 +512,7 @@ mod tests {
             .keys()
             .filter(|k| k.starts_with(MISSING_PREFIX))
             .count();
-        assert_eq!(keys, EVENT_TYPE_LIMIT + 1);
+        assert_eq!(keys, DEFAULT_EVENT_TYPE_LIMIT + 1);
         let total: u64 = summary
             .iter()
             .filter(|(k, _)| k.starts_with(MISSING_PREFIX))
@@ -506,7 +522,7 @@ mod tests {
         let mut run = QualityCounts::default();
         run.add_capped(&many);
         run.add_capped(&many);
-        assert_eq!(run.missing.len(), EVENT_TYPE_LIMIT + 1);
+        assert_eq!(run.missing.len(), DEFAULT_EVENT_TYPE_LIMIT + 1);
         assert_eq!(run.missing.values().sum::<u64>(), 10_000);
     }
 

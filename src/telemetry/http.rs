@@ -11,6 +11,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use super::metrics::metrics;
 
@@ -18,15 +19,16 @@ use super::metrics::metrics;
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Binds `addr` (so a taken port fails the start, not a later request) and
-/// serves on a task until the runtime ends. Returns the bound address.
-pub async fn serve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+/// serves on a task until the runtime ends. Returns the bound address and
+/// the task, which never ends by itself (its supervisor watches it).
+pub async fn serve(addr: SocketAddr) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tracing::info!(
         addr = %bound,
         "serving /metrics, /health/live and /health/ready on http://{bound}"
     );
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(accepted) => accepted,
@@ -37,6 +39,7 @@ pub async fn serve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
                     continue;
                 }
             };
+            crate::failpoint::hit(crate::failpoint::FailPoint::OperationsRequest);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(|req: Request<Incoming>| {
                     let response = answer(&req);
@@ -48,7 +51,7 @@ pub async fn serve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
             });
         }
     });
-    Ok(bound)
+    Ok((bound, server))
 }
 
 /// The response to one request.

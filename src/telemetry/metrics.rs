@@ -923,12 +923,18 @@ mod tests {
                     l["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
                     serde_json::json!([["Table", "Reason"]])
                 );
-                (l["Reason"].as_str().unwrap().to_string(), l["Rejected"].as_f64().unwrap())
+                (
+                    l["Reason"].as_str().unwrap().to_string(),
+                    l["Rejected"].as_f64().unwrap(),
+                )
             })
             .collect();
         assert_eq!(
             by_reason,
-            [("invalid_json".to_string(), 2.0), ("too_large".to_string(), 1.0)]
+            [
+                ("invalid_json".to_string(), 2.0),
+                ("too_large".to_string(), 1.0)
+            ]
         );
     }
 }

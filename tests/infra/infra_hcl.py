@@ -354,7 +354,8 @@ class Scope:
         return "".join(out)
 
     def expression(self, text: str):
-        """References, arithmetic and FUNCTIONS, evaluated as Python."""
+        """References, arithmetic, one conditional and FUNCTIONS, evaluated
+        as Python."""
         values: list = []
 
         def swap(match: re.Match) -> str:
@@ -362,6 +363,11 @@ class Scope:
             return f"_ref[{len(values) - 1}]"
 
         python = _REFERENCE.sub(swap, text)
+        # One conditional, `cond ? a : b` (strings in it hold no ` ? ` or ` : `).
+        conditional = re.fullmatch(r"\s*(.+?)\s+\?\s+(.+?)\s+:\s+(.+?)\s*", python)
+        if conditional:
+            cond, then, otherwise = conditional.groups()
+            python = f"(({then}) if ({cond}) else ({otherwise}))"
         try:
             return eval(python, {"__builtins__": {}}, {"_ref": values, **FUNCTIONS})  # noqa: S307
         except Unresolved:

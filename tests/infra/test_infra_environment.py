@@ -132,6 +132,11 @@ def test_floe_accepts_the_environment(env):
     assert settings["FLOE_LOG_FORMAT"] == "json"
     # One decode thread per vCPU of the task.
     assert settings["FLOE_DECODE_THREADS"] == str(value(env, "task_cpu") // 1024)
+    # The scheduled `floe maintain` expires snapshots (the stack keeps it
+    # on), so the service does not; the two share the retention.
+    assert settings["FLOE_EXPIRE_EVERY"] == "off"
+    assert settings["FLOE_EXPIRE_OLDER_THAN"] == "5days"
+    assert settings["FLOE_EVENT_TYPE_LIMIT"] == "100"
     # Settings the map leaves out keep Floe's defaults.
     assert settings["FLOE_INPUT"] == "" and settings["FLOE_DRAIN"] == "false"
     assert settings["FLOE_S3_ENDPOINT"] == "" and settings["FLOE_SCHEMA_DIR"] == ""

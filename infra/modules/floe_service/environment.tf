@@ -48,6 +48,15 @@ locals {
     FLOE_INDEX_MEMORY   = var.index_memory
     FLOE_DECODE_THREADS = tostring(local.vcpus)
 
+    # Event types with counts of their own in snapshot summaries and metric
+    # labels; the rest are summed under _other.
+    FLOE_EVENT_TYPE_LIMIT = "100"
+
+    # The scheduled `floe maintain` (maintenance.tf) expires old snapshots;
+    # the service does it itself only when that schedule is off.
+    FLOE_EXPIRE_EVERY      = var.maintenance_schedule_enabled ? "off" : "1h"
+    FLOE_EXPIRE_OLDER_THAN = "5d"
+
     # Below the container's stopTimeout (ecs.tf), so that the last commit
     # lands before ECS sends SIGKILL.
     FLOE_SHUTDOWN_DEADLINE = "${var.shutdown_deadline_seconds}s"

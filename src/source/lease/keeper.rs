@@ -118,7 +118,12 @@ pub struct KeeperConfig {
 }
 
 /// Starts the keeper of `worker_id`'s leases in `table`.
-pub fn start(table: LeaseTable, config: KeeperConfig) -> (LeaseHandle, LeaseLink) {
+/// Its panic is reported to `supervisor`.
+pub fn start(
+    table: LeaseTable,
+    config: KeeperConfig,
+    supervisor: &crate::supervise::Supervisor,
+) -> (LeaseHandle, LeaseLink) {
     let (leases_tx, leases_rx) = watch::channel(Leases::new());
     let (notes_tx, notes_rx) = mpsc::unbounded_channel();
     let (control_tx, control_rx) = mpsc::unbounded_channel();
@@ -135,7 +140,7 @@ pub fn start(table: LeaseTable, config: KeeperConfig) -> (LeaseHandle, LeaseLink
         published: leases_tx,
     };
     crate::telemetry::metrics().leases_owned(0);
-    let task = tokio::spawn(keeper.run(notes_rx, control_rx));
+    let task = supervisor.spawn("lease keeper", keeper.run(notes_rx, control_rx));
     (
         LeaseHandle {
             control: control_tx,
@@ -235,7 +240,10 @@ impl Keeper {
         tracing::info!(worker_id = %self.me, table = %self.table.name(), lease_duration = ?self.duration, "sharing the stream through shard leases");
         loop {
             tokio::select! {
-                _ = tick.tick() => self.tick().await,
+                _ = tick.tick() => {
+                    crate::failpoint::hit(crate::failpoint::FailPoint::LeaseRenew);
+                    self.tick().await
+                }
                 Some(note) = notes.recv() => self.note(note).await,
                 Some(command) = control.recv() => match command {
                     Control::StopTaking => self.taking = false,

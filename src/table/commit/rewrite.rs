@@ -150,14 +150,19 @@ impl TableStore {
         snapshot_id: i64,
         listed: &[ManifestFile],
     ) -> Result<Vec<Rewritten>, TableError> {
-        let target = MergePolicy::of(table.metadata.properties()).target_bytes.max(1) as u64;
+        let target = MergePolicy::of(table.metadata.properties())
+            .target_bytes
+            .max(1) as u64;
         let mut groups: BTreeMap<(u8, i32), Vec<&ManifestFile>> = BTreeMap::new();
         for m in listed {
             let content = match m.content {
                 ManifestContentType::Data => 0,
                 ManifestContentType::Deletes => 1,
             };
-            groups.entry((content, m.partition_spec_id)).or_default().push(m);
+            groups
+                .entry((content, m.partition_spec_id))
+                .or_default()
+                .push(m);
         }
         let mut out = Vec::new();
         for group in groups.into_values() {
@@ -207,7 +212,8 @@ impl TableStore {
         let spec = spec_of(table, first)?;
         let mut manifests = Vec::new();
         for chunk in entries.chunks(per_manifest) {
-            let mut writer = self.manifest_writer(table, snapshot_id, spec.clone(), first.content)?;
+            let mut writer =
+                self.manifest_writer(table, snapshot_id, spec.clone(), first.content)?;
             for (_, entry, i) in chunk {
                 carry_existing(&mut writer, entry, group[*i])?;
             }
@@ -266,7 +272,10 @@ fn replaced(listed: &[ManifestFile], groups: &[Rewritten]) -> Vec<ManifestFile> 
     let mut out = Vec::with_capacity(listed.len());
     let mut placed = vec![false; groups.len()];
     for m in listed {
-        match groups.iter().position(|g| g.sources.contains(&m.manifest_path)) {
+        match groups
+            .iter()
+            .position(|g| g.sources.contains(&m.manifest_path))
+        {
             Some(g) if !placed[g] => {
                 placed[g] = true;
                 out.extend(groups[g].manifests.iter().cloned());
