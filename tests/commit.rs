@@ -312,7 +312,10 @@ async fn manifests_stay_few_over_many_commits_and_deletes_still_apply() {
         if i % 50 == 49 {
             // A concurrent writer's rebase still sees every file added since
             // it last looked, merged or not.
-            let changed = store.changed_since(&previous, &table).await.unwrap();
+            let changed = store
+                .changed_since(&previous, &table, &Default::default())
+                .await
+                .unwrap();
             seen_added += changed.added_data.len();
             previous = table.clone();
         }
@@ -403,7 +406,10 @@ async fn manifests_stay_few_over_many_commits_and_deletes_still_apply() {
         .await;
         table = store.commit(&table, &c).await.unwrap().table;
     }
-    let changed = store.changed_since(&before_removal, &table).await.unwrap();
+    let changed = store
+        .changed_since(&before_removal, &table, &Default::default())
+        .await
+        .unwrap();
     assert!(changed.removed.contains(&first_path));
     assert_eq!(changed.added_data.len(), 10);
 }

@@ -935,13 +935,10 @@ async fn expire_if_due(tables: &mut Tables) {
         match maintain::expire_snapshots(&tables.store, table.clone(), &settings, now).await {
             Ok((expired, report)) => {
                 if report.snapshots_removed > 0 {
-                    tracing::info!(
+                    tracing::debug!(
                         table = %expired.name,
-                        snapshots_removed = report.snapshots_removed,
-                        snapshots_kept = report.snapshots_kept,
-                        files_deleted = report.files_deleted,
                         seconds = started.elapsed().as_secs_f64(),
-                        "expired old snapshots"
+                        "expiry done"
                     );
                 }
                 // Taken only when nobody committed in between: otherwise

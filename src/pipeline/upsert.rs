@@ -233,7 +233,10 @@ impl KeyRebase<'_> {
             added_data: data,
             removed,
             mut deleted,
-        } = self.store.changed_since(previous, current).await?;
+        } = self
+            .store
+            .changed_since(previous, current, &HashSet::new())
+            .await?;
         let mut out = Map::default();
         for (path, partition) in data {
             let gone = deleted.remove(&path).unwrap_or_default();

@@ -221,13 +221,16 @@ impl TableStore {
     }
 
     /// What the snapshots of `current` committed after `previous`'s current
-    /// snapshot added and removed, read from the manifests they added.
+    /// snapshot added and removed, read from the manifests they added;
+    /// the snapshots in `skip` (the caller's own) are not read.
     pub async fn changed_since(
         &self,
         previous: &LoadedTable,
         current: &LoadedTable,
+        skip: &HashSet<i64>,
     ) -> Result<ChangedSince, TableError> {
-        let new = snapshots_since(previous, current);
+        let mut new = snapshots_since(previous, current);
+        new.retain(|id| !skip.contains(id));
         let mut out = ChangedSince::default();
         let iceberg_table = current.to_iceberg(&self.file_io)?;
         // Each snapshot's own list names the manifests it wrote: a later

@@ -89,6 +89,17 @@ pub fn has_live_entries(manifest: &ManifestFile) -> bool {
     }
 }
 
+/// The group a manifest belongs to, (content, partition spec): manifests of
+/// one group may be merged or rewritten together, never across groups (the
+/// spec keeps data and delete manifests apart, and one spec a manifest).
+pub fn group_of(m: &ManifestFile) -> (u8, i32) {
+    let content = match m.content {
+        ManifestContentType::Data => 0,
+        ManifestContentType::Deletes => 1,
+    };
+    (content, m.partition_spec_id)
+}
+
 /// The bins to merge, as indexes into `manifests` (each bin two or more,
 /// oldest first); every manifest in no bin is carried over as it is.
 pub fn plan_merge(manifests: &[ManifestFile], policy: MergePolicy) -> Vec<Vec<usize>> {
@@ -98,14 +109,7 @@ pub fn plan_merge(manifests: &[ManifestFile], policy: MergePolicy) -> Vec<Vec<us
     let mut groups: BTreeMap<(u8, i32), Vec<usize>> = BTreeMap::new();
     for (i, m) in manifests.iter().enumerate() {
         if m.manifest_length < policy.target_bytes {
-            let content = match m.content {
-                ManifestContentType::Data => 0,
-                ManifestContentType::Deletes => 1,
-            };
-            groups
-                .entry((content, m.partition_spec_id))
-                .or_default()
-                .push(i);
+            groups.entry(group_of(m)).or_default().push(i);
         }
     }
     let mut bins = Vec::new();

@@ -19,14 +19,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use iceberg::spec::{ManifestContentType, ManifestEntryRef, ManifestFile, Operation, Summary};
+use iceberg::spec::{ManifestEntryRef, ManifestFile, Operation, Summary};
 
 use super::{
     LoadedTable, MAX_ATTEMPTS, Swap, TableError, TableStore, backoff, carry_existing,
     new_snapshot_id, spec_of,
 };
 use crate::table::index::events_partition;
-use crate::table::manifests::MergePolicy;
+use crate::table::manifests::{MergePolicy, group_of};
 use crate::table::summary::{FileDelta, standard_summary};
 
 /// What a manifest rewrite did.
@@ -155,14 +155,7 @@ impl TableStore {
             .max(1) as u64;
         let mut groups: BTreeMap<(u8, i32), Vec<&ManifestFile>> = BTreeMap::new();
         for m in listed {
-            let content = match m.content {
-                ManifestContentType::Data => 0,
-                ManifestContentType::Deletes => 1,
-            };
-            groups
-                .entry((content, m.partition_spec_id))
-                .or_default()
-                .push(m);
+            groups.entry(group_of(m)).or_default().push(m);
         }
         let mut out = Vec::new();
         for group in groups.into_values() {
