@@ -124,13 +124,17 @@ impl MaintainProgress {
     /// One line: partitions and files done of all, and commits.
     pub fn line(&self) -> String {
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        if get(&self.partitions) == 0 {
+            return "compacting: reading the manifests for small files".into();
+        }
+        let commits = get(&self.commits);
         format!(
-            "compacting: {} of {} partitions, {} of {} small files, {} commits",
+            "compacting: {} of {} partitions, {} of {} small files, {commits} commit{}",
             get(&self.partitions_done),
             get(&self.partitions),
             get(&self.files_done),
             get(&self.files),
-            get(&self.commits),
+            if commits == 1 { "" } else { "s" },
         )
     }
 }
