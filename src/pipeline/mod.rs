@@ -921,42 +921,24 @@ async fn expire_if_due(tables: &mut Tables) {
     if Instant::now() < expiry.due {
         return;
     }
-    let every = expiry.every;
-    expiry.due = Instant::now() + every;
-    let settings = expiry.settings.clone();
+    expiry.due = Instant::now() + expiry.every;
     let now = std::time::SystemTime::now();
-    for events in [true, false] {
-        let table = if events {
-            &tables.events
-        } else {
-            &tables.rejected
-        };
-        let started = Instant::now();
-        match maintain::expire_snapshots(&tables.store, table.clone(), &settings, now).await {
-            Ok((expired, report)) => {
-                if report.snapshots_removed > 0 {
-                    tracing::debug!(
-                        table = %expired.name,
-                        seconds = started.elapsed().as_secs_f64(),
-                        "expiry done"
-                    );
-                }
-                // Taken only when nobody committed in between: otherwise
-                // the next commit must find the other writer's snapshots
-                // new, and rebase on them.
-                let same =
-                    expired.metadata.current_snapshot_id() == table.metadata.current_snapshot_id();
-                if same && events {
-                    tables.events = expired;
-                } else if same {
-                    tables.rejected = expired;
+    for table in [&mut tables.events, &mut tables.rejected] {
+        match maintain::expire_snapshots(&tables.store, table.clone(), &expiry.settings, now).await
+        {
+            // Taken only when nobody committed in between: otherwise the
+            // next commit must find the other writer's snapshots new, and
+            // rebase on them.
+            Ok((expired, _)) => {
+                if expired.metadata.current_snapshot_id() == table.metadata.current_snapshot_id() {
+                    *table = expired;
                 }
             }
             Err(e) => tracing::warn!(
                 table = %table.name,
                 error = %e,
                 "expiring old snapshots failed: trying again in {}",
-                humantime::format_duration(every)
+                humantime::format_duration(expiry.every)
             ),
         }
     }

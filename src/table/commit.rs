@@ -204,16 +204,8 @@ impl TableStore {
         &self,
         table: &LoadedTable,
     ) -> Result<Vec<ManifestEntryRef>, TableError> {
-        let Some(snapshot) = table.metadata.current_snapshot() else {
-            return Ok(Vec::new());
-        };
-        let list = table
-            .to_iceberg(&self.file_io)?
-            .manifest_list_reader(snapshot)
-            .load()
-            .await?;
         let mut out = Vec::new();
-        for manifest_file in list.entries() {
+        for manifest_file in self.current_manifests(table).await? {
             let manifest = manifest_file.load_manifest(&self.file_io).await?;
             out.extend(manifest.entries().iter().filter(|e| e.is_alive()).cloned());
         }
@@ -232,7 +224,6 @@ impl TableStore {
         let mut new = snapshots_since(previous, current);
         new.retain(|id| !skip.contains(id));
         let mut out = ChangedSince::default();
-        let iceberg_table = current.to_iceberg(&self.file_io)?;
         // Each snapshot's own list names the manifests it wrote: a later
         // commit may merge them (their entries then `EXISTING`) or drop them
         // (only `DELETED` entries left), so the current list cannot tell.
@@ -241,12 +232,11 @@ impl TableStore {
             let Some(snapshot) = current.metadata.snapshot_by_id(*id) else {
                 continue;
             };
-            let list = iceberg_table.manifest_list_reader(snapshot).load().await?;
             own.extend(
-                list.entries()
-                    .iter()
-                    .filter(|m| m.added_snapshot_id == *id)
-                    .cloned(),
+                self.snapshot_manifests(current, snapshot)
+                    .await?
+                    .into_iter()
+                    .filter(|m| m.added_snapshot_id == *id),
             );
         }
         for manifest_file in own {
@@ -931,16 +921,25 @@ impl TableStore {
 
     /// The manifests the table's current snapshot lists (none for a table
     /// without snapshots).
-    async fn current_manifests(
+    pub(crate) async fn current_manifests(
         &self,
         table: &LoadedTable,
     ) -> Result<Vec<ManifestFile>, TableError> {
-        let Some(parent) = table.metadata.current_snapshot() else {
-            return Ok(Vec::new());
-        };
+        match table.metadata.current_snapshot() {
+            Some(snapshot) => self.snapshot_manifests(table, snapshot).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The manifests `snapshot` of `table` lists, read from its manifest list.
+    pub(crate) async fn snapshot_manifests(
+        &self,
+        table: &LoadedTable,
+        snapshot: &iceberg::spec::SnapshotRef,
+    ) -> Result<Vec<ManifestFile>, TableError> {
         let list = table
             .to_iceberg(&self.file_io)?
-            .manifest_list_reader(parent)
+            .manifest_list_reader(snapshot)
             .load()
             .await?;
         Ok(list.entries().to_vec())

@@ -381,15 +381,7 @@ async fn plan(
     let small = target_file_size / 4 * 3;
     type Files = (Vec<DataFile>, Vec<DataFile>, i32);
     let mut by_partition: BTreeMap<Partition, Files> = BTreeMap::new();
-    let Some(snapshot) = table.metadata.current_snapshot() else {
-        return Ok(Vec::new());
-    };
-    let list = table
-        .to_iceberg(store.file_io())?
-        .manifest_list_reader(snapshot)
-        .load()
-        .await?;
-    for manifest_file in list.entries() {
+    for manifest_file in store.current_manifests(table).await? {
         let manifest = manifest_file.load_manifest(store.file_io()).await?;
         for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
             let file = entry.data_file();
@@ -452,53 +444,54 @@ async fn plan(
     Ok(plans)
 }
 
-/// The scan task of one data file of `plan`, with every delete file of its
-/// partition (a position delete names the files it applies to).
-fn scan_task(
-    table: &LoadedTable,
-    plan: &PartitionPlan,
-    file: &DataFile,
-) -> Result<FileScanTask, TableError> {
-    let schema = table.metadata.current_schema().clone();
-    table
-        .metadata
-        .partition_spec_by_id(plan.spec_id)
-        .ok_or_else(|| TableError::Incompatible {
+/// The scan tasks of `plan`'s data files, each with every delete file of
+/// the partition (a position delete names the files it applies to).
+fn scan_tasks(table: &LoadedTable, plan: &PartitionPlan) -> Result<Vec<FileScanTask>, TableError> {
+    if table.metadata.partition_spec_by_id(plan.spec_id).is_none() {
+        return Err(TableError::Incompatible {
             table: table.name.clone(),
             message: format!(
-                "{} names partition spec {}, which the table lacks",
-                file.file_path(),
+                "partition {} names partition spec {}, which the table lacks",
+                plan.partition.path(),
                 plan.spec_id
             ),
-        })?;
-    Ok(FileScanTask {
-        file_size_in_bytes: file.file_size_in_bytes(),
-        start: 0,
-        length: file.file_size_in_bytes(),
-        record_count: Some(file.record_count()),
-        data_file_path: file.file_path().to_string(),
-        data_file_format: file.file_format(),
-        project_field_ids: schema.as_struct().fields().iter().map(|f| f.id).collect(),
-        schema,
-        predicate: None,
-        deletes: plan
-            .deletes
-            .iter()
-            .map(|d| FileScanTaskDeleteFile {
-                file_path: d.file_path().to_string(),
-                file_size_in_bytes: d.file_size_in_bytes(),
-                file_type: d.content_type(),
-                partition_spec_id: plan.spec_id,
-                equality_ids: None,
-            })
-            .collect(),
-        // Every column is read from the file (Floe writes the partition
-        // source columns), not filled in from the partition tuple.
-        partition: None,
-        partition_spec: None,
-        name_mapping: None,
-        case_sensitive: true,
-    })
+        });
+    }
+    let schema = table.metadata.current_schema().clone();
+    let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
+    let deletes: Vec<FileScanTaskDeleteFile> = plan
+        .deletes
+        .iter()
+        .map(|d| FileScanTaskDeleteFile {
+            file_path: d.file_path().to_string(),
+            file_size_in_bytes: d.file_size_in_bytes(),
+            file_type: d.content_type(),
+            partition_spec_id: plan.spec_id,
+            equality_ids: None,
+        })
+        .collect();
+    Ok(plan
+        .data
+        .iter()
+        .map(|file| FileScanTask {
+            file_size_in_bytes: file.file_size_in_bytes(),
+            start: 0,
+            length: file.file_size_in_bytes(),
+            record_count: Some(file.record_count()),
+            data_file_path: file.file_path().to_string(),
+            data_file_format: file.file_format(),
+            project_field_ids: field_ids.clone(),
+            schema: schema.clone(),
+            predicate: None,
+            deletes: deletes.clone(),
+            // Every column is read from the file (Floe writes the partition
+            // source columns), not filled in from the partition tuple.
+            partition: None,
+            partition_spec: None,
+            name_mapping: None,
+            case_sensitive: true,
+        })
+        .collect())
 }
 
 /// Rewrites one partition's files, deletes applied, into new files.
@@ -509,11 +502,7 @@ async fn rewrite_partition(
     plan: &PartitionPlan,
     settings: &MaintainSettings,
 ) -> Result<Vec<DataFile>, TableError> {
-    let selected = plan
-        .data
-        .iter()
-        .map(|file| scan_task(base, plan, file).map(Ok))
-        .collect::<Result<Vec<_>, TableError>>()?;
+    let selected: Vec<_> = scan_tasks(base, plan)?.into_iter().map(Ok).collect();
     let reader = ArrowReaderBuilder::new(store.file_io().clone(), iceberg::Runtime::try_current()?)
         .with_data_file_concurrency_limit(1)
         .build();
@@ -801,12 +790,7 @@ async fn collect_snapshot_files(
     seen: &mut HashSet<String>,
 ) -> Result<(), TableError> {
     out.insert(snapshot.manifest_list().to_string());
-    let list = table
-        .to_iceberg(store.file_io())?
-        .manifest_list_reader(snapshot)
-        .load()
-        .await?;
-    for manifest_file in list.entries() {
+    for manifest_file in store.snapshot_manifests(table, snapshot).await? {
         if !seen.insert(manifest_file.manifest_path.clone()) {
             continue;
         }
