@@ -13,8 +13,8 @@ demo dir="floe-demo":
 test:
     bash scripts/test.sh
 
-# Build the container image (needs a Docker engine; CI runs its build step,
-# `cargo build --release --locked`, as part of `just test`).
+# Build the container image (needs a Docker engine; its build step is
+# `cargo build --release --locked`, the same code the tests build in debug).
 image tag="dev":
     docker build -t floe:{{tag}} .
 

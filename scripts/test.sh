@@ -2,8 +2,8 @@
 # The one test command: installs the Python test tools into .venv (once),
 # builds Floe, runs the Rust tests, the offline checks of infra/ (terraform
 # fmt, checkov, structure tests), the end-to-end tests that check the tables
-# with PyIceberg, DuckDB and Spark, and last the container image's build step
-# (`cargo build --release --locked`, the Dockerfile's only RUN).
+# with PyIceberg, DuckDB and Spark. One build profile: the container image's
+# release build compiles the same code and is not repeated here (CI time).
 #
 # Environment: FLOE_VENV (virtualenv path), CARGO_TARGET_DIR (cargo's usual),
 # PYTEST_ARGS (extra pytest arguments, e.g. "-k smoke").
@@ -45,6 +45,3 @@ step "end-to-end tests (pytest)"
 # tests/infra runs above, in its own virtualenv.
 # shellcheck disable=SC2086
 "$VENV/bin/python" -m pytest tests -q --ignore=tests/infra ${PYTEST_ARGS:-}
-
-step "container build step (cargo build --release --locked, as in the Dockerfile)"
-cargo build --release --locked

@@ -3,6 +3,10 @@
 //! winner without losing its files; a commit that would repeat another
 //! writer's source positions is refused.
 
+// A test crate: a panic is the failure report (clippy.toml allows it only
+// inside #[test] functions, and the helpers below are not).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
