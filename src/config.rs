@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::catalog::TableName;
+pub use crate::telemetry::{LogFormat, ProgressMode};
 
 /// Settings as given, before validation. Every field is optional so that the
 /// layers can be merged; the TOML file uses the same names in snake_case.
@@ -147,17 +148,6 @@ impl RawRunConfig {
     }
 }
 
-/// When to draw live progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
-    /// When stderr is a terminal.
-    Auto,
-    /// Always (one line per update when not a terminal).
-    Always,
-    /// Never.
-    Never,
-}
-
 /// What a duplicate `event_uuid` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupMode {
@@ -166,15 +156,6 @@ pub enum DedupMode {
     Upsert,
     /// The first row stays: every duplicate is skipped.
     KeepFirst,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Where a shard without a checkpoint starts reading.

@@ -14,27 +14,42 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: flags, `FLOE_*` variables and a TOML file, validated into typed settings.
-//! - [`source`]: where records come from; [`source::file`] reads JSON Lines files and
-//!   stdin, [`source::kinesis`] the shards of a Kinesis data stream, and
-//!   [`source::lease`] lets several tasks share those shards through leases in DynamoDB.
-//! - [`event`]: pure record handling: [`event::decode`] and Arrow batches.
-//! - [`pipeline`]: the run loop: bounded stages, flushes, shutdown.
-//! - [`table`]: schema files and layouts, Parquet data files, checkpoints,
-//!   summaries, the snapshot producer ([`table::commit`]), which manifests
-//!   a commit carries over ([`table::manifests`]: pruning, merging) and table
-//!   maintenance ([`table::maintain`]: compaction, expiry, orphan removal).
-//! - [`catalog`]: catalog pointers and their compare-and-swap (SQLite, AWS Glue).
-//! - [`aws`]: the AWS configuration shared by Kinesis, Glue, S3 and DynamoDB.
-//! - [`generate`]: deterministic sample events for demos, tests and benchmarks.
-//! - [`failpoint`]: named points in the commit path and the reading stages
-//!   where tests crash, freeze or panic the process.
-//! - [`report`]: run summaries and table descriptions.
-//! - [`telemetry`]: logs and live progress.
+//! Lowest layer first. A module imports only from layers listed before its
+//! own, and no two modules import each other, at any depth
+//! (`tests/layering.rs` checks both).
+//!
+//! 1. Leaves, importing nothing from the crate:
+//!    - [`contract`]: what both sides agree on about the two tables: table
+//!      kinds, the field ids and core columns Floe fills, and the dedup key.
+//!    - [`checkpoint`]: source positions and the checkpoint committed with the data.
+//!    - [`failpoint`]: named points where tests crash, freeze or panic the process.
+//!    - [`aws`]: the AWS configuration shared by Kinesis, Glue, S3 and DynamoDB.
+//! 2. [`event`]: pure record handling: [`event::decode`] and Arrow batches.
+//!    [`catalog`]: catalog pointers and their compare-and-swap (SQLite, AWS Glue).
+//! 3. [`table`]: the Iceberg side: schema files and layouts, Parquet data
+//!    files, summaries, the snapshot producer ([`table::commit`]), which
+//!    manifests a commit carries over ([`table::manifests`]) and maintenance
+//!    ([`table::maintain`]). It reports to no metrics registry: whoever
+//!    calls it counts what it returns.
+//! 4. [`telemetry`]: logs, live progress, metrics and the operations port;
+//!    it takes plain values from the layers above.
+//! 5. [`supervise`]: the stages beside the pipeline, restarted or failed.
+//!    [`config`]: flags, `FLOE_*` variables and a TOML file, validated into
+//!    typed settings built from the lower layers' types.
+//! 6. [`source`]: where records come from: [`source::file`] reads JSON Lines
+//!    files and stdin, [`source::kinesis`] the shards of a Kinesis data
+//!    stream, and [`source::lease`] lets several tasks share those shards.
+//! 7. [`pipeline`]: the run loop: bounded stages, flushes, shutdown.
+//! 8. [`report`]: run summaries and table descriptions.
+//!    [`generate`]: deterministic sample events for demos, tests and benchmarks.
+//!
+//! The command line (`src/main.rs`) sits on top and uses them all.
 
 pub mod aws;
 pub mod catalog;
+pub mod checkpoint;
 pub mod config;
+pub mod contract;
 pub mod event;
 pub mod failpoint;
 pub mod generate;

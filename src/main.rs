@@ -14,9 +14,10 @@ use floe::config::{
     CatalogKind, ConfigError, LogFormat, RawRunConfig, RunConfig, StoreConfig, Warehouse, defaults,
 };
 use floe::generate::{GenerateOptions, generate, validate_options};
-use floe::pipeline::{self, Progress, RunReport};
+use floe::pipeline::{self, RunReport};
 use floe::table::schema::{LOCAL_SCHEMA_DIR, announce_source};
 use floe::table::{SchemaChain, SchemaPlan, SchemaSource, TableKind, TableLayout};
+use floe::telemetry::Progress;
 use floe::{catalog::TableName, report, telemetry};
 
 /// Floe allocates and frees many small strings per record; mimalloc does

@@ -326,7 +326,7 @@ fn schema_fields(
 ) {
     use iceberg::spec::Type;
     for field in fields {
-        let ty = crate::table::evolution::type_name(&field.field_type);
+        let ty = crate::contract::type_name(&field.field_type);
         let _ = writeln!(
             out,
             "  {:>3}  {:<20} {:<12} {}{}",

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use floe::catalog::TableName;
+use floe::checkpoint::{Checkpoint, FilePosition, SourcePosition};
 use floe::config::{CatalogKind, StoreConfig, Warehouse};
 use floe::event::{DecodeLimits, Origin, RecordPosition, Row, decode, events_batch};
 use floe::pipeline::open_store;
-use floe::table::checkpoint::{Checkpoint, FilePosition, SourcePosition};
 
 /// A file position `offset` bytes and lines in.
 fn at(offset: u64) -> SourcePosition {

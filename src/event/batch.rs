@@ -14,7 +14,7 @@ use arrow_schema::{ArrowError, DataType, SchemaRef};
 
 use super::typed::{self, Value};
 use super::{Event, RejectReason};
-use crate::table::schema::ids;
+use crate::contract::ids;
 
 /// Where a record came from and when it was read: the ingestion columns.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,6 @@ use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::typed::{TypedColumns, TypedColumnsRef, Value, coerce, describe};
-use crate::table::index::KeyIndex;
 
 /// 2000-01-01T00:00:00Z: anything earlier is taken for a unit or clock error.
 pub const MIN_CREATED_AT: f64 = 946_684_800.0;
@@ -120,7 +119,7 @@ pub struct Event {
     uuid_len: u32,
     /// Byte length of `event_name` in `text`; `payload` is the rest.
     name_len: u32,
-    /// The key index's key of `event_uuid` ([`KeyIndex::key`]), computed
+    /// The key index's key of `event_uuid` ([`crate::contract::event_key`]), computed
     /// here, in the parallel stage, once per event.
     pub key: u128,
     /// Byte range of the first `:`-part of `event_name` without the white
@@ -367,7 +366,7 @@ fn enrich(
         }
     }
     Ok(Event {
-        key: KeyIndex::key(&event_uuid),
+        key: crate::contract::event_key(&event_uuid),
         uuid_len: event_uuid.len() as u32,
         name_len: event_name.len() as u32,
         text: text.into_boxed_str(),

@@ -33,7 +33,7 @@ use arrow_schema::{ArrowError, DataType, TimeUnit};
 use iceberg::spec::{PrimitiveType, Schema, Type};
 use serde_json::value::RawValue;
 
-use crate::table::schema::{TableKind, core_column};
+use crate::contract::{TableKind, core_column};
 
 /// One typed value of a promoted column.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +120,7 @@ impl TypedColumns {
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
         let subtype_name = schema
-            .field_by_id(crate::table::schema::ids::EVENT_SUBTYPE)
+            .field_by_id(crate::contract::ids::EVENT_SUBTYPE)
             .map(|f| f.name.clone())
             .unwrap_or_default();
         Self {
@@ -344,7 +344,7 @@ fn decimal(text: &str, precision: u32, scale: u32) -> Option<i128> {
 
 /// How a value of type `ty` is described in messages: `an int`, `a struct`.
 pub fn describe(ty: &Type) -> String {
-    let name = crate::table::evolution::type_name(ty);
+    let name = crate::contract::type_name(ty);
     let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
     } else {

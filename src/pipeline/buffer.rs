@@ -12,10 +12,10 @@ use super::decode::Decoded;
 /// Hash maps keyed by event ids and types: foldhash is several times faster
 /// than the default SipHash on these short keys.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use crate::checkpoint::SourcePosition;
 use crate::config::DedupMode;
 use crate::event::{RejectedRecord, Row};
 use crate::source::SourceInfo;
-use crate::table::checkpoint::SourcePosition;
 use crate::table::summary::{QualityCounts, add_counts};
 use crate::table::writer::Partition;
 
@@ -178,8 +178,8 @@ impl Buffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::FilePosition;
     use crate::event::{DecodeLimits, Origin, RecordPosition, decode};
-    use crate::table::checkpoint::FilePosition;
 
     fn line_of(origin: &Origin) -> u64 {
         match origin.position {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::checkpoint::SourcePosition;
 use crate::event::typed::{MismatchCounts, Value};
 use crate::event::{
     self, DecodeLimits, MAX_RAW_KEPT, Origin, RecordPosition, RejectReason, RejectedRecord, Row,
@@ -12,7 +13,6 @@ use crate::source::file::{BOM, Chunk, ChunkBody};
 use crate::source::kinesis::ShardBatch;
 use crate::source::kpl;
 use crate::source::{SourceChunk, SourceInfo};
-use crate::table::checkpoint::SourcePosition;
 use crate::table::summary::MissingCounts;
 
 /// A decoded chunk.
@@ -265,8 +265,8 @@ impl Decoded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::{FilePosition, ShardPosition};
     use crate::source::kinesis::ShardRecord;
-    use crate::table::checkpoint::{FilePosition, ShardPosition};
 
     #[test]
     fn shard_records_hold_one_event_or_several_lines() {

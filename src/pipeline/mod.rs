@@ -24,7 +24,7 @@ mod upsert;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -33,6 +33,7 @@ use iceberg::spec::DataFile;
 use tokio::sync::{mpsc, watch};
 
 use crate::catalog::{Catalog, CatalogError, GlueCatalog, SqlCatalog};
+use crate::checkpoint::{Checkpoint, SourcePosition};
 use crate::config::DedupMode;
 use crate::config::RunConfig;
 use crate::config::{CatalogKind, StoreConfig, Warehouse};
@@ -41,11 +42,10 @@ use crate::event::typed::TypedColumns;
 use crate::event::{DecodeLimits, events_batch, rejected_batch};
 use crate::failpoint::{self, FailPoint};
 use crate::source::file::{OpenInput, expand_inputs};
-use crate::source::kinesis::{self, ShardLag, ShardLags};
+use crate::source::kinesis;
 use crate::source::lease::{self, Claims, LeaseHandle};
 use crate::source::{SourceChunk, SourceError};
 use crate::supervise::{Failures, StageFailure, Supervisor};
-use crate::table::checkpoint::{Checkpoint, SourcePosition};
 use crate::table::index::KeyIndex;
 use crate::table::maintain::{self, MaintainSettings};
 use crate::table::probe::Probe;
@@ -56,6 +56,7 @@ use crate::table::{
 };
 use crate::telemetry::metrics::CommitRecord;
 use crate::telemetry::panic_message;
+use crate::telemetry::{Progress, ShardLag, ShardLags};
 use buffer::Buffer;
 use decode::{Decoded, decode_source_chunk};
 use upsert::{Deletes, KeyRebase, Written, upsert_against_index, upsert_against_table};
@@ -94,19 +95,6 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Live counters, read by the progress display while the run goes on.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Records read.
-    pub records_read: AtomicU64,
-    /// Input bytes read.
-    pub bytes_read: AtomicU64,
-    /// Rows committed to the events table.
-    pub rows_committed: AtomicU64,
-    /// Records committed to the rejected table.
-    pub rejected_committed: AtomicU64,
 }
 
 /// What a run did.
@@ -225,7 +213,9 @@ pub async fn run(
         expand_inputs(&config.inputs)?
     };
 
-    let store = open_store(&config.store).await?;
+    let store = open_store(&config.store)
+        .await?
+        .on_unreachable(|table| crate::telemetry::metrics().commit_failed(&table.to_string()));
     let events = store.load_or_create(&config.table, &events_layout).await?;
     let rejected = store
         .load_or_create(&config.rejected_table, &rejected_layout)
@@ -986,7 +976,7 @@ fn already_stored(position: &RecordPosition, checkpoint: &SourcePosition) -> boo
     match (position, checkpoint) {
         (RecordPosition::Line { offset, .. }, SourcePosition::File(p)) => *offset < p.offset,
         (RecordPosition::Record { seq, .. }, SourcePosition::Shard(p)) => {
-            crate::table::checkpoint::sequence_cmp(Some(seq), p.seq.as_deref())
+            crate::checkpoint::sequence_cmp(Some(seq), p.seq.as_deref())
                 != std::cmp::Ordering::Greater
         }
         _ => false,

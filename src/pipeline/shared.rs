@@ -25,16 +25,17 @@ use futures::FutureExt;
 
 use super::buffer::Buffer;
 use super::upsert::{Deletes, KeyRebase};
-use super::{Progress, RunError, RunReport, Tables, flush};
+use super::{RunError, RunReport, Tables, flush};
 use crate::catalog::TableName;
+use crate::checkpoint::{ShardPosition, SourcePosition};
 use crate::config::{KinesisConfig, LeaseConfig, RunConfig};
 use crate::source::SourceInfo;
 use crate::source::kinesis::{self, LoadCheckpoint, Sharing};
 use crate::source::lease::{self, Claims, KeeperConfig, LeaseHandle, LeaseTable};
 use crate::supervise::Supervisor;
-use crate::table::checkpoint::{ShardPosition, SourcePosition};
 use crate::table::summary::QualityCounts;
 use crate::table::{Change, Rebase, TableError, TableStore};
+use crate::telemetry::Progress;
 
 /// Starts the lease keeper and what the Kinesis consumer needs to share
 /// the stream. The lease table is read once first: a missing table or a

@@ -211,12 +211,12 @@ impl KeyRebase<'_> {
         }
         let checkpoint = change
             .summary
-            .remove(crate::table::checkpoint::CHECKPOINT_SUMMARY_KEY);
+            .remove(crate::checkpoint::CHECKPOINT_SUMMARY_KEY);
         change.summary = self.counts.to_summary();
         if let Some(c) = checkpoint {
             change
                 .summary
-                .insert(crate::table::checkpoint::CHECKPOINT_SUMMARY_KEY.into(), c);
+                .insert(crate::checkpoint::CHECKPOINT_SUMMARY_KEY.into(), c);
         }
         Ok(())
     }
@@ -243,7 +243,7 @@ impl KeyRebase<'_> {
             read_keys(self.store, &path, |pos, uuid, hash| {
                 if !gone.contains(&i64::from(pos)) {
                     out.insert(
-                        KeyIndex::key(uuid),
+                        crate::contract::event_key(uuid),
                         Theirs {
                             path: path.clone(),
                             partition: partition.clone(),

@@ -34,8 +34,8 @@ use std::sync::Arc;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{SourceError, SourceInfo};
+use crate::checkpoint::FilePosition;
 use crate::event::MAX_RAW_KEPT;
-use crate::table::checkpoint::FilePosition;
 
 /// Target size of one chunk of lines.
 pub const CHUNK_BYTES: usize = 1 << 20;

@@ -34,7 +34,6 @@ use iceberg::{MetadataLocation, TableIdent};
 use uuid::Uuid;
 
 use super::TableError;
-use super::checkpoint::{CHECKPOINT_PROPERTY, CHECKPOINT_SUMMARY_KEY, Checkpoint, SourcePosition};
 use super::evolution::{self, SchemaChange, StepRules};
 use super::index::{Map, events_partition, read_position_deletes};
 use super::manifests::{MergePolicy, has_live_entries, plan_merge};
@@ -42,6 +41,7 @@ use super::schema::{SCHEMA_FILES_PROPERTY, SchemaChain, SchemaFile, TableLayout}
 use super::summary::{FileDelta, standard_summary};
 use super::writer::Partition;
 use crate::catalog::{Catalog, SwapOutcome, TableName};
+use crate::checkpoint::{CHECKPOINT_PROPERTY, CHECKPOINT_SUMMARY_KEY, Checkpoint, SourcePosition};
 use crate::failpoint::{self, FailPoint};
 
 mod rewrite;
@@ -61,6 +61,9 @@ pub struct TableStore {
     file_io: FileIO,
     /// Warehouse root as a URI (`file:///...`), without a trailing slash.
     warehouse: String,
+    /// Called on each commit attempt the catalog did not answer: the caller
+    /// counts it (the table layer reports to no metrics registry itself).
+    on_unreachable: fn(&TableName),
 }
 
 /// A table as loaded from the catalog: its metadata and where that metadata is.
@@ -180,7 +183,22 @@ impl TableStore {
             catalog,
             file_io,
             warehouse: warehouse.trim_end_matches('/').to_string(),
+            on_unreachable: |_| {},
         }
+    }
+
+    /// Calls `hook` on every commit attempt the catalog does not answer,
+    /// while the commit waits the outage out.
+    pub fn on_unreachable(mut self, hook: fn(&TableName)) -> Self {
+        self.on_unreachable = hook;
+        self
+    }
+
+    /// Logs a commit attempt the catalog did not answer (or answered busy,
+    /// as SQLite does under a lock) and tells the hook.
+    fn unreachable_catalog(&self, table: &TableName, e: &dyn std::fmt::Display) {
+        (self.on_unreachable)(table);
+        tracing::warn!(table = %table, error = %e, "the catalog cannot be reached (or is busy); retrying the commit until it answers");
     }
 
     /// The catalog that points at the tables.
@@ -485,7 +503,7 @@ impl TableStore {
             Err(e) if e.is_retryable() => {
                 // The swap may have landed (an answer lost on the way back):
                 // the retry's reload finds out by the snapshot id.
-                unreachable_catalog(&table.name, &e);
+                self.unreachable_catalog(&table.name, &e);
                 Ok(Swap::Unreachable)
             }
             Err(e) => Err(e.into()),
@@ -574,7 +592,7 @@ impl TableStore {
                     Err(e) if e.is_retryable() => {
                         // An outage: wait it out (the backoff grows to its
                         // cap); the data files stay written, nothing is lost.
-                        unreachable_catalog(&base.name, &e);
+                        self.unreachable_catalog(&base.name, &e);
                         attempt += 1;
                         continue;
                     }
@@ -1143,13 +1161,6 @@ enum Swap {
     Conflict,
     /// The catalog did not answer (or said it was busy).
     Unreachable,
-}
-
-/// Logs and counts a commit attempt the catalog did not answer (or answered
-/// busy, as SQLite does under a lock).
-fn unreachable_catalog(table: &TableName, e: &dyn std::fmt::Display) {
-    crate::telemetry::metrics().commit_failed(&table.to_string());
-    tracing::warn!(table = %table, error = %e, "the catalog cannot be reached (or is busy); retrying the commit until it answers");
 }
 
 /// Exponential backoff with jitter: 10 ms doubling, capped at 2 s.

@@ -15,7 +15,7 @@ use std::fmt;
 
 use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
 
-use super::schema::{Guard, TableKind, core_column};
+use crate::contract::{Guard, TableKind, core_column, type_name};
 
 /// One accepted change of a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,17 +124,6 @@ fn flatten(schema: &Schema) -> BTreeMap<i32, Flat<'_>> {
     let mut out = BTreeMap::new();
     walk(schema.as_struct().fields(), 0, "", &mut out);
     out
-}
-
-/// The type as the spec writes it; nested types by kind only (their fields
-/// are listed one by one).
-pub fn type_name(ty: &Type) -> String {
-    match ty {
-        Type::Primitive(p) => p.to_string(),
-        Type::Struct(_) => "struct".into(),
-        Type::List(_) => "list".into(),
-        Type::Map(_) => "map".into(),
-    }
 }
 
 /// Whether a primitive may change from `old` to `new` in place.

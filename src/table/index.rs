@@ -124,17 +124,12 @@ impl KeyIndex {
         dropped
     }
 
-    /// The index key of an `event_uuid`.
-    pub fn key(event_uuid: &str) -> u128 {
-        xxhash_rust::xxh3::xxh3_128(event_uuid.as_bytes())
-    }
-
     /// Whether rows of `day` are covered (older ones are not looked up).
     pub fn covers(&self, day: i32) -> bool {
         day >= self.oldest_day
     }
 
-    /// The live row of the key ([`key`](Self::key) of an `event_uuid`), if
+    /// The live row of the key ([`event_key`](crate::contract::event_key) of an `event_uuid`), if
     /// the index has one.
     pub fn get(&self, key: u128) -> Option<Located<'_>> {
         let entry = self.entries.get(&key)?;
@@ -265,7 +260,7 @@ impl KeyIndex {
             let file = index.add_file(&path, partition);
             read_keys(store, &path, |pos, uuid, hash| {
                 if gone.binary_search(&(pos as i64)).is_err() {
-                    index.insert(Self::key(uuid), file, pos, hash);
+                    index.insert(crate::contract::event_key(uuid), file, pos, hash);
                 }
             })
             .await?;
@@ -369,12 +364,12 @@ mod tests {
         let mut index = KeyIndex::new(100, 1 << 20);
         let a = index.add_file("a.parquet", Partition::events(100, "pay"));
         let b = index.add_file("b.parquet", Partition::events(101, "cart"));
-        index.insert(KeyIndex::key("k1"), a, 3, 7);
-        index.insert(KeyIndex::key("k1"), b, 0, 8);
-        let got = index.get(KeyIndex::key("k1")).unwrap();
+        index.insert(crate::contract::event_key("k1"), a, 3, 7);
+        index.insert(crate::contract::event_key("k1"), b, 0, 8);
+        let got = index.get(crate::contract::event_key("k1")).unwrap();
         assert_eq!((got.path, got.pos, got.hash), ("b.parquet", 0, 8));
         assert_eq!(got.partition, &Partition::events(101, "cart"));
-        assert_eq!(index.get(KeyIndex::key("k2")), None);
+        assert_eq!(index.get(crate::contract::event_key("k2")), None);
         assert_eq!(index.len(), 1);
         assert!(index.covers(100) && !index.covers(99));
         assert_eq!(KeyIndex::bytes_per_key(), 44);
@@ -387,13 +382,16 @@ mod tests {
         for (day, keys) in [(10, ["a", "b"]), (11, ["c", "d"]), (12, ["e", "f"])] {
             let file = index.add_file(&format!("{day}.parquet"), Partition::events(day, "t"));
             for (pos, key) in keys.iter().enumerate() {
-                index.insert(KeyIndex::key(key), file, pos as u32, 0);
+                index.insert(crate::contract::event_key(key), file, pos as u32, 0);
             }
         }
         assert_eq!(index.evict_to_budget(), 2);
         assert_eq!(index.oldest_day(), 12);
         assert!(!index.covers(11));
         assert_eq!(index.len(), 2, "the newest day stays even over budget");
-        assert!(index.get(KeyIndex::key("e")).is_some() && index.get(KeyIndex::key("a")).is_none());
+        assert!(
+            index.get(crate::contract::event_key("e")).is_some()
+                && index.get(crate::contract::event_key("a")).is_none()
+        );
     }
 }

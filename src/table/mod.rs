@@ -6,7 +6,6 @@
 //! manifest-list writers; this module decides what goes into a snapshot and
 //! swaps the catalog pointer. Every table change goes through it.
 
-pub mod checkpoint;
 pub mod commit;
 pub mod evolution;
 pub mod index;
@@ -21,13 +20,14 @@ pub mod writer;
 use std::path::PathBuf;
 
 use crate::catalog::{CatalogError, TableName};
-use checkpoint::CheckpointError;
+use crate::checkpoint::CheckpointError;
 
+pub use crate::contract::TableKind;
 pub use commit::{
     Change, CommitOutcome, LoadedTable, ManifestRewrite, Rebase, SchemaPlan, TableHealth,
     TableStore,
 };
-pub use schema::{SchemaChain, SchemaSource, TableKind, TableLayout};
+pub use schema::{SchemaChain, SchemaSource, TableLayout};
 
 /// What can go wrong on the table side.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
 
-use super::index::{KeyIndex, Map, events_partition, read_keys, read_position_deletes};
+use super::index::{Map, events_partition, read_keys, read_position_deletes};
 use super::writer::Partition;
 use super::{LoadedTable, TableError, TableStore};
 
@@ -127,7 +127,7 @@ impl<'a> Probe<'a> {
         created_micros: i64,
     ) -> Result<Option<Found>, TableError> {
         self.stats.lookups += 1;
-        let key = KeyIndex::key(event_uuid);
+        let key = crate::contract::event_key(event_uuid);
         let candidates: Vec<String> = self
             .files
             .get(partition)
@@ -215,7 +215,7 @@ impl<'a> Probe<'a> {
         let mut keys = Map::default();
         read_keys(self.store, path, |pos, uuid, hash| {
             if !gone.contains(&i64::from(pos)) {
-                keys.insert(KeyIndex::key(uuid), (i64::from(pos), hash));
+                keys.insert(crate::contract::event_key(uuid), (i64::from(pos), hash));
             }
         })
         .await?;

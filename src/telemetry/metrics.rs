@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::source::kinesis::ShardLags;
+use super::ShardLags;
 use crate::table::summary::QualityCounts;
 
 /// Upper bounds of the commit latency histogram, in seconds.

@@ -4,8 +4,10 @@
 
 pub mod http;
 pub mod metrics;
+pub mod progress;
 
 pub use metrics::metrics;
+pub use progress::{LogFormat, Progress, ProgressMode, ShardLag, ShardLags};
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -13,9 +15,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
-
-use crate::config::{LogFormat, ProgressMode};
-use crate::pipeline::Progress;
 
 /// What a panic said (`panic!`'s formatted message), for the log line and
 /// error of a supervisor that noticed it.

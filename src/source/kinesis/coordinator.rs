@@ -16,13 +16,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::reader::{IteratorStart, ShardReader};
-use super::{
-    DISCOVERY_INTERVAL, Failure, LAG_LOG_INTERVAL, ShardLags, Stream, backoff, classify, source_key,
-};
+use super::{DISCOVERY_INTERVAL, Failure, LAG_LOG_INTERVAL, Stream, backoff, classify};
+use crate::checkpoint::{Checkpoint, ShardPosition, SourcePosition, kinesis_source_key};
 use crate::config::{KinesisConfig, StartPosition};
 use crate::source::lease::{Claims, LeaseLink, LeaseState, Leases, Note};
 use crate::source::{SourceChunk, SourceError, SourceInfo};
-use crate::table::checkpoint::{Checkpoint, ShardPosition, SourcePosition};
+use crate::telemetry::ShardLags;
 
 /// Where a shard's reading is.
 enum ShardState {
@@ -282,7 +281,7 @@ impl Coordinator {
     }
 
     fn key(&self, id: &str) -> String {
-        source_key(&self.stream.name, &self.consumer, id)
+        kinesis_source_key(&self.stream.name, &self.consumer, id)
     }
 
     fn position(&self, checkpoint: &Checkpoint, id: &str) -> Option<ShardPosition> {
@@ -297,7 +296,7 @@ impl Coordinator {
     fn settle(&mut self, checkpoint: &Checkpoint, ended_tx: &mpsc::UnboundedSender<String>) {
         let mut restarts = Vec::new();
         for (id, known) in &mut self.shards {
-            let key = source_key(&self.stream.name, &self.consumer, id);
+            let key = kinesis_source_key(&self.stream.name, &self.consumer, id);
             let committed_end =
                 matches!(checkpoint.get(&key), Some(SourcePosition::Shard(p)) if p.end);
             let state = std::mem::replace(&mut known.state, ShardState::Waiting);
@@ -491,7 +490,7 @@ impl Coordinator {
         let view = self.view.clone();
 
         for (id, known) in &mut self.shards {
-            let key = source_key(&self.stream.name, &self.consumer, id);
+            let key = kinesis_source_key(&self.stream.name, &self.consumer, id);
             let committed = match view.get(&key) {
                 Some(SourcePosition::Shard(p)) => Some(p.clone()),
                 _ => None,

@@ -24,8 +24,7 @@
 mod coordinator;
 mod reader;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
@@ -34,8 +33,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{SourceChunk, SourceError, SourceInfo};
+use crate::checkpoint::{Checkpoint, ShardPosition};
 use crate::config::KinesisConfig;
-use crate::table::checkpoint::{Checkpoint, ShardPosition};
+use crate::telemetry::ShardLags;
 use coordinator::Coordinator;
 pub use coordinator::{LoadCheckpoint, Sharing};
 
@@ -78,22 +78,6 @@ pub struct ShardRecord {
     pub data: Vec<u8>,
 }
 
-/// What the consumer knows of one shard, for logs and the run summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ShardLag {
-    /// `MillisBehindLatest` of the last `GetRecords` answer.
-    pub millis_behind: Option<i64>,
-    /// Records read from it in this run.
-    pub records: u64,
-    /// The last call found nothing and the shard's tip was reached.
-    pub caught_up: bool,
-    /// Read to its end (closed shard).
-    pub ended: bool,
-}
-
-/// Per-shard lag, shared by the readers and whoever reports it.
-pub type ShardLags = Arc<Mutex<BTreeMap<String, ShardLag>>>;
-
 /// The stream, by name or ARN.
 #[derive(Debug, Clone)]
 struct Stream {
@@ -125,11 +109,6 @@ impl Stream {
 /// keys use).
 pub fn stream_name(given: &str) -> String {
     Stream::new(given).name
-}
-
-/// The checkpoint key of a shard.
-pub fn source_key(stream_name: &str, consumer: &str, shard_id: &str) -> String {
-    format!("kinesis:{stream_name}:{consumer}:{shard_id}")
 }
 
 /// Starts the consumer. Batches (or one fatal error) arrive on `tx`; the
@@ -255,7 +234,7 @@ mod tests {
         assert!(arn.is_arn && !name.is_arn);
         assert_eq!(arn.name, name.name);
         assert_eq!(
-            source_key(&arn.name, "floe", "shardId-000000000002"),
+            crate::checkpoint::kinesis_source_key(&arn.name, "floe", "shardId-000000000002"),
             "kinesis:clicks:floe:shardId-000000000002"
         );
     }

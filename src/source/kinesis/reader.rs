@@ -11,11 +11,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::{
-    CALLS_PER_SECOND, Failure, IDLE_POLL, RECORDS_PER_CALL, ShardBatch, ShardLags, ShardRecord,
-    Stream, backoff, classify,
+    CALLS_PER_SECOND, Failure, IDLE_POLL, RECORDS_PER_CALL, ShardBatch, ShardRecord, Stream,
+    backoff, classify,
 };
+use crate::checkpoint::ShardPosition;
 use crate::source::{SourceChunk, SourceError, SourceInfo};
-use crate::table::checkpoint::ShardPosition;
+use crate::telemetry::ShardLags;
 
 /// Where a shard iterator starts.
 #[derive(Debug, Clone)]

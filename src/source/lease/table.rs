@@ -115,7 +115,7 @@ impl LeaseTable {
         Self {
             client,
             table: table.to_string(),
-            prefix: crate::source::kinesis::source_key(stream, consumer, ""),
+            prefix: crate::checkpoint::kinesis_source_key(stream, consumer, ""),
         }
     }
 

@@ -190,6 +190,11 @@ impl Checkpoint {
     }
 }
 
+/// The checkpoint key of a Kinesis shard.
+pub fn kinesis_source_key(stream_name: &str, consumer: &str, shard_id: &str) -> String {
+    format!("kinesis:{stream_name}:{consumer}:{shard_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
