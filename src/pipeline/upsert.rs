@@ -9,7 +9,7 @@ use iceberg::spec::DataFile;
 
 use crate::config::DedupMode;
 use crate::event::Row;
-use crate::table::commit::ChangedSince;
+use crate::table::history::ChangedSince;
 use crate::table::index::{KeyIndex, Map, read_keys};
 use crate::table::probe::Found;
 use crate::table::summary::QualityCounts;

@@ -8,12 +8,14 @@
 
 pub mod commit;
 pub mod evolution;
+pub mod history;
 pub mod index;
 pub mod inspect;
 pub mod maintain;
 pub mod manifests;
 pub mod probe;
 pub mod schema;
+pub mod store;
 pub mod summary;
 pub mod writer;
 
@@ -23,11 +25,10 @@ use crate::catalog::{CatalogError, TableName};
 use crate::checkpoint::CheckpointError;
 
 pub use crate::contract::TableKind;
-pub use commit::{
-    Change, CommitOutcome, LoadedTable, ManifestRewrite, Rebase, SchemaPlan, TableHealth,
-    TableStore,
-};
+pub use commit::{Change, CommitOutcome, ManifestRewrite, Rebase, TableHealth};
+pub use history::ChangedSince;
 pub use schema::{SchemaChain, SchemaSource, TableLayout};
+pub use store::{LoadedTable, SchemaPlan, TableStore};
 
 /// What can go wrong on the table side.
 #[derive(Debug, thiserror::Error)]

@@ -21,12 +21,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use iceberg::spec::{ManifestEntryRef, ManifestFile, Operation, Summary};
 
-use super::{
-    LoadedTable, MAX_ATTEMPTS, Swap, TableError, TableStore, backoff, carry_existing,
-    new_snapshot_id, spec_of,
-};
+use super::manifest::{carry_existing, spec_of};
+use super::new_snapshot_id;
+use crate::table::TableError;
 use crate::table::index::events_partition;
 use crate::table::manifests::{MergePolicy, group_of};
+use crate::table::store::{LoadedTable, MAX_ATTEMPTS, Swap, TableStore, backoff};
 use crate::table::summary::{FileDelta, standard_summary};
 
 /// What a manifest rewrite did.
