@@ -2,7 +2,7 @@
 # stream (FLOE_LEASE_TABLE): one item per shard lease (owner, renewal
 # counter, hand-off request) and one heartbeat item per task, keyed by
 # stream and consumer name, so one table can serve several streams.
-# README.md, "Scale-out", describes the items.
+# docs/design.md, "Scale-out", describes the items.
 
 resource "aws_dynamodb_table" "leases" {
   name         = var.name
