@@ -475,7 +475,7 @@ pub mod defaults {
     /// Record size limit.
     pub const MAX_RECORD_SIZE: &str = "1MiB";
     /// zstd level: on the benchmark data level 1 takes ~10% less CPU than 3
-    /// and its files are no larger (pages are small; see README, Performance).
+    /// and its files are no larger (pages are small; see docs/performance.md).
     pub const ZSTD_LEVEL: i32 = 1;
 }
 
