@@ -19,6 +19,8 @@ mod sql;
 pub use glue::GlueCatalog;
 pub use sql::SqlCatalog;
 
+use std::path::PathBuf;
+
 use iceberg::spec::TableMetadata;
 
 /// The catalog a warehouse uses.
@@ -30,10 +32,21 @@ pub enum Catalog {
 }
 
 impl Catalog {
+    /// Opens (creating if absent) the SQLite catalog at `path`, on a
+    /// blocking thread: opening may wait for another process's write lock.
+    pub async fn open_sql(path: PathBuf, name: String) -> Result<Self, CatalogError> {
+        blocking(move || SqlCatalog::open(&path, &name))
+            .await
+            .map(Catalog::Sql)
+    }
+
     /// Creates the namespace if absent.
     pub async fn ensure_namespace(&self, namespace: &str) -> Result<(), CatalogError> {
         match self {
-            Catalog::Sql(c) => c.ensure_namespace(namespace),
+            Catalog::Sql(c) => {
+                let namespace = namespace.to_string();
+                on_blocking_thread(c, move |c| c.ensure_namespace(&namespace)).await
+            }
             Catalog::Glue(c) => c.ensure_namespace(namespace).await,
         }
     }
@@ -41,7 +54,10 @@ impl Catalog {
     /// The current metadata location of a table, or `None` when it does not exist.
     pub async fn load(&self, table: &TableName) -> Result<Option<String>, CatalogError> {
         match self {
-            Catalog::Sql(c) => c.load(table),
+            Catalog::Sql(c) => {
+                let table = table.clone();
+                on_blocking_thread(c, move |c| c.load(&table)).await
+            }
             Catalog::Glue(c) => c.load(table).await,
         }
     }
@@ -55,7 +71,10 @@ impl Catalog {
         metadata: &TableMetadata,
     ) -> Result<SwapOutcome, CatalogError> {
         match self {
-            Catalog::Sql(c) => c.create(table, metadata_location),
+            Catalog::Sql(c) => {
+                let (table, location) = (table.clone(), metadata_location.to_string());
+                on_blocking_thread(c, move |c| c.create(&table, &location)).await
+            }
             Catalog::Glue(c) => c.create(table, metadata_location, metadata).await,
         }
     }
@@ -70,13 +89,40 @@ impl Catalog {
         metadata: &TableMetadata,
     ) -> Result<SwapOutcome, CatalogError> {
         match self {
-            Catalog::Sql(c) => c.swap(table, expected, new),
+            Catalog::Sql(c) => {
+                let (table, expected, new) = (table.clone(), expected.to_string(), new.to_string());
+                on_blocking_thread(c, move |c| c.swap(&table, &expected, &new)).await
+            }
             Catalog::Glue(c) => c.swap(table, expected, new, metadata).await,
         }
     }
 }
 
-use std::path::PathBuf;
+/// Runs a call of the SQLite catalog on tokio's blocking pool: it may wait
+/// seconds for another process's write lock, which must not hold up an async
+/// worker (and the stages it runs) meanwhile.
+async fn on_blocking_thread<T: Send + 'static>(
+    catalog: &SqlCatalog,
+    call: impl FnOnce(&SqlCatalog) -> Result<T, CatalogError> + Send + 'static,
+) -> Result<T, CatalogError> {
+    let catalog = catalog.clone();
+    blocking(move || call(&catalog)).await
+}
+
+/// Runs `call` on tokio's blocking pool. A panic in it is the caller's
+/// panic, as if it had run inline.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, CatalogError> + Send + 'static,
+) -> Result<T, CatalogError> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(result) => result,
+        Err(e) => match e.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            // Only a runtime shutting down cancels a blocking task.
+            Err(_) => Err(CatalogError::ShuttingDown),
+        },
+    }
+}
 
 /// A table's name inside a catalog: one namespace level and a table name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -143,6 +189,9 @@ pub enum CatalogError {
         /// The table.
         table: TableName,
     },
+    /// The process is shutting down: the call was not made.
+    #[error("the catalog call was not made: the process is shutting down")]
+    ShuttingDown,
     /// The table row holds no metadata location (created by another tool and
     /// never committed, or a view).
     #[error("table {table} in the catalog has no metadata location")]
@@ -161,7 +210,9 @@ impl CatalogError {
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
             CatalogError::Glue { retryable, .. } => *retryable,
-            CatalogError::NoMetadataLocation { .. } | CatalogError::NotIceberg { .. } => false,
+            CatalogError::NoMetadataLocation { .. }
+            | CatalogError::NotIceberg { .. }
+            | CatalogError::ShuttingDown => false,
         }
     }
 }
@@ -178,6 +229,59 @@ pub enum SwapOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A catalog call waiting for another process's write lock leaves the
+    /// runtime free: on a one-thread runtime, the task that makes the other
+    /// process let go runs while the swap waits, and the swap lands. Were the
+    /// call made inline, it would hold the only thread until its patience ran
+    /// out, and the lock would never be released in time.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lock_wait_does_not_hold_up_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let catalog = Catalog::open_sql(path.clone(), "floe".into())
+            .await
+            .unwrap();
+        let table = TableName::parse("analytics.events").unwrap();
+        let metadata = iceberg::spec::TableMetadataBuilder::new(
+            iceberg::spec::Schema::builder().build().unwrap(),
+            iceberg::spec::PartitionSpec::unpartition_spec().into_unbound(),
+            iceberg::spec::SortOrder::unsorted_order(),
+            dir.path().display().to_string(),
+            iceberg::spec::FormatVersion::V2,
+            Default::default(),
+        )
+        .unwrap()
+        .build()
+        .unwrap()
+        .metadata;
+        assert_eq!(
+            catalog.create(&table, "m0", &metadata).await.unwrap(),
+            SwapOutcome::Swapped
+        );
+
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let other = rusqlite::Connection::open(&path).unwrap();
+            other.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked.send(()).unwrap();
+            released.recv().unwrap();
+            other.execute_batch("COMMIT").unwrap();
+        });
+        is_locked.recv().unwrap();
+        let catalog = std::sync::Arc::new(catalog);
+        let swap = tokio::spawn({
+            let catalog = catalog.clone();
+            async move { catalog.swap(&table, "m0", "m1", &metadata).await }
+        });
+        tokio::task::yield_now().await; // the swap task starts and waits for the lock
+        release.send(()).unwrap();
+        assert_eq!(swap.await.unwrap().unwrap(), SwapOutcome::Swapped);
+        holder.join().unwrap();
+        let table = TableName::parse("analytics.events").unwrap();
+        assert_eq!(catalog.load(&table).await.unwrap().as_deref(), Some("m1"));
+    }
 
     #[test]
     fn table_names_parse_or_say_why() {

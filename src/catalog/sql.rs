@@ -10,7 +10,7 @@
 //! seconds after that, so a stuck lock holder is visible, not a silent stall.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -50,15 +50,19 @@ const FIRST_WAIT_REPORT: Duration = Duration::from_secs(1);
 /// How often a longer wait is reported again.
 const WAIT_REPORT_EVERY: Duration = Duration::from_secs(10);
 
-/// A catalog stored in an SQLite file.
+/// A catalog stored in an SQLite file. Its calls block (a write lock held by
+/// another process is waited for, up to a minute): call them from a blocking
+/// thread, as [`Catalog`](super::Catalog) does.
+#[derive(Clone)]
 pub struct SqlCatalog {
     /// Catalog name: rows of other catalogs in the same file are invisible.
     name: String,
     /// Path of the database file, for error messages.
     path: PathBuf,
     /// rusqlite connections are not `Sync`; every call is short, so a mutex
-    /// is enough.
-    conn: Mutex<Connection>,
+    /// is enough. Shared: a clone of the catalog is the same connection (the
+    /// async [`Catalog`](super::Catalog) hands one to a blocking thread per call).
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl SqlCatalog {
@@ -74,7 +78,7 @@ impl SqlCatalog {
         let catalog = Self {
             name: name.to_string(),
             path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
         };
         // Switching to WAL and creating the tables race with other processes
         // opening the same new file; SQLite answers such races with BUSY

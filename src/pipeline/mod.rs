@@ -32,7 +32,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::DataFile;
 use tokio::sync::{mpsc, watch};
 
-use crate::catalog::{Catalog, CatalogError, GlueCatalog, SqlCatalog};
+use crate::catalog::{Catalog, CatalogError, GlueCatalog};
 use crate::checkpoint::{Checkpoint, SourcePosition};
 use crate::config::DedupMode;
 use crate::config::RunConfig;
@@ -171,10 +171,9 @@ pub async fn open_store(config: &StoreConfig) -> Result<TableStore, RunError> {
                 source,
             })?;
             let catalog = match config.catalog {
-                CatalogKind::Sql => Catalog::Sql(SqlCatalog::open(
-                    &root.join("catalog.db"),
-                    &config.catalog_name,
-                )?),
+                CatalogKind::Sql => {
+                    Catalog::open_sql(root.join("catalog.db"), config.catalog_name.clone()).await?
+                }
                 CatalogKind::Glue => Catalog::Glue(GlueCatalog::new(aws_sdk_glue::Client::new(
                     &crate::aws::sdk_config().await,
                 ))),
