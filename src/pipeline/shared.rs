@@ -24,8 +24,10 @@ use std::sync::Arc;
 use futures::FutureExt;
 
 use super::buffer::Buffer;
+use super::flush::flush;
+use super::tables::Tables;
 use super::upsert::{Deletes, KeyRebase};
-use super::{RunError, RunReport, Tables, flush};
+use super::{RunError, RunReport};
 use crate::catalog::TableName;
 use crate::checkpoint::{ShardPosition, SourcePosition};
 use crate::config::{KinesisConfig, LeaseConfig, RunConfig};
@@ -140,13 +142,13 @@ pub(super) fn as_committed(position: &SourcePosition) -> Option<SourcePosition> 
 /// (its newly committed rows into the key index, its checkpoint to the
 /// Kinesis consumer) and, with `rejected`, the rejected table.
 async fn catch_up(tables: &mut Tables, rejected: bool) -> Result<(), RunError> {
-    let current = tables.store.reload(&tables.events.name).await?;
-    if current.metadata_location != tables.events.metadata_location {
+    let current = tables.store.reload(&tables.events.table.name).await?;
+    if current.metadata_location != tables.events.table.metadata_location {
         let mut counts = QualityCounts::default();
         let mut unused = Change::default();
         let mut learn = KeyRebase {
             store: &tables.store,
-            writer: &tables.events_writer,
+            writer: &tables.events.writer,
             index: &mut tables.index,
             mode: tables.dedup_mode,
             written: &[],
@@ -155,12 +157,16 @@ async fn catch_up(tables: &mut Tables, rejected: bool) -> Result<(), RunError> {
             counts: &mut counts,
         };
         // With nothing written, a rebase only learns the other writers' rows.
-        learn.rebase(&tables.events, &current, &mut unused).await?;
-        tables.events = current;
-        tables.committed.send_replace(tables.events.checkpoint()?);
+        learn
+            .rebase(&tables.events.table, &current, &mut unused)
+            .await?;
+        tables.events.table = current;
+        tables
+            .committed
+            .send_replace(tables.events.table.checkpoint()?);
     }
     if rejected {
-        tables.rejected = tables.store.reload(&tables.rejected.name).await?;
+        tables.rejected.table = tables.store.reload(&tables.rejected.table.name).await?;
     }
     Ok(())
 }
@@ -173,7 +179,7 @@ fn stale_source(
     buffer: &Buffer,
     claims: &Claims,
 ) -> Result<Option<String>, RunError> {
-    let checkpoint = tables.events.checkpoint()?;
+    let checkpoint = tables.events.table.checkpoint()?;
     for (key, span) in &buffer.spans {
         let Some(generation) = span.source.lease else {
             continue;

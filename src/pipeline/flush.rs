@@ -1,0 +1,495 @@
+//! One flush: a full buffer becomes two commits, rejected records first
+//! (with the rejected table's own checkpoint), then the events.
+//!
+//! The events go through three steps:
+//! 1. [`plan`]: which rows are inserted, skipped as duplicates, or replace a
+//!    live row (a position delete), decided against the key index; rows older
+//!    than the index covers are set aside for the table probe ([`probe_late`]).
+//! 2. [`write`]: one or more Parquet files per partition, encoded in parallel
+//!    (at most `write_parallelism` at a time), and the position-delete files.
+//! 3. [`commit_events`]: the snapshot with the checkpoint, rebased on a lost
+//!    race; then the key index learns the new rows.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use iceberg::spec::DataFile;
+
+use super::buffer::Buffer;
+use super::tables::Tables;
+use super::upsert::{Deletes, KeyRebase, Written, upsert_against_index, upsert_against_table};
+use super::{RunError, RunReport, shared};
+use crate::checkpoint::{Checkpoint, SourcePosition};
+use crate::config::DedupMode;
+use crate::event::{RecordPosition, Row, events_batch, rejected_batch};
+use crate::failpoint::{self, FailPoint};
+use crate::table::index::KeyIndex;
+use crate::table::probe::Probe;
+use crate::table::summary::QualityCounts;
+use crate::table::writer::Partition;
+use crate::table::{Change, LoadedTable, TableError, TableStore};
+use crate::telemetry::Progress;
+use crate::telemetry::metrics::CommitRecord;
+
+/// Writes and commits one batch: rejected records first, then events.
+pub(super) async fn flush(
+    tables: &mut Tables,
+    mut buffer: Buffer,
+    report: &mut RunReport,
+    progress: &Progress,
+) -> Result<(), RunError> {
+    // Nothing read moves no position: there is nothing to commit (a
+    // hand-off's stop marker alone, say).
+    if !buffer.spans.values().any(|s| s.to.is_after(&s.from)) {
+        return Ok(());
+    }
+    commit_rejects(tables, &mut buffer, report, progress).await?;
+    let mut plan = plan(&mut buffer, &tables.index, tables.dedup_mode);
+    probe_late(
+        &mut plan,
+        &tables.store,
+        &tables.events.table,
+        tables.dedup_mode,
+    )
+    .await?;
+    let written = write(tables, plan.partitions, &mut plan.deletes, report).await?;
+    commit_events(
+        tables,
+        &buffer,
+        written,
+        plan.deletes,
+        plan.counts,
+        report,
+        progress,
+    )
+    .await?;
+    tables.expire_if_due().await;
+    Ok(())
+}
+
+/// Commits the buffer's rejected records that the rejected table does not
+/// hold yet (a resumed run re-reads records after the events checkpoint;
+/// some of its rejects may be stored).
+async fn commit_rejects(
+    tables: &mut Tables,
+    buffer: &mut Buffer,
+    report: &mut RunReport,
+    progress: &Progress,
+) -> Result<(), RunError> {
+    let rejected_checkpoint = tables.rejected.table.checkpoint()?;
+    let stored: HashMap<&str, &SourcePosition> = buffer
+        .spans
+        .values()
+        .filter_map(|s| Some((&*s.source.display, rejected_checkpoint.get(&s.source.key)?)))
+        .collect();
+    let rejects: Vec<_> = std::mem::take(&mut buffer.rejects)
+        .into_iter()
+        .filter(|r| {
+            stored
+                .get(&*r.origin.source)
+                .is_none_or(|p| !already_stored(&r.origin.position, p))
+        })
+        .collect();
+    if rejects.is_empty() {
+        return Ok(());
+    }
+    let batch = rejected_batch(&tables.rejected.schema, &rejects).map_err(TableError::from)?;
+    let file = tables
+        .rejected
+        .writer
+        .write(&Partition::none(), &batch)
+        .await?;
+    report.files_written += 1;
+    report.bytes_written += file.file_size_in_bytes();
+    failpoint::hit(FailPoint::AfterDataFiles);
+    let mut counts = QualityCounts::default();
+    for r in &rejects {
+        counts.reject(r.reason);
+    }
+    let change = checkpointed_change(
+        buffer,
+        &rejected_checkpoint,
+        vec![file],
+        counts.rejected_summary(),
+        false,
+    );
+    let commit_started = Instant::now();
+    let outcome = tables.store.commit(&tables.rejected.table, &change).await?;
+    crate::telemetry::metrics().committed(&CommitRecord {
+        table: &tables.rejected.table.name.to_string(),
+        counts: &counts,
+        files: 1,
+        bytes: change.added_data_files[0].file_size_in_bytes(),
+        conflicts: outcome.conflicts,
+        latency: commit_started.elapsed(),
+        newest_micros: None,
+        events: false,
+        health: outcome.health.map(|h| (h.metadata_bytes, h.manifests)),
+    });
+    report.rejected_snapshots += 1;
+    report.commit_conflicts += u64::from(outcome.conflicts);
+    progress
+        .rejected_committed
+        .fetch_add(rejects.len() as u64, Ordering::Relaxed);
+    tracing::info!(table = %tables.rejected.table.name, snapshot_id = outcome.snapshot_id, records = rejects.len(), "committed rejected records");
+    tables.rejected.table = outcome.table;
+    Ok(())
+}
+
+/// What a flush does with the buffered events, decided before anything is
+/// written.
+pub(super) struct FlushPlan {
+    /// The rows to insert, per partition.
+    pub partitions: Vec<(Partition, Vec<Row>)>,
+    /// Rows older than the key index covers, with the index of their
+    /// partition in `partitions`: the table decides them ([`probe_late`]).
+    pub late: Vec<(usize, Row)>,
+    /// Live rows the inserted ones replace.
+    pub deletes: Deletes,
+    /// The buffer's counts, with the duplicates the plan found.
+    pub counts: QualityCounts,
+}
+
+/// Decides every buffered row against the key index: insert, skip (a
+/// duplicate), or insert and delete the live row it replaces. Touches
+/// neither the table nor the files.
+pub(super) fn plan(buffer: &mut Buffer, index: &KeyIndex, mode: DedupMode) -> FlushPlan {
+    let mut deletes = Deletes::new();
+    let mut counts = buffer.counts.clone();
+    buffer.forget_keys();
+    let mut partitions = Vec::with_capacity(buffer.partitions.len());
+    let mut late = Vec::new();
+    for (i, (partition, rows)) in std::mem::take(&mut buffer.partitions)
+        .into_iter()
+        .enumerate()
+    {
+        let rows: Vec<_> = rows
+            .rows
+            .into_iter()
+            .flatten()
+            .filter_map(|row| {
+                if !index.covers(row.event.day()) {
+                    late.push((i, row));
+                    return None;
+                }
+                upsert_against_index(index, mode, &row, &mut deletes, &mut counts).then_some(row)
+            })
+            .collect();
+        partitions.push((partition, rows));
+    }
+    FlushPlan {
+        partitions,
+        late,
+        deletes,
+        counts,
+    }
+}
+
+/// Decides the plan's late rows by looking their keys up in the table
+/// (bloom filters, then the files), adding them to their partitions.
+async fn probe_late(
+    plan: &mut FlushPlan,
+    store: &TableStore,
+    events: &LoadedTable,
+    mode: DedupMode,
+) -> Result<(), RunError> {
+    if plan.late.is_empty() {
+        return Ok(());
+    }
+    let mut probe = Probe::new(store, events).await?;
+    for (i, row) in std::mem::take(&mut plan.late) {
+        let partition = &plan.partitions[i].0;
+        let live = probe
+            .find(partition, row.event.event_uuid(), row.event.created_micros)
+            .await?;
+        if upsert_against_table(live, mode, &row, &mut plan.deletes, &mut plan.counts) {
+            plan.partitions[i].1.push(row);
+        }
+    }
+    let stats = probe.stats;
+    tracing::info!(
+        lookups = stats.lookups,
+        bloom_checks = stats.bloom_checks,
+        files_read = stats.files_read,
+        "probed the table for events older than the dedup window"
+    );
+    Ok(())
+}
+
+/// What [`write`] wrote of the events.
+pub(super) struct Encoded {
+    /// The data files, with the keys of their rows in file order.
+    written: Vec<Written>,
+    /// The position-delete files.
+    delete_files: Vec<DataFile>,
+    /// Rows in the data files.
+    rows: u64,
+    /// The newest `created_datetime` written (freshness).
+    newest_micros: Option<i64>,
+}
+
+/// Writes the planned rows, one file per partition or more when a
+/// partition exceeds the target file size, in parallel but at most
+/// `write_parallelism` at a time (so only that many Arrow batches and
+/// encoders are alive); then the position-delete files.
+async fn write(
+    tables: &mut Tables,
+    partitions: Vec<(Partition, Vec<Row>)>,
+    deletes: &mut Deletes,
+    report: &mut RunReport,
+) -> Result<Encoded, RunError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(tables.write_parallelism));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rows_written = 0u64;
+    let mut heap_bytes = 0usize;
+    let mut newest_micros = None;
+    for (partition, mut rows) in partitions {
+        if rows.is_empty() {
+            continue;
+        }
+        rows_written += rows.len() as u64;
+        newest_micros = rows
+            .iter()
+            .map(|r| r.event.created_micros)
+            .max()
+            .max(newest_micros);
+        let partition_bytes: usize = rows.iter().map(|r| r.event.heap_size()).sum();
+        heap_bytes += partition_bytes;
+        let files = (partition_bytes as f64 * tables.file_bytes_per_heap_byte
+            / tables.target_file_size as f64)
+            .ceil()
+            .max(1.0) as usize;
+        let per_file = rows.len().div_ceil(files);
+        let writer = tables.events.writer.clone();
+        let schema = tables.events.schema.clone();
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _permit = permits.acquire_owned().await;
+            // Sort order: event_type (constant in a partition), created_datetime.
+            // Split after sorting, so files of a partition cover disjoint
+            // time ranges and scans prune by created_datetime bounds.
+            rows.sort_by_key(|r| r.event.created_micros);
+            let mut files = Vec::new();
+            while !rows.is_empty() {
+                let rest = rows.split_off(per_file.min(rows.len()));
+                let part = std::mem::replace(&mut rows, rest);
+                let refs: Vec<_> = part.iter().collect();
+                let batch = events_batch(&schema, &refs)?;
+                // Row i of the file is part[i]: what the index learns after the commit.
+                let keys: Vec<(u128, i64)> = part
+                    .iter()
+                    .map(|r| (r.event.key, r.event.content_hash))
+                    .collect();
+                // The batch holds copies of the values: free the rows before encoding.
+                drop(refs);
+                drop(part);
+                let file = writer.write(&partition, &batch).await?;
+                files.push(Written {
+                    file,
+                    partition: partition.clone(),
+                    keys,
+                });
+            }
+            Ok::<_, TableError>(files)
+        });
+    }
+    let mut written = Vec::with_capacity(tasks.len());
+    while let Some(done) = tasks.join_next().await {
+        let done = done.map_err(|e| {
+            TableError::Iceberg(iceberg::Error::new(
+                iceberg::ErrorKind::Unexpected,
+                format!("writing a data file panicked: {e}"),
+            ))
+        })??;
+        written.extend(done);
+    }
+    let mut delete_files = Vec::with_capacity(deletes.len());
+    for (partition, positions) in deletes.iter_mut() {
+        let file = tables
+            .events
+            .writer
+            .write_position_deletes(partition, positions)
+            .await?;
+        report.bytes_written += file.file_size_in_bytes();
+        delete_files.push(file);
+    }
+    report.files_written += delete_files.len() as u64;
+    let flushed_bytes: u64 = written.iter().map(|w| w.file.file_size_in_bytes()).sum();
+    report.bytes_written += flushed_bytes;
+    if heap_bytes > 0 && flushed_bytes > 0 {
+        // Learn how much a buffered byte weighs on disk, to size the next files.
+        tables.file_bytes_per_heap_byte = flushed_bytes as f64 / heap_bytes as f64;
+    }
+    report.files_written += written.len() as u64;
+    Ok(Encoded {
+        written,
+        delete_files,
+        rows: rows_written,
+        newest_micros,
+    })
+}
+
+/// Commits the written events with the buffer's checkpoint, rebasing the
+/// deletes on whatever another writer committed meanwhile; then the key
+/// index learns the rows, and the commit is counted and logged.
+async fn commit_events(
+    tables: &mut Tables,
+    buffer: &Buffer,
+    encoded: Encoded,
+    deletes: Deletes,
+    mut counts: QualityCounts,
+    report: &mut RunReport,
+    progress: &Progress,
+) -> Result<(), RunError> {
+    let Encoded {
+        written,
+        delete_files,
+        rows,
+        newest_micros,
+    } = encoded;
+    let events_checkpoint = tables.events.table.checkpoint()?;
+    counts.rows_written = rows;
+    let files: Vec<DataFile> = written.iter().map(|w| w.file.clone()).collect();
+    let mut change =
+        checkpointed_change(buffer, &events_checkpoint, files, counts.to_summary(), true);
+    change.added_delete_files = delete_files;
+    failpoint::hit(FailPoint::AfterDataFiles);
+    let mut rebase = KeyRebase {
+        store: &tables.store,
+        writer: &tables.events.writer,
+        index: &mut tables.index,
+        mode: tables.dedup_mode,
+        written: &written,
+        deletes,
+        withdrawn: HashSet::new(),
+        counts: &mut counts,
+    };
+    let commit_started = Instant::now();
+    let outcome = tables
+        .store
+        .commit_rebasing(&tables.events.table, &mut change, Some(&mut rebase))
+        .await?;
+    let commit_latency = commit_started.elapsed();
+    let commit_ms = commit_latency.as_secs_f64() * 1e3;
+    let withdrawn = std::mem::take(&mut rebase.withdrawn);
+    failpoint::hit(FailPoint::BeforePositionsAdvance);
+    // The rows are in the table now: the index may point at them.
+    for (i, w) in written.iter().enumerate() {
+        let id = tables
+            .index
+            .add_file(w.file.file_path(), w.partition.clone());
+        for (pos, (key, hash)) in w.keys.iter().enumerate() {
+            if !withdrawn.contains(&(i, pos as u32)) {
+                tables.index.insert(*key, id, pos as u32, *hash);
+            }
+        }
+    }
+    let dropped = tables.index.evict_to_budget();
+    if dropped > 0 {
+        tracing::warn!(
+            days = dropped,
+            oldest_day = %crate::table::writer::format_day(tables.index.oldest_day()),
+            "the key index reached its memory budget: older days are now checked in the table"
+        );
+    }
+    report.event_snapshots += 1;
+    report.commit_conflicts += u64::from(outcome.conflicts);
+    report.counts.add_capped(&counts);
+    crate::telemetry::metrics().committed(&CommitRecord {
+        table: &tables.events.table.name.to_string(),
+        counts: &counts,
+        files: (change.added_data_files.len() + change.added_delete_files.len()) as u64,
+        bytes: change
+            .added_data_files
+            .iter()
+            .chain(&change.added_delete_files)
+            .map(|f| f.file_size_in_bytes())
+            .sum(),
+        conflicts: outcome.conflicts,
+        latency: commit_latency,
+        newest_micros,
+        events: true,
+        health: outcome.health.map(|h| (h.metadata_bytes, h.manifests)),
+    });
+    progress
+        .rows_committed
+        .fetch_add(counts.rows_written, Ordering::Relaxed);
+    tracing::info!(
+        table = %tables.events.table.name,
+        snapshot_id = outcome.snapshot_id,
+        rows = counts.rows_written,
+        files = change.added_data_files.len(),
+        duplicates = counts.duplicates_dropped(),
+        deleted = counts.rows_deleted,
+        rejected = counts.rejected_total(),
+        conflicts = outcome.conflicts,
+        commit_ms,
+        "committed events"
+    );
+    tables.events.table = outcome.table;
+    tables
+        .committed
+        .send_replace(tables.events.table.checkpoint()?);
+    crate::telemetry::metrics().buffered(0, 0);
+    Ok(())
+}
+
+/// Whether a record at `position` is at or before the committed `checkpoint`
+/// of its source.
+fn already_stored(position: &RecordPosition, checkpoint: &SourcePosition) -> bool {
+    match (position, checkpoint) {
+        (RecordPosition::Line { offset, .. }, SourcePosition::File(p)) => *offset < p.offset,
+        (RecordPosition::Record { seq, .. }, SourcePosition::Shard(p)) => {
+            crate::checkpoint::sequence_cmp(Some(seq), p.seq.as_deref())
+                != std::cmp::Ordering::Greater
+        }
+        _ => false,
+    }
+}
+
+/// A change adding `files`, moving every source of `buffer` from where
+/// `committed` says it stands to the end of the buffer.
+///
+/// With `from_reads` (the events table), a shard moves from where its
+/// records were read from, so that the commit is refused if the table's
+/// checkpoint is anywhere else by then (another task committed the shard).
+fn checkpointed_change(
+    buffer: &Buffer,
+    committed: &Checkpoint,
+    files: Vec<DataFile>,
+    summary: BTreeMap<String, String>,
+    from_reads: bool,
+) -> Change {
+    let mut checkpoint_from = BTreeMap::new();
+    let mut checkpoint_to = Checkpoint::new();
+    for (key, span) in &buffer.spans {
+        if !span.source.checkpointed {
+            continue;
+        }
+        if from_reads && matches!(span.from, SourcePosition::Shard(_)) {
+            if span.to.is_after(&span.from) {
+                checkpoint_from.insert(key.clone(), shared::as_committed(&span.from));
+                checkpoint_to.set(key, span.to.clone());
+            }
+            continue;
+        }
+        let stored = committed.get(key);
+        // The rejected table's checkpoint may lag (no rejects lately) or lead
+        // (a crash after its commit); either way it moves to the batch's end.
+        if stored.is_none_or(|p| span.to.is_after(p)) {
+            checkpoint_from.insert(key.clone(), stored.cloned());
+            checkpoint_to.set(key, span.to.clone());
+        }
+    }
+    Change {
+        added_data_files: files,
+        added_delete_files: Vec::new(),
+        removed_files: Vec::new(),
+        summary,
+        checkpoint_from,
+        checkpoint_to,
+    }
+}
