@@ -53,6 +53,18 @@ pub struct ShardPosition {
 }
 
 impl SourcePosition {
+    /// The checkpoint entry this position stands for: a shard read from its
+    /// very start has none.
+    pub fn as_committed(&self) -> Option<SourcePosition> {
+        match self {
+            SourcePosition::Shard(ShardPosition {
+                seq: None,
+                end: false,
+            }) => None,
+            p => Some(p.clone()),
+        }
+    }
+
     /// Whether `self` is further into the same source than `other`.
     pub fn is_after(&self, other: &SourcePosition) -> bool {
         match (self, other) {
@@ -198,6 +210,22 @@ pub fn kinesis_source_key(stream_name: &str, consumer: &str, shard_id: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_read_from_its_start_has_no_checkpoint_entry() {
+        let at = |seq: Option<&str>, end| {
+            SourcePosition::Shard(ShardPosition {
+                seq: seq.map(str::to_string),
+                end,
+            })
+        };
+        assert_eq!(at(None, false).as_committed(), None);
+        assert_eq!(at(None, true).as_committed(), Some(at(None, true)));
+        assert_eq!(
+            at(Some("5"), false).as_committed(),
+            Some(at(Some("5"), false))
+        );
+    }
 
     #[test]
     fn round_trips_and_merges() {

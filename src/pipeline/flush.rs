@@ -20,7 +20,7 @@ use iceberg::spec::DataFile;
 use super::buffer::Buffer;
 use super::tables::Tables;
 use super::upsert::{Deletes, KeyRebase, Written, upsert_against_index, upsert_against_table};
-use super::{RunError, RunReport, shared};
+use super::{RunError, RunReport};
 use crate::checkpoint::{Checkpoint, SourcePosition};
 use crate::config::DedupMode;
 use crate::event::{RecordPosition, Row, events_batch, rejected_batch};
@@ -471,7 +471,7 @@ fn checkpointed_change(
         }
         if from_reads && matches!(span.from, SourcePosition::Shard(_)) {
             if span.to.is_after(&span.from) {
-                checkpoint_from.insert(key.clone(), shared::as_committed(&span.from));
+                checkpoint_from.insert(key.clone(), span.from.as_committed());
                 checkpoint_to.set(key, span.to.clone());
             }
             continue;

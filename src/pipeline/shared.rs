@@ -29,7 +29,6 @@ use super::tables::Tables;
 use super::upsert::{Deletes, KeyRebase};
 use super::{RunError, RunReport};
 use crate::catalog::TableName;
-use crate::checkpoint::{ShardPosition, SourcePosition};
 use crate::config::{KinesisConfig, LeaseConfig, RunConfig};
 use crate::source::SourceInfo;
 use crate::source::kinesis::{self, LoadCheckpoint, Sharing};
@@ -126,18 +125,6 @@ pub(super) fn accepts(claims: Option<&Claims>, source: &SourceInfo) -> bool {
     }
 }
 
-/// The checkpoint entry a position stands for: a shard read from its very
-/// start has none.
-pub(super) fn as_committed(position: &SourcePosition) -> Option<SourcePosition> {
-    match position {
-        SourcePosition::Shard(ShardPosition {
-            seq: None,
-            end: false,
-        }) => None,
-        p => Some(p.clone()),
-    }
-}
-
 /// Brings the tables up to date with other tasks' commits: the events table
 /// (its newly committed rows into the key index, its checkpoint to the
 /// Kinesis consumer) and, with `rejected`, the rejected table.
@@ -185,7 +172,7 @@ fn stale_source(
             continue;
         };
         if !claims.holds(key, generation)
-            || checkpoint.get(key) != as_committed(&span.from).as_ref()
+            || checkpoint.get(key) != span.from.as_committed().as_ref()
         {
             return Ok(Some(key.clone()));
         }
@@ -208,22 +195,6 @@ fn checkpoint_loader(store: &TableStore, name: &TableName) -> LoadCheckpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_shard_read_from_its_start_has_no_checkpoint_entry() {
-        let at = |seq: Option<&str>, end| {
-            SourcePosition::Shard(ShardPosition {
-                seq: seq.map(str::to_string),
-                end,
-            })
-        };
-        assert_eq!(as_committed(&at(None, false)), None);
-        assert_eq!(as_committed(&at(None, true)), Some(at(None, true)));
-        assert_eq!(
-            as_committed(&at(Some("5"), false)),
-            Some(at(Some("5"), false))
-        );
-    }
 
     #[test]
     fn only_records_of_a_held_claim_are_accepted() {
