@@ -285,14 +285,22 @@ def test_iterator_for_deleted_stream_is_resource_not_found(moto, kinesis):
 
 def test_iterators_expire_after_iterator_ttl(moto, kinesis):
     moto.create_stream(STREAM, shards=1)
-    moto.iterator_ttl = 0.3
+    # Younger than the TTL (300 s): valid.
     it = iterator(kinesis, SHARD0)
     fresh = kinesis.get_records(ShardIterator=it)["NextShardIterator"]
-    time.sleep(0.5)
+    issued = time.time()  # both were issued before (to the millisecond)
+    # Older than the TTL: expired. A TTL is set only once they are issued:
+    # on a busy machine a short one could pass between two calls.
+    ttl = 0.3
+    moto.iterator_ttl = ttl
+    aged = issued + ttl + 0.002
+    while time.time() <= aged:
+        time.sleep(max(0.0, aged - time.time()))
     for old in (it, fresh):
         with pytest.raises(ClientError) as e:
             kinesis.get_records(ShardIterator=old)
         assert error_of(e) == ("ExpiredIteratorException", 400)
+    moto.iterator_ttl = 300
     kinesis.get_records(ShardIterator=iterator(kinesis, SHARD0))
 
 
