@@ -285,14 +285,22 @@ def test_iterator_for_deleted_stream_is_resource_not_found(moto, kinesis):
 
 def test_iterators_expire_after_iterator_ttl(moto, kinesis):
     moto.create_stream(STREAM, shards=1)
-    moto.iterator_ttl = 0.3
+    # Younger than the TTL (300 s): valid.
     it = iterator(kinesis, SHARD0)
     fresh = kinesis.get_records(ShardIterator=it)["NextShardIterator"]
-    time.sleep(0.5)
+    issued = time.time()  # both were issued before (to the millisecond)
+    # Older than the TTL: expired. A TTL is set only once they are issued:
+    # on a busy machine a short one could pass between two calls.
+    ttl = 0.3
+    moto.iterator_ttl = ttl
+    aged = issued + ttl + 0.002
+    while time.time() <= aged:
+        time.sleep(max(0.0, aged - time.time()))
     for old in (it, fresh):
         with pytest.raises(ClientError) as e:
             kinesis.get_records(ShardIterator=old)
         assert error_of(e) == ("ExpiredIteratorException", 400)
+    moto.iterator_ttl = 300
     kinesis.get_records(ShardIterator=iterator(kinesis, SHARD0))
 
 
@@ -468,10 +476,27 @@ def test_call_log_measures_rate(moto, kinesis):
         it = kinesis.get_records(ShardIterator=it)["NextShardIterator"]
     got = moto.calls("GetRecords", shard_id=SHARD0)
     assert len(got) == 3
-    assert max_in_window(got, window=1.0) == 3
+    assert all(c.time <= c.answered for c in got)
+    # A window as long as the calls took holds all three, however long that was.
+    assert max_in_window(got, window=got[-1].time - got[0].time + 1e-3) == 3
     assert max_in_window(got, window=1e-9) == 1
     moto.clear_calls()
     assert moto.calls() == []
+
+
+def test_paced_allows_for_calls_the_server_got_to_late():
+    def call(arrived: float, answered: float) -> aws.Call:
+        return aws.Call("kinesis", "GetRecords", arrived, SHARD0, STREAM, 200, None, answered)
+
+    # 200 ms between arrivals, answered at once.
+    assert aws.paced([call(0.0, 0.01), call(0.2, 0.21), call(0.4, 0.41)], 0.2)
+    # 50 ms between arrivals: the first may have waited in the server (it
+    # was sent 0.2 s before the second, unseen); a third as soon cannot be.
+    assert aws.paced([call(0.5, 0.51), call(0.55, 0.56)], 0.2)
+    assert not aws.paced([call(0.5, 0.51), call(0.55, 0.56), call(0.6, 0.61)], 0.2)
+    # A client that calls again as soon as it has the answer.
+    assert not aws.paced([call(0.0, 0.01), call(0.02, 0.03), call(0.04, 0.05)], 0.2)
+    assert aws.paced([], 0.2) and aws.paced([call(0.0, 0.01)], 0.2)
 
 
 # -- Glue --------------------------------------------------------------------

@@ -385,7 +385,8 @@ def test_sigterm_commits_what_was_read_and_exits_cleanly(tmp_path, tmp_warehouse
     try:
         floe.wait_for(lambda: events_version(tmp_warehouse) >= 3, 120, "two commits", interval=0.01)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        # Floe's own shutdown deadline (90 s by default) decides; this only bounds the wait.
+        out, err = proc.communicate(timeout=floe.TIMEOUT)
     finally:
         proc.kill()
     assert proc.returncode == 0, err.decode()

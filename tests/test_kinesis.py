@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections import Counter
 
 import pytest
 
 from support import aws, floe
-from support.aws import MotoServer, max_in_window
+from support.aws import MotoServer
 from support.streams import STREAM, body, kpl_aggregate, lines_of, put
 from support.expected import expected_from_bytes
 from support.readers import by_key, duckdb_query, pyiceberg_rows
@@ -88,15 +87,14 @@ def test_sigterm_mid_stream_commits_and_the_next_run_resumes(moto, tmp_path, tmp
         # only in memory when the signal comes.
         wait_for_polls(moto, 3)
         put(moto, rest[:1_000])
-        started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-        took = time.monotonic() - started
+        # Exit 0 means the final commit finished within the 30 s deadline
+        # (Floe's own clock); the timeout only bounds the wait.
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err.decode()
-    assert took < 30
     read = floe.summary_value(out.decode(), "records read")
     assert 0 < read <= len(first) + 1_000
     assert len(pyiceberg_rows(tmp_warehouse, EVENTS)) > 0, "the shutdown committed what was read"
@@ -156,8 +154,11 @@ def test_throttling_and_expired_iterators_lose_nothing(moto, tmp_path, tmp_wareh
         "LimitExceededException": 1,
         "ExpiredIteratorException": 2,
     }
+    # At most five calls a second per shard: at least 200 ms between the
+    # calls as Floe sent them (counting arrivals in a window would count
+    # calls a busy server got to late as bunched).
     for s in moto.shards(STREAM):
-        assert max_in_window([c for c in calls if c.shard_id == s["ShardId"]]) <= 5
+        assert aws.paced([c for c in calls if c.shard_id == s["ShardId"]], 0.2)
 
 
 def test_kpl_aggregated_records_are_unpacked_and_a_corrupt_one_is_rejected(moto, tmp_path, tmp_warehouse):

@@ -74,15 +74,23 @@ def finish(proc: subprocess.Popen) -> str:
 
 
 def wait_committed(proc: subprocess.Popen, addr: str, records: int) -> ops.Metrics:
-    """Scrapes until every one of `records` has its outcome committed."""
+    """Scrapes until every one of `records` has its outcome committed and
+    the commit is done: a commit updates the metrics in steps (the counts,
+    the newest event time, then the buffer emptied), and a scrape can land
+    between them, the later the more often on a busy machine. The buffer
+    emptied comes last, so its 0 is awaited too."""
     seen: dict[str, ops.Metrics] = {}
 
     def done() -> bool:
         seen["m"] = ops.scrape(addr)
-        return ops.value(seen["m"], "floe_records_committed_total") == records or floe.exited(proc)
+        return (
+            ops.value(seen["m"], "floe_records_committed_total") == records
+            and ops.value(seen["m"], "floe_buffered_records") == 0
+        ) or floe.exited(proc)
 
-    floe.wait_for(done, floe.TIMEOUT, lambda: f"{records} records committed, /metrics says "
-                  f"{ops.value(seen.get('m', {}), 'floe_records_committed_total')}", interval=0.1)
+    floe.wait_for(done, floe.TIMEOUT, lambda: f"{records} records committed and none buffered, /metrics says "
+                  f"{ops.value(seen.get('m', {}), 'floe_records_committed_total')} committed, "
+                  f"{ops.value(seen.get('m', {}), 'floe_buffered_records')} buffered", interval=0.1)
     return seen["m"]
 
 

@@ -62,6 +62,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import threading
 import time
 import urllib.request
@@ -135,6 +136,7 @@ class Call:
     stream: str | None
     status: int  # HTTP status answered
     error: str | None  # the error's __type when status >= 400
+    answered: float  # time.monotonic() once the answer was ready, before it was sent
 
 
 @dataclass
@@ -661,7 +663,8 @@ def _make_call_action(service: str, stock: Callable[[Any], Any] = BaseResponse.c
             else:
                 status, headers, body = stock(self)
             error = _error_type(body) if int(status) >= 400 else None
-            _STATE.calls.append(Call(service, operation, arrived, shard_id, stream_name, int(status), error))
+            answered = time.monotonic()
+            _STATE.calls.append(Call(service, operation, arrived, shard_id, stream_name, int(status), error, answered))
         return status, headers, body
 
     return call_action
@@ -744,6 +747,28 @@ def max_in_window(calls: Sequence[Call], window: float = 1.0) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+def paced(calls: Sequence[Call], gap: float) -> bool:
+    """Whether one client's calls, made one after another (each once the
+    previous one was answered), can have been sent at least `gap` seconds
+    apart. The server only knows that each was sent after the previous
+    call's answer and before it arrived; the client may have sent a call
+    long before a busy server got to it. So this holds for a client that
+    waits `gap` between its calls however late the server saw them, where
+    counting arrivals in a window (`max_in_window`) can see two calls
+    bunched; and it fails for a client that does not wait.
+
+    The check: the earliest send time each call can have had, given the
+    gap after the previous one's, must not be after its arrival."""
+    earliest = -math.inf
+    previous: Call | None = None
+    for call in sorted(calls, key=lambda c: c.time):
+        earliest = max(previous.answered if previous else -math.inf, earliest + gap)
+        if earliest > call.time:
+            return False
+        previous = call
+    return True
 
 
 class MotoServer:
