@@ -269,3 +269,124 @@ impl Rebase for KeyRebase<'_> {
         Box::pin(self.rebase_now(previous, current, change))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::event::{DecodeLimits, Origin, RecordPosition, decode};
+
+    const UUID: &str = "0b5a6c52-0000-4000-8000-000000000001";
+
+    fn row(body: &str) -> Row {
+        let line = format!(
+            r#"{{"event_uuid":"{UUID}","event_name":"payment:order:completed","created_at":1764547200,"amount":{body}}}"#
+        );
+        let limits = DecodeLimits {
+            max_record_size: 1 << 20,
+            now_seconds: 1_764_633_600.0,
+            ..Default::default()
+        };
+        Row {
+            event: decode(line.as_bytes(), &limits).unwrap(),
+            origin: Origin {
+                source: Arc::from("events.jsonl"),
+                position: RecordPosition::Line { offset: 0, line: 1 },
+                ingested_micros: 0,
+            },
+        }
+    }
+
+    /// Every branch of the upsert decision: no live row, an identical one,
+    /// a changed one, in both modes; what is kept, deleted and counted.
+    #[test]
+    fn the_upsert_decision_as_a_table() {
+        let partition = Partition::events(20_423, "payment");
+        // (live row's body, mode, kept, deletes, identical, skipped, replaced)
+        let cases = [
+            (None, DedupMode::Upsert, true, 0, 0, 0, 0),
+            (None, DedupMode::KeepFirst, true, 0, 0, 0, 0),
+            (Some("10"), DedupMode::Upsert, false, 0, 1, 0, 0),
+            (Some("10"), DedupMode::KeepFirst, false, 0, 1, 0, 0),
+            (Some("11"), DedupMode::Upsert, true, 1, 0, 0, 1),
+            (Some("11"), DedupMode::KeepFirst, false, 0, 0, 1, 0),
+        ];
+        for (live, mode, kept, deleted, identical, skipped, replaced) in cases {
+            let incoming = row("10");
+            let mut index = KeyIndex::new(0, 1 << 20);
+            if let Some(body) = live {
+                let file = index.add_file("data/live.parquet", partition.clone());
+                index.insert(incoming.event.key, file, 7, row(body).event.content_hash);
+            }
+            let mut deletes = Deletes::new();
+            let mut counts = QualityCounts::default();
+            let got = upsert_against_index(&index, mode, &incoming, &mut deletes, &mut counts);
+            let case = format!("live {live:?}, {mode:?}");
+            assert_eq!(got, kept, "{case}: kept");
+            let want: Deletes = if deleted == 1 {
+                BTreeMap::from([(
+                    partition.clone(),
+                    vec![("data/live.parquet".to_string(), 7)],
+                )])
+            } else {
+                Deletes::new()
+            };
+            assert_eq!(deletes, want, "{case}: deletes");
+            assert_eq!(
+                (
+                    counts.duplicates_identical,
+                    counts.duplicates_skipped,
+                    counts.duplicates_replaced,
+                    counts.rows_deleted
+                ),
+                (identical, skipped, replaced, deleted as u64),
+                "{case}: counts"
+            );
+        }
+    }
+
+    /// A late row is decided the same way against what the table probe found.
+    #[test]
+    fn a_late_row_is_decided_like_an_indexed_one() {
+        let partition = Partition::events(20_423, "payment");
+        let incoming = row("10");
+        let found = |body: &str| Found {
+            path: "data/old.parquet".to_string(),
+            partition: partition.clone(),
+            pos: 3,
+            hash: row(body).event.content_hash,
+        };
+        let mut deletes = Deletes::new();
+        let mut counts = QualityCounts::default();
+        assert!(upsert_against_table(
+            None,
+            DedupMode::Upsert,
+            &incoming,
+            &mut deletes,
+            &mut counts
+        ));
+        assert!(!upsert_against_table(
+            Some(found("10")),
+            DedupMode::Upsert,
+            &incoming,
+            &mut deletes,
+            &mut counts
+        ));
+        assert!(upsert_against_table(
+            Some(found("12")),
+            DedupMode::Upsert,
+            &incoming,
+            &mut deletes,
+            &mut counts
+        ));
+        assert_eq!(
+            deletes,
+            BTreeMap::from([(partition, vec![("data/old.parquet".to_string(), 3)])])
+        );
+        assert_eq!(
+            (counts.duplicates_identical, counts.duplicates_replaced),
+            (1, 1)
+        );
+    }
+}
