@@ -1,11 +1,14 @@
-//! Tests of the generator: determinism, exact counts, shapes, duplicates, bad kinds.
+//! Tests of the generator as a whole: determinism, exact counts, the shape
+//! and kind of every line, line length, options; and the helpers the tests
+//! beside each part (`lines/tests.rs`, `history.rs`, `vocab.rs`) share.
 
+use super::lines::{TOO_LARGE_EVERY, TOO_LARGE_SLOT};
 use super::*;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Small oversize so most tests stay fast; one test uses the default.
-fn opts(events: u64, seed: u64) -> GenerateOptions {
+pub(super) fn opts(events: u64, seed: u64) -> GenerateOptions {
     GenerateOptions {
         events,
         seed,
@@ -14,20 +17,20 @@ fn opts(events: u64, seed: u64) -> GenerateOptions {
     }
 }
 
-fn run(o: &GenerateOptions) -> (Vec<u8>, GenerateStats) {
+pub(super) fn run(o: &GenerateOptions) -> (Vec<u8>, GenerateStats) {
     let mut out = Vec::new();
     let stats = generate(o, &mut out).expect("generate");
     (out, stats)
 }
 
-fn lines(out: &[u8]) -> Vec<&[u8]> {
+pub(super) fn lines(out: &[u8]) -> Vec<&[u8]> {
     assert!(out.is_empty() || out.ends_with(b"\n"));
     out.split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .collect()
 }
 
-fn valid_name(n: &str) -> bool {
+pub(super) fn valid_name(n: &str) -> bool {
     let parts: Vec<&str> = n.split(':').collect();
     (1..=3).contains(&parts.len())
         && parts
@@ -35,7 +38,7 @@ fn valid_name(n: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
-fn is_uuid_v4(s: &str) -> bool {
+pub(super) fn is_uuid_v4(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
         && b.iter().enumerate().all(|(i, &c)| match i {
@@ -47,7 +50,7 @@ fn is_uuid_v4(s: &str) -> bool {
 }
 
 /// The ingester's verdict, re-derived independently.
-fn classify(line: &[u8], oversize: usize) -> &'static str {
+pub(super) fn classify(line: &[u8], oversize: usize) -> &'static str {
     if line.len() >= oversize {
         return "too_large";
     }
@@ -75,7 +78,7 @@ fn classify(line: &[u8], oversize: usize) -> &'static str {
 }
 
 /// Splits a valid line into (uuid, name, created_at text, payload object).
-fn envelope(line: &[u8]) -> (String, String, String, serde_json::Map<String, Value>) {
+pub(super) fn envelope(line: &[u8]) -> (String, String, String, serde_json::Map<String, Value>) {
     let text = std::str::from_utf8(line).expect("utf8");
     assert!(text.starts_with("{\"event_uuid\":\""), "{text}");
     assert_eq!(&text[51..66], "\",\"event_name\":", "{text}");
@@ -96,7 +99,7 @@ fn envelope(line: &[u8]) -> (String, String, String, serde_json::Map<String, Val
     (text[15..51].to_string(), name, ts, obj)
 }
 
-fn kind_tag(v: &Value) -> &'static str {
+pub(super) fn kind_tag(v: &Value) -> &'static str {
     match v {
         Value::String(_) => "string",
         Value::Number(n) if n.is_f64() => "float",
@@ -262,185 +265,6 @@ fn every_line_has_the_stated_shape_and_kind() {
     }
 }
 
-/// Which variant of its kind a bad line is, e.g. `bad_event_name:empty_first`.
-fn variant(line: &[u8]) -> String {
-    let kind = classify(line, 4096);
-    if kind == "too_large" {
-        return kind.to_string();
-    }
-    let v = match serde_json::from_slice::<Value>(line) {
-        Err(_) if std::str::from_utf8(line).is_err() => "utf8".to_string(),
-        Err(_) if line.starts_with(b"{\"event_uuid\":\"") => "truncated".to_string(),
-        Err(_) => "garbage".to_string(),
-        Ok(Value::Object(o)) => {
-            let field = match kind {
-                "bad_event_uuid" => "event_uuid",
-                "bad_event_name" => "event_name",
-                _ => "created_at",
-            };
-            match o.get(field) {
-                None => "missing".to_string(),
-                Some(Value::String(s)) if s.is_empty() => "empty".to_string(),
-                Some(Value::String(s)) if s.starts_with(':') => "empty_first".to_string(),
-                Some(Value::Number(n)) if kind != "bad_event_uuid" => n.to_string(),
-                Some(other) => kind_tag(other).to_string(),
-            }
-        }
-        Ok(other) if other.is_number() => "number".to_string(),
-        Ok(other) => kind_tag(&other).to_string(),
-    };
-    format!("{kind}:{v}")
-}
-
-#[test]
-fn bad_lines_cover_every_variant() {
-    let o = GenerateOptions {
-        dup_rate: 0.0,
-        changed_dup_rate: 0.0,
-        bad_rate: 1.0,
-        ..opts(400, 21)
-    };
-    let (out, _) = run(&o);
-    let seen: BTreeMap<String, usize> =
-        lines(&out)
-            .into_iter()
-            .skip(1)
-            .fold(BTreeMap::new(), |mut m, l| {
-                *m.entry(variant(l)).or_default() += 1;
-                m
-            });
-    let expected = [
-        "invalid_json:utf8",
-        "invalid_json:truncated",
-        "invalid_json:garbage",
-        "not_object:array",
-        "not_object:string",
-        "not_object:number",
-        "not_object:null",
-        "bad_event_uuid:missing",
-        "bad_event_uuid:int",
-        "bad_event_uuid:empty",
-        "bad_event_name:missing",
-        "bad_event_name:42",
-        "bad_event_name:object",
-        "bad_event_name:empty_first",
-        "bad_event_name:empty",
-        "bad_created_at:missing",
-        "bad_created_at:string",
-        "bad_created_at:null",
-        "bad_created_at:bool",
-        "created_at_out_of_range:946684799",
-        "created_at_out_of_range:12",
-        "created_at_out_of_range:4102444800",
-        "too_large",
-    ];
-    let mut want = expected.to_vec();
-    want.sort_unstable();
-    assert_eq!(
-        seen.keys().map(String::as_str).collect::<Vec<_>>(),
-        want,
-        "{seen:?}"
-    );
-}
-
-#[test]
-fn too_large_has_exact_default_size() {
-    let o = GenerateOptions {
-        bad_rate: 0.5,
-        ..GenerateOptions {
-            events: 20,
-            seed: 3,
-            ..Default::default()
-        }
-    };
-    let (out, s) = run(&o);
-    assert_eq!(s.bad_by_kind["too_large"], 1);
-    let big: Vec<_> = lines(&out)
-        .into_iter()
-        .filter(|l| l.len() > 100_000)
-        .collect();
-    assert_eq!(big.len(), 1);
-    assert_eq!(big[0].len(), 1_048_576 + 1024);
-    let v: Value = serde_json::from_slice(big[0]).expect("json");
-    assert!(v["event_uuid"].as_str().is_some_and(is_uuid_v4));
-}
-
-#[test]
-fn duplicates_come_mostly_from_recent_lines() {
-    let o = GenerateOptions {
-        dup_rate: 0.1,
-        ..opts(30_000, 11)
-    };
-    let (out, _) = run(&o);
-    let mut index: HashMap<&[u8], usize> = HashMap::new();
-    let (mut recent, mut old) = (0, 0);
-    for line in lines(&out)
-        .into_iter()
-        .filter(|l| classify(l, 4096) == "valid")
-    {
-        let n = index.len();
-        match index.get(line) {
-            Some(&i) if n - i <= RING_LINES => recent += 1,
-            Some(_) => old += 1,
-            None => {
-                index.insert(line, n);
-            }
-        }
-    }
-    let share = old as f64 / (recent + old) as f64;
-    assert!((0.05..0.15).contains(&share), "old share {share}");
-}
-
-#[test]
-fn history_stays_bounded() {
-    let mut h = History::default();
-    let mut rng = Rng::new(1);
-    for i in 0..20_000 {
-        h.push(&mut rng, format!("line {i}").as_bytes(), 0, 0);
-    }
-    assert_eq!(
-        (h.ring.len(), h.reservoir.len()),
-        (RING_LINES, RESERVOIR_LINES)
-    );
-    let old = h.reservoir.iter().filter(|s| s.line.len() < 9).count();
-    assert!(old > 0, "the reservoir samples old lines too");
-}
-
-#[test]
-fn vocabulary_is_fixed_and_skewed() {
-    let v = Vocab::new();
-    let names: HashSet<String> = v
-        .events
-        .iter()
-        .map(|e| String::from_utf8(e.name_json[1..e.name_json.len() - 1].to_vec()).expect("utf8"))
-        .collect();
-    assert!((80..=120).contains(&names.len()));
-    assert!(names.iter().all(|n| valid_name(n)));
-    let types: HashSet<&str> = names.iter().filter_map(|n| n.split(':').next()).collect();
-    assert!((10..=14).contains(&types.len()), "{types:?}");
-    for parts in 1..=3 {
-        assert!(names.iter().any(|n| n.split(':').count() == parts));
-    }
-    assert!(v.events.iter().all(|e| (3..=12).contains(&e.fields.len())));
-    let first = v.cumulative[0];
-    let last = v.cumulative[NAME_COUNT - 1] - v.cumulative[NAME_COUNT - 2];
-    assert_eq!(first / last, 100);
-    // Independent of the seed: two files share their names.
-    let names_of = |seed| {
-        let (out, _) = run(&GenerateOptions {
-            bad_rate: 0.0,
-            ..opts(30_000, seed)
-        });
-        lines(&out)
-            .into_iter()
-            .map(|l| envelope(l).1)
-            .collect::<HashSet<_>>()
-    };
-    let a = names_of(1);
-    assert_eq!(a, names_of(2));
-    assert_eq!(a, names);
-}
-
 #[test]
 fn average_line_length_is_realistic() {
     let (out, s) = run(&GenerateOptions {
@@ -529,22 +353,4 @@ fn validate_options_rejects_bad_values() {
         let err = generate(&GenerateOptions { events: 10, ..o }, &mut Vec::new()).err();
         assert_eq!(err.is_none(), valid);
     }
-}
-
-#[test]
-fn minimum_oversize_still_exact() {
-    let o = GenerateOptions {
-        bad_rate: 0.5,
-        oversize_bytes: MIN_OVERSIZE_BYTES,
-        ..opts(40, 8)
-    };
-    let (out, _) = run(&o);
-    // Ordinary events are longer than 256 bytes, so find it by its pad.
-    let padded: Vec<_> = lines(&out)
-        .into_iter()
-        .filter(|l| l.windows(11).any(|w| w == b"\"padding\":\""))
-        .collect();
-    assert_eq!(padded.len(), 1);
-    assert_eq!(padded[0].len(), MIN_OVERSIZE_BYTES);
-    serde_json::from_slice::<Value>(padded[0]).expect("json");
 }
