@@ -24,6 +24,7 @@
 //!    - [`checkpoint`]: source positions and the checkpoint committed with the data.
 //!    - [`failpoint`]: named points where tests crash, freeze or panic the process.
 //!    - [`aws`]: the AWS configuration shared by Kinesis, Glue, S3 and DynamoDB.
+//!    - [`retry`]: how long every retry loop waits (one backoff policy).
 //! 2. [`event`]: pure record handling: [`event::decode`] and Arrow batches.
 //!    [`catalog`]: catalog pointers and their compare-and-swap (SQLite, AWS Glue).
 //! 3. [`table`]: the Iceberg side: schema files and layouts, Parquet data
@@ -55,6 +56,7 @@ pub mod failpoint;
 pub mod generate;
 pub mod pipeline;
 pub mod report;
+pub mod retry;
 pub mod source;
 pub mod supervise;
 pub mod table;

@@ -12,7 +12,6 @@ use std::time::Duration;
 use iceberg::io::FileIO;
 use iceberg::spec::{FormatVersion, TableMetadata, TableMetadataBuilder};
 use iceberg::{MetadataLocation, TableIdent};
-use uuid::Uuid;
 
 use crate::catalog::{Catalog, SwapOutcome, TableName};
 use crate::checkpoint::Checkpoint;
@@ -535,11 +534,9 @@ pub(in crate::table) enum Swap {
     Unreachable,
 }
 
-/// Exponential backoff with jitter: 10 ms doubling, capped at 2 s.
+/// The wait before commit retry number `attempt` ([`crate::retry::COMMIT`]).
 pub(in crate::table) fn backoff(attempt: u32) -> Duration {
-    let base = 10u64.saturating_mul(1 << attempt.min(8)).min(2_000);
-    let jitter = Uuid::new_v4().as_u128() as u64 % (base / 2 + 1);
-    Duration::from_millis(base / 2 + jitter)
+    crate::retry::COMMIT.delay(attempt)
 }
 
 #[cfg(test)]

@@ -49,8 +49,6 @@ const IDLE_POLL: Duration = Duration::from_millis(1_000);
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
 /// How often every shard's lag is logged.
 const LAG_LOG_INTERVAL: Duration = Duration::from_secs(60);
-/// Longest pause between retries of a throttled or failed call.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// A batch of records from one shard.
 #[derive(Debug)]
@@ -163,14 +161,9 @@ where
     }
 }
 
-/// Exponential backoff with full jitter: up to 200 ms doubling per failure,
-/// capped at [`MAX_BACKOFF`].
+/// The wait after `failures` failed calls in a row ([`crate::retry::KINESIS`]).
 fn backoff(failures: u32) -> Duration {
-    let cap = Duration::from_millis(200)
-        .saturating_mul(1 << failures.min(10))
-        .min(MAX_BACKOFF);
-    let jitter = uuid::Uuid::new_v4().as_u128() as u64 % (cap.as_millis() as u64 + 1);
-    Duration::from_millis(jitter.max(50))
+    crate::retry::KINESIS.delay(failures.saturating_sub(1))
 }
 
 /// A Kinesis client from the default AWS configuration chain (environment,
@@ -237,13 +230,5 @@ mod tests {
             crate::checkpoint::kinesis_source_key(&arn.name, "floe", "shardId-000000000002"),
             "kinesis:clicks:floe:shardId-000000000002"
         );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for failures in 0..40 {
-            let d = backoff(failures);
-            assert!(d >= Duration::from_millis(50) && d <= MAX_BACKOFF, "{d:?}");
-        }
     }
 }
