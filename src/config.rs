@@ -4,7 +4,7 @@
 //!
 //! Precedence, highest first: command-line flag, environment variable, TOML
 //! file, default. Flags and environment variables are merged by the CLI parser
-//! (see `src/main.rs`); this module layers the file and the defaults under them.
+//! (see `src/cli/run.rs`); this module layers the file and the defaults under them.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;

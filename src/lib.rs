@@ -44,7 +44,8 @@
 //! 8. [`report`]: run summaries and table descriptions.
 //!    [`generate`]: deterministic sample events for demos, tests and benchmarks.
 //!
-//! The command line (`src/main.rs`) sits on top and uses them all.
+//! The command line (`src/main.rs` and `src/cli/`) sits on top and uses them
+//! all.
 
 pub mod aws;
 pub mod catalog;
