@@ -2,9 +2,11 @@
 //! through `tracing` (text or JSON); progress is one line redrawn on a
 //! terminal, so stdout stays for results (and EMF metric lines when asked).
 
+mod emf;
 pub mod http;
 pub mod metrics;
 pub mod progress;
+mod prometheus;
 
 pub use metrics::metrics;
 pub use progress::{LogFormat, Progress, ProgressMode, ShardLag, ShardLags};

@@ -20,6 +20,8 @@ from infra_hcl import REPO
 
 SRC = REPO / "src"
 METRICS_RS = SRC / "telemetry" / "metrics.rs"
+EMF_RS = SRC / "telemetry" / "emf.rs"
+PROMETHEUS_RS = SRC / "telemetry" / "prometheus.rs"
 DECODE_RS = SRC / "event" / "decode.rs"
 
 # The units of CloudWatch's MetricDatum (the ones a count, a duration or a
@@ -130,10 +132,10 @@ def emf_metrics() -> dict[str, set[tuple[str, ...]]]:
     """Every CloudWatch metric Floe's EMF lines carry: name -> the dimension
     name sets it is sent with (sorted tuples; one metric may be sent with
     several, e.g. Rejected by Table, and by Table and Reason)."""
-    code = _Code(METRICS_RS)
+    code = _Code(EMF_RS)
     functions = code.functions()
     calls = [m.end() - 1 for m in re.finditer(r"(?<!fn )\bemf\(", code.blank)]
-    assert calls, f"no emf( call in {METRICS_RS}"
+    assert calls, f"no emf( call in {EMF_RS}"
     found: dict[str, set[tuple[str, ...]]] = {}
     units: dict[str, str] = {}
     placed: set[int] = set()  # offsets of the value tuples some call sends
@@ -173,7 +175,7 @@ def emf_metrics() -> dict[str, set[tuple[str, ...]]]:
 def render_labels() -> dict[str, set[str]]:
     """Every sample name written literally in `fn render` (the /metrics
     text) -> the label names it is written with."""
-    code = _Code(METRICS_RS)
+    code = _Code(PROMETHEUS_RS)
     start, end = next((s, e) for name, s, e in code.functions() if name == "render")
     out: dict[str, set[str]] = {}
     for match in re.finditer(r"\bout\.(sample|single)\(", code.blank[start:end]):

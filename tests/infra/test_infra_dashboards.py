@@ -5,7 +5,7 @@ what Floe sends.
 The CloudWatch dashboard's body is `jsonencode(local.dashboard)`; the local is
 resolved per environment with the evaluator of infra_hcl.py (names, region,
 thresholds filled in as a plan would) and every metric it plots is held
-against the EMF lines of src/telemetry/metrics.rs (read by floe_code.py):
+against the EMF lines of src/telemetry/emf.rs (read by floe_code.py):
 Floe's namespace, the metric's name and the exact set of dimension names it
 is sent with. Kinesis metrics must be real ones, the per-shard one enabled on
 the stream.

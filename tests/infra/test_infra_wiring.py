@@ -25,12 +25,12 @@ MODULE_SOURCES = {
 # What each environment folder holds (besides backend.hcl.example).
 ENV_FILES = {"main.tf", "outputs.tf", "versions.tf"}
 # The metrics Floe's EMF lines carry (namespace FLOE_EMF_NAMESPACE), read from
-# the code that writes them: ("Name", "Unit", value), in emf_lines,
+# the code that writes them: ("Name", "Unit", value), in commit_lines,
 # commit_failed and stage_restarted. floe_code.emf_metrics() reads the same
 # code call by call, with each metric's dimension names.
 FLOE_EMF_METRICS = set(re.findall(
     r'\("([A-Z][A-Za-z]+)", "(?:Count|Seconds|Bytes)",',
-    (INFRA.parent / "src" / "telemetry" / "metrics.rs").read_text().split("#[cfg(test)]", 1)[0],
+    (INFRA.parent / "src" / "telemetry" / "emf.rs").read_text().split("#[cfg(test)]", 1)[0],
 ))
 assert FLOE_EMF_METRICS == set(emf_metrics()), "a metric's unit is neither Count, Seconds nor Bytes"
 # AWS Glue refuses a table whose metadata passes this many bytes.
