@@ -44,4 +44,4 @@ FLOE_BIN="$FLOE_BIN" PYTEST_ARGS= bash scripts/infra-check.sh
 step "end-to-end tests (pytest)"
 # tests/infra runs above, in its own virtualenv.
 # shellcheck disable=SC2086
-"$VENV/bin/python" -m pytest tests -q --ignore=tests/infra ${PYTEST_ARGS:-}
+"$VENV/bin/python" -m pytest tests -q --durations=15 --ignore=tests/infra ${PYTEST_ARGS:-}
