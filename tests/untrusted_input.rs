@@ -62,6 +62,7 @@ fn aggregate(records: &[Vec<u8>]) -> Vec<u8> {
         varint(1 << 3, &mut record); // partition_key_index = 0
         varint(0, &mut record);
         field(3, data, &mut record);
+        field(4, b"\x0a\x01k", &mut record); // a tag, skipped
         field(3, &record, &mut body);
     }
     framed(&body)
@@ -105,6 +106,46 @@ fn position() -> impl Strategy<Value = SourcePosition> {
         (proptest::option::of("[0-9]{1,56}"), any::<bool>())
             .prop_map(|(seq, end)| SourcePosition::Shard(ShardPosition { seq, end })),
     ]
+}
+
+#[test]
+fn plain_records_pass_and_aggregates_split() {
+    assert_eq!(deaggregate(b"{\"a\":1}"), Ok(None));
+    let data = aggregate(&[b"one".to_vec(), b"two".to_vec(), Vec::new()]);
+    assert_eq!(
+        deaggregate(&data),
+        Ok(Some(vec![&b"one"[..], &b"two"[..], &b""[..]]))
+    );
+}
+
+#[test]
+fn corrupt_aggregates_say_why() {
+    let mut data = aggregate(&[b"one".to_vec()]);
+    let last = data.len() - 1;
+    data[last] ^= 1;
+    assert_eq!(
+        deaggregate(&data),
+        Err("aggregated record fails its MD5 check".into())
+    );
+    assert!(deaggregate(&MAGIC).unwrap_err().contains("shorter"));
+    // A valid checksum over a truncated protobuf body.
+    assert_eq!(
+        deaggregate(&framed(&[0x1A, 0x05, 0x08])),
+        Err("protobuf field runs past the end".into())
+    );
+    // A record pointing outside the partition key table.
+    let mut record = Vec::new();
+    varint(1 << 3, &mut record);
+    varint(3, &mut record);
+    field(3, b"x", &mut record);
+    let mut body = Vec::new();
+    field(1, b"pk", &mut body);
+    field(3, &record, &mut body);
+    assert!(
+        deaggregate(&framed(&body))
+            .unwrap_err()
+            .contains("partition key index 3 is outside the table of 1")
+    );
 }
 
 proptest! {
