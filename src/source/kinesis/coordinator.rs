@@ -16,12 +16,17 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::reader::{IteratorStart, ShardReader};
+use super::shard_state::{self, Finish, Known, Listed, Phase, Step, merge_newer};
 use super::{DISCOVERY_INTERVAL, Failure, LAG_LOG_INTERVAL, Stream, backoff, classify};
 use crate::checkpoint::{Checkpoint, ShardPosition, SourcePosition, kinesis_source_key};
 use crate::config::{KinesisConfig, StartPosition};
-use crate::source::lease::{Claims, LeaseLink, LeaseState, Leases, Note};
+use crate::source::lease::Leases;
 use crate::source::{SourceChunk, SourceError, SourceInfo};
 use crate::telemetry::ShardLags;
+
+mod sharing;
+
+pub use sharing::{LoadCheckpoint, Sharing};
 
 /// Where a shard's reading is.
 enum ShardState {
@@ -52,6 +57,35 @@ enum ShardState {
 }
 
 impl ShardState {
+    /// The phase, for [`shard_state`]'s decisions.
+    fn phase(&self) -> Phase {
+        match self {
+            ShardState::Waiting => Phase::Waiting,
+            ShardState::Reading { .. } => Phase::Reading,
+            ShardState::Ended => Phase::Ended,
+            ShardState::HandingOff { .. } => Phase::HandingOff,
+            ShardState::Done => Phase::Done,
+        }
+    }
+
+    /// How its reader task stands (a panic's message with it); `Running`
+    /// when none was started.
+    fn finish(&mut self) -> (Finish, Option<String>) {
+        let ShardState::Reading { task, .. } = self else {
+            return (Finish::Running, None);
+        };
+        if !task.is_finished() {
+            return (Finish::Running, None);
+        }
+        match futures::FutureExt::now_or_never(task) {
+            Some(Err(e)) if e.is_panic() => (
+                Finish::Panicked,
+                Some(crate::telemetry::join_error_message(e)),
+            ),
+            _ => (Finish::Returned, None),
+        }
+    }
+
     /// Aborts the shard's reader task, if one runs.
     fn abort_reader(&self) {
         if let ShardState::Reading { task, .. }
@@ -74,34 +108,6 @@ struct KnownShard {
     end_noted: bool,
 }
 
-/// What the consumer needs to share the stream with other tasks.
-pub struct Sharing {
-    /// The lease keeper's side.
-    pub link: LeaseLink,
-    /// What the pipeline may commit.
-    pub claims: Arc<Claims>,
-    /// Loads the events table's checkpoint as it is now.
-    pub load: LoadCheckpoint,
-    /// The lease duration: a hand-off whose commit takes longer than this
-    /// gives the lease up anyway (the checkpoint swap keeps that safe).
-    pub lease_duration: Duration,
-}
-
-/// Loads the events table's current checkpoint.
-pub type LoadCheckpoint = Arc<
-    dyn Fn() -> futures::future::BoxFuture<'static, Result<Checkpoint, crate::table::TableError>>
-        + Send
-        + Sync,
->;
-
-/// The panic message of a finished reader task, `None` if it returned.
-fn panic_of(task: JoinHandle<Option<ShardPosition>>) -> Option<String> {
-    match futures::FutureExt::now_or_never(task) {
-        Some(Err(e)) if e.is_panic() => Some(crate::telemetry::join_error_message(e)),
-        _ => None,
-    }
-}
-
 /// Logs and counts a shard reader that panicked (a bug) and is started again.
 fn reader_panicked(shard: &str, message: &str, at: &ShardPosition) {
     crate::telemetry::metrics().stage_restarted("shard-reader");
@@ -112,12 +118,6 @@ fn reader_panicked(shard: &str, message: &str, at: &ShardPosition) {
         "a shard reader panicked: starting it again after the last batch it handed over"
     );
 }
-
-/// How often the table's checkpoint is looked at while a leased child shard
-/// waits for parents another task reads.
-const PARENT_POLL: Duration = Duration::from_secs(2);
-/// Pause before loading the table's checkpoint again after a failure.
-const LOOK_RETRY: Duration = Duration::from_secs(1);
 
 pub(super) struct Coordinator {
     stream: Stream,
@@ -253,20 +253,14 @@ impl Coordinator {
     }
 
     fn learn(&mut self, listed: Vec<Shard>) {
-        let ids: Vec<String> = listed.iter().map(|s| s.shard_id().to_string()).collect();
-        for shard in listed {
-            let id = shard.shard_id().to_string();
-            if self.shards.contains_key(&id) {
-                continue;
-            }
-            // Parents past the stream's retention are no longer listed: there
-            // is nothing left of them to wait for.
-            let parents = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
-                .into_iter()
-                .flatten()
-                .filter(|p| ids.iter().any(|i| i == p))
-                .map(str::to_string)
-                .collect();
+        let listed: Vec<Listed<'_>> = listed
+            .iter()
+            .map(|s| Listed {
+                id: s.shard_id(),
+                parents: [s.parent_shard_id(), s.adjacent_parent_shard_id()],
+            })
+            .collect();
+        for (id, parents) in shard_state::discovered(&listed, |id| self.shards.contains_key(id)) {
             tracing::debug!(shard = %id, ?parents, "found shard");
             self.shards.insert(
                 id,
@@ -299,31 +293,26 @@ impl Coordinator {
             let key = kinesis_source_key(&self.stream.name, &self.consumer, id);
             let committed_end =
                 matches!(checkpoint.get(&key), Some(SourcePosition::Shard(p)) if p.end);
-            let state = std::mem::replace(&mut known.state, ShardState::Waiting);
-            known.state = match state {
-                _ if committed_end => ShardState::Done,
-                ShardState::Reading {
-                    task,
-                    start,
-                    handed,
-                    ..
-                } if task.is_finished() => match panic_of(task) {
-                    // A reader stops by itself only at the shard's end (the
-                    // end message may still be on its way) or on a fatal
-                    // error it has reported.
-                    None => ShardState::Ended,
-                    Some(message) => {
+            let (finish, message) = known.state.finish();
+            match shard_state::settle(known.state.phase(), committed_end, finish) {
+                Step::Done => known.state = ShardState::Done,
+                // A reader stops by itself only at the shard's end (the end
+                // message may still be on its way) or on a fatal error it
+                // has reported.
+                Step::Ended => known.state = ShardState::Ended,
+                Step::Restart => {
+                    let state = std::mem::replace(&mut known.state, ShardState::Waiting);
+                    if let ShardState::Reading { start, handed, .. } = state {
                         let at = handed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        reader_panicked(id, &message, &at);
+                        reader_panicked(id, message.as_deref().unwrap_or_default(), &at);
                         restarts.push((id.clone(), start, at));
-                        ShardState::Waiting
                     }
-                },
-                state => state,
-            };
+                }
+                _ => {}
+            }
         }
         for (id, start, at) in restarts {
-            let start = at.seq.clone().map_or(start, IteratorStart::After);
+            let start = shard_state::restart_from(start, &at);
             self.spawn_reader(&id, start, at, ended_tx);
         }
         for id in self.startable(None) {
@@ -334,18 +323,16 @@ impl Coordinator {
     /// Waiting shards whose parents are done (and, with `leases`, whose
     /// lease this task holds and may read).
     fn startable(&self, leases: Option<&Leases>) -> Vec<String> {
-        let done = |id: &String| {
-            self.shards
-                .get(id)
-                .is_some_and(|k| matches!(k.state, ShardState::Done))
-        };
-        self.shards
+        let known: Vec<Known<'_>> = self
+            .shards
             .iter()
-            .filter(|(_, k)| matches!(k.state, ShardState::Waiting))
-            .filter(|(_, k)| k.parents.iter().all(done))
-            .filter(|(id, _)| leases.is_none_or(|l| l.get(*id) == Some(&LeaseState::Held)))
-            .map(|(id, _)| id.clone())
-            .collect()
+            .map(|(id, k)| Known {
+                id,
+                phase: k.state.phase(),
+                parents: &k.parents,
+            })
+            .collect();
+        shard_state::startable(&known, leases)
     }
 
     fn start_reader(
@@ -358,22 +345,10 @@ impl Coordinator {
             return;
         };
         let position = |id: &str| self.position(checkpoint, id);
-        let start = match position(id) {
-            Some(ShardPosition { seq: Some(seq), .. }) => IteratorStart::After(seq),
-            // A child of a shard this consumer read continues it.
-            _ if self.start_position == StartPosition::TrimHorizon
-                || parents
-                    .iter()
-                    .any(|p| position(p).is_some_and(|p| p.seq.is_some())) =>
-            {
-                IteratorStart::TrimHorizon
-            }
-            _ => match self.start_position {
-                StartPosition::Latest => IteratorStart::Latest,
-                StartPosition::AtTimestamp(t) => IteratorStart::AtTimestamp(t),
-                StartPosition::TrimHorizon => IteratorStart::TrimHorizon,
-            },
-        };
+        let parent_read = parents
+            .iter()
+            .any(|p| position(p).is_some_and(|p| p.seq.is_some()));
+        let start = shard_state::start_at(position(id).as_ref(), parent_read, self.start_position);
         let committed = position(id).unwrap_or(ShardPosition {
             seq: None,
             end: false,
@@ -421,224 +396,12 @@ impl Coordinator {
         }
     }
 
-    /// [`Self::settle`] for a task sharing the stream: only shards it holds
-    /// a lease of are read; a lost lease stops its reader at once; a
-    /// hand-off stops it gracefully and reports once its records are
-    /// committed; a newly leased shard starts from the table's checkpoint as
-    /// it is now, looked at after the lease was taken.
-    async fn share(&mut self, ended_tx: &mpsc::UnboundedSender<String>) {
-        let Some(sharing) = &self.sharing else {
-            return;
-        };
-        let leases = sharing.link.leases.borrow().clone();
-        let notes = sharing.link.notes.clone();
-        let claims = sharing.claims.clone();
-        let handoff_timeout = sharing.lease_duration;
-        let now = Instant::now();
-        if claims.take_reset() {
-            tracing::warn!("reading every leased shard again from the table's checkpoint");
-            for known in self.shards.values_mut() {
-                known.state.abort_reader();
-                if matches!(
-                    known.state,
-                    ShardState::Reading { .. } | ShardState::Ended | ShardState::HandingOff { .. }
-                ) {
-                    known.state = ShardState::Waiting;
-                }
-            }
-            // Look at the table before anything starts again.
-            self.view_loaded = None;
-        }
-
-        // Leases gained and lost.
-        for (id, known) in &mut self.shards {
-            match (leases.contains_key(id), known.leased_since) {
-                (true, None) => known.leased_since = Some(now),
-                (false, Some(_)) => known.leased_since = None,
-                _ => {}
-            }
-        }
-        let due = |loaded: Option<Instant>, since: Option<Instant>| match (loaded, since) {
-            (None, _) => true,
-            (Some(l), Some(s)) => l <= s,
-            (Some(_), None) => false,
-        };
-        let waiting_child = self.shards.iter().any(|(id, k)| {
-            leases.get(id) == Some(&LeaseState::Held)
-                && matches!(k.state, ShardState::Waiting)
-                && !k.parents.is_empty()
-        });
-        let needs_look = self.shards.iter().any(|(id, k)| {
-            leases.contains_key(id)
-                && matches!(k.state, ShardState::Waiting)
-                && due(self.view_loaded, k.leased_since)
-        }) || self.view_loaded.is_none_or(|t| {
-            now - t >= DISCOVERY_INTERVAL || (waiting_child && now - t >= PARENT_POLL)
-        });
-        if needs_look && self.view_tried.is_none_or(|t| now - t >= LOOK_RETRY) {
-            self.view_tried = Some(now);
-            match (sharing.load)().await {
-                Ok(checkpoint) => {
-                    merge_newer(&mut self.view, &checkpoint);
-                    self.view_loaded = Some(Instant::now());
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "loading the table's checkpoint failed; leased shards wait");
-                }
-            }
-        }
-        let view = self.view.clone();
-
-        for (id, known) in &mut self.shards {
-            let key = kinesis_source_key(&self.stream.name, &self.consumer, id);
-            let committed = match view.get(&key) {
-                Some(SourcePosition::Shard(p)) => Some(p.clone()),
-                _ => None,
-            };
-            let held = leases.get(id);
-            if committed.as_ref().is_some_and(|p| p.end) {
-                if let ShardState::Reading { task, .. } = &known.state {
-                    task.abort();
-                }
-                known.state = ShardState::Done;
-                if held.is_some() && !known.end_noted {
-                    known.end_noted = true;
-                    let _ = notes.send(Note::Ended(id.clone()));
-                }
-                continue;
-            }
-            let state = std::mem::replace(&mut known.state, ShardState::Waiting);
-            known.state = match (state, held) {
-                // Lost: stop at once; what it read is dropped by the pipeline.
-                (ShardState::Reading { task, .. }, None) => {
-                    task.abort();
-                    claims.revoke(&key);
-                    ShardState::Waiting
-                }
-                (ShardState::Ended | ShardState::HandingOff { .. }, None) => {
-                    claims.revoke(&key);
-                    ShardState::Waiting
-                }
-                (ShardState::Reading { task, handed, .. }, Some(_)) if task.is_finished() => {
-                    match panic_of(task) {
-                        None => ShardState::Ended,
-                        Some(message) => {
-                            // Read again from the table's checkpoint under a
-                            // new claim: what the old claim buffered is dropped.
-                            let at = handed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                            reader_panicked(id, &message, &at);
-                            claims.revoke(&key);
-                            // Start again only after a look at the table
-                            // taken from now on: from its checkpoint as it is.
-                            known.leased_since = Some(now);
-                            ShardState::Waiting
-                        }
-                    }
-                }
-                (ShardState::Reading { task, stop, .. }, Some(LeaseState::HandOff)) => {
-                    let _ = stop.send(true);
-                    ShardState::HandingOff {
-                        task: Some(task),
-                        until: None,
-                        since: now,
-                    }
-                }
-                (ShardState::Waiting, Some(LeaseState::HandOff)) => {
-                    // Nothing read here: hand it over at once.
-                    claims.revoke(&key);
-                    let _ = notes.send(Note::Committed(id.clone()));
-                    ShardState::Waiting
-                }
-                (
-                    ShardState::HandingOff {
-                        mut task,
-                        mut until,
-                        since,
-                    },
-                    Some(_),
-                ) => {
-                    if let Some(t) = task.take_if(|t| t.is_finished()) {
-                        match futures::FutureExt::now_or_never(t) {
-                            Some(Ok(Some(at))) => until = Some(at),
-                            Some(Err(e)) if e.is_panic() => {
-                                // Nothing of it is committed for sure: the
-                                // next owner reads from the table's checkpoint.
-                                let message = crate::telemetry::join_error_message(e);
-                                reader_panicked(
-                                    id,
-                                    &message,
-                                    &ShardPosition {
-                                        seq: None,
-                                        end: false,
-                                    },
-                                );
-                                claims.revoke(&key);
-                                let _ = notes.send(Note::Committed(id.clone()));
-                                known.state = ShardState::Waiting;
-                                continue;
-                            }
-                            // Read to its end meanwhile (or failed, which
-                            // ends the run): the end's commit frees it.
-                            _ => {
-                                known.state = ShardState::Ended;
-                                continue;
-                            }
-                        }
-                    }
-                    let committed_there = until.as_ref().is_some_and(|u| {
-                        let at = SourcePosition::Shard(u.clone());
-                        committed
-                            .clone()
-                            .is_some_and(|c| !at.is_after(&SourcePosition::Shard(c)))
-                            || (u.seq.is_none() && !u.end)
-                    });
-                    if committed_there || now - since >= handoff_timeout {
-                        if !committed_there {
-                            tracing::warn!(shard = %id, "the hand-off's commit is late: handing the shard over anyway (what was not committed is read again by its next owner)");
-                        }
-                        claims.revoke(&key);
-                        let _ = notes.send(Note::Committed(id.clone()));
-                        ShardState::Waiting
-                    } else {
-                        ShardState::HandingOff { task, until, since }
-                    }
-                }
-                (state, _) => state,
-            };
-        }
-
-        // Start what this task may read, once the table was looked at after
-        // the lease was taken.
-        let fresh = self.view_loaded;
-        let startable: Vec<String> = self
-            .startable(Some(&leases))
-            .into_iter()
-            .filter(|id| !due(fresh, self.shards[id].leased_since))
-            .collect();
-        for id in startable {
-            self.start_reader(&id, &view, ended_tx);
-        }
-
-        // The shards that still need reading, for the keeper.
-        let active: BTreeSet<String> = self
-            .shards
-            .iter()
-            .filter(|(_, k)| !matches!(k.state, ShardState::Done))
-            .map(|(id, _)| id.clone())
-            .collect();
-        if active != self.active_noted && self.view_loaded.is_some() {
-            let _ = notes.send(Note::Active(active.clone()));
-            self.active_noted = active;
-        }
-    }
-
     /// Every shard is done, or read to its tip with nothing waiting on it.
     fn drained(&self) -> bool {
         let lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
-        self.shards.iter().all(|(id, k)| match k.state {
-            ShardState::Done => true,
-            ShardState::Reading { .. } => lags.get(id).is_some_and(|l| l.caught_up),
-            ShardState::Waiting | ShardState::Ended | ShardState::HandingOff { .. } => false,
+        self.shards.iter().all(|(id, k)| {
+            let caught_up = lags.get(id).is_some_and(|l| l.caught_up);
+            shard_state::drained(k.state.phase(), caught_up)
         })
     }
 
@@ -679,16 +442,6 @@ impl Coordinator {
                     }
                 },
             }
-        }
-    }
-}
-
-/// Overlays the positions of `newer` that are further than `view`'s: both
-/// are the table's checkpoint at some moment, and positions only advance.
-fn merge_newer(view: &mut Checkpoint, newer: &Checkpoint) {
-    for (key, position) in &newer.sources {
-        if view.get(key).is_none_or(|p| position.is_after(p)) {
-            view.set(key, position.clone());
         }
     }
 }

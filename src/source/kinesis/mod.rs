@@ -23,6 +23,7 @@
 
 mod coordinator;
 mod reader;
+mod shard_state;
 
 use std::sync::Arc;
 use std::time::Duration;

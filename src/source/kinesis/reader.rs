@@ -19,7 +19,7 @@ use crate::source::{SourceChunk, SourceError, SourceInfo};
 use crate::telemetry::ShardLags;
 
 /// Where a shard iterator starts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum IteratorStart {
     After(String),
     TrimHorizon,
