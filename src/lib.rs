@@ -16,7 +16,8 @@
 //!
 //! Lowest layer first. A module imports only from layers listed before its
 //! own, and no two modules import each other, at any depth
-//! (`tests/layering.rs` checks both).
+//! (`tests/layering.rs` checks both, and that this section names every
+//! module).
 //!
 //! 1. Leaves, importing nothing from the crate:
 //!    - [`contract`]: what both sides agree on about the two tables: table
@@ -25,27 +26,67 @@
 //!    - [`failpoint`]: named points where tests crash, freeze or panic the process.
 //!    - [`aws`]: the AWS configuration shared by Kinesis, Glue, S3 and DynamoDB.
 //!    - [`retry`]: how long every retry loop waits (one backoff policy).
-//! 2. [`event`]: pure record handling: [`event::decode`] and Arrow batches.
-//!    [`catalog`]: catalog pointers and their compare-and-swap (SQLite, AWS Glue).
-//! 3. [`table`]: the Iceberg side: schema files and layouts, Parquet data
-//!    files, summaries, the snapshot producer ([`table::commit`]), which
-//!    manifests a commit carries over ([`table::manifests`]) and maintenance
-//!    ([`table::maintain`]). It reports to no metrics registry: whoever
-//!    calls it counts what it returns.
-//! 4. [`telemetry`]: logs, live progress, metrics and the operations port;
-//!    it takes plain values from the layers above.
-//! 5. [`supervise`]: the stages beside the pipeline, restarted or failed.
-//!    [`config`]: flags, `FLOE_*` variables and a TOML file, validated into
-//!    typed settings built from the lower layers' types.
-//! 6. [`source`]: where records come from: [`source::file`] reads JSON Lines
-//!    files and stdin, [`source::kinesis`] the shards of a Kinesis data
-//!    stream, and [`source::lease`] lets several tasks share those shards.
-//! 7. [`pipeline`]: the run loop: bounded stages, flushes, shutdown.
-//! 8. [`report`]: run summaries and table descriptions.
-//!    [`generate`]: deterministic sample events for demos, tests and benchmarks.
+//! 2. [`event`]: pure record handling: `event::decode` (parse, validate,
+//!    enrich one record), `event::typed` (typed payload columns) and
+//!    `event::batch` (rows to Arrow).
 //!
-//! The command line (`src/main.rs` and `src/cli/`) sits on top and uses them
-//! all.
+//!    [`catalog`]: catalog pointers and their compare-and-swap: `catalog::sql`
+//!    (SQLite, run on the blocking pool) and `catalog::glue` (AWS Glue).
+//! 3. [`table`]: the Iceberg side. It reports to no metrics registry:
+//!    whoever calls it counts what it returns.
+//!    - `table::store`: the store, loading, creating and evolving a table,
+//!      and the compare-and-swap of its pointer.
+//!    - `table::commit`: the snapshot producer (one commit, its retries and
+//!      rebase); `table::commit::manifest` the manifests a commit writes and
+//!      carries over; `table::commit::rewrite` the manifest rewrite.
+//!    - `table::manifests`: which manifests a commit carries over (pure).
+//!    - `table::history`: live entries and what changed since a state.
+//!    - `table::schema`: schema files and layouts: `table::schema::source`
+//!      (embedded or a folder), `table::schema::chain` (the checked chain),
+//!      `table::schema::layout` (partition spec, sort order, Parquet
+//!      settings); `table::evolution` what one file may change.
+//!    - `table::writer` (Parquet data and delete files), `table::index` (the
+//!      key index), `table::probe` (late keys looked up in the table),
+//!      `table::summary` (snapshot summaries), `table::inspect` (reading a
+//!      table back).
+//!    - `table::maintain`: `table::maintain::compaction` (with
+//!      `table::maintain::compaction::plan`, `table::maintain::compaction::rewrite`
+//!      and `table::maintain::compaction::commit`), `table::maintain::expiry`,
+//!      `table::maintain::orphans`, `table::maintain::referenced` and
+//!      `table::maintain::lister`.
+//! 4. [`telemetry`]: logs and live progress (`telemetry::progress`), the
+//!    metrics registry and its named events (`telemetry::metrics`), their
+//!    encodings (`telemetry::prometheus`, `telemetry::emf`) and the
+//!    operations port (`telemetry::http`). It takes plain values.
+//! 5. [`supervise`]: the stages beside the pipeline, restarted or failed.
+//!
+//!    [`config`]: flags, `FLOE_*` variables and a TOML file
+//!    (`config::raw`), validated all at once (`config::validate`, with
+//!    `config::units` and `config::choices`) into typed settings, listed for
+//!    `--check-config` by `config::env`.
+//! 6. [`source`]: where records come from:
+//!    - `source::file`: JSON Lines files and stdin.
+//!    - `source::kinesis`: a Kinesis data stream: `source::kinesis::coordinator`
+//!      (shards, resharding; `source::kinesis::coordinator::sharing` under
+//!      leases), `source::kinesis::shard_state` (its decisions, pure),
+//!      `source::kinesis::reader` (one shard), and `source::kpl` (KPL aggregates).
+//!    - `source::lease`: several tasks sharing the shards: `source::lease::table`
+//!      (DynamoDB), `source::lease::keeper` (heartbeats and renewals),
+//!      `source::lease::balance` (the balancing rule, pure) and
+//!      `source::lease::claims` (what this task may commit).
+//! 7. [`pipeline`]: the run loop: `pipeline::tables` (the two tables),
+//!    `pipeline::decode` (the CPU-parallel stage), `pipeline::buffer` (a
+//!    batch, deduplicated), `pipeline::flush` (plan, write, commit),
+//!    `pipeline::upsert` (the upsert decision and rebase) and
+//!    `pipeline::shared` (what changes under leases).
+//! 8. [`report`]: run summaries and table descriptions.
+//!
+//!    [`generate`]: deterministic sample events: `generate::rng`,
+//!    `generate::vocab`, `generate::pools`, `generate::lines`,
+//!    `generate::history` and `generate::json`.
+//!
+//! The command line (`src/main.rs` and `src/cli/`, one file per command)
+//! sits on top and uses them all.
 
 pub mod aws;
 pub mod catalog;

@@ -119,6 +119,30 @@ fn no_module_imports_cycle() {
     );
 }
 
+/// The crate docs' Layout section (in `src/lib.rs`) names every module of
+/// the library, so a reader finds each one there.
+#[test]
+fn the_layout_section_names_every_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let docs: String = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .skip_while(|l| l.trim() != "# Layout")
+        .collect::<Vec<_>>()
+        .join("\n");
+    let missing: Vec<String> = modules(&src)
+        .into_iter()
+        .map(|(m, _)| m.join("::"))
+        .filter(|m| !m.is_empty() && m != "cli" && !m.starts_with("cli::"))
+        .filter(|m| !docs.contains(&format!("`{m}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "modules the Layout section of src/lib.rs does not name: {missing:?}"
+    );
+}
+
 /// The check itself can fail: two siblings using each other are a cycle.
 #[test]
 fn a_cycle_between_siblings_is_found() {
