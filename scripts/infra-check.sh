@@ -14,6 +14,9 @@
 #                    both install a package named hcl2, so they cannot share one.
 #   FLOE_BIN         the Floe binary (default <repo>/target/debug/floe).
 #   PYTEST_ARGS      extra pytest arguments, e.g. "-k iam".
+#
+# `--setup-only` stops after step 1 (scripts/test.sh runs it in the
+# background while Floe builds).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,6 +59,9 @@ ensure_venv() {
 step "virtualenvs ($VENVS)"
 ensure_venv "$VENVS/checkov" "$ROOT/tests/infra/requirements-checkov.txt"
 ensure_venv "$VENVS/pytest" "$ROOT/tests/infra/requirements.txt"
+if [[ "${1:-}" == "--setup-only" ]]; then
+    exit 0
+fi
 
 step "terraform fmt -check -recursive infra"
 if command -v terraform >/dev/null 2>&1; then

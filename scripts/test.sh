@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The one test command: installs the Python test tools into .venv (once),
-# builds Floe, runs the Rust tests, the offline checks of infra/ (terraform
-# fmt, checkov, structure tests), the end-to-end tests that check the tables
-# with PyIceberg, DuckDB and Spark. One build profile: the container image's
+# The one test command: installs the Python test tools into .venv (once, in
+# the background), runs clippy, builds Floe, runs the Rust tests, the
+# offline checks of infra/ (terraform fmt, checkov, structure tests), and
+# the end-to-end tests that check the tables with PyIceberg, DuckDB and
+# Spark. One build profile: the container image's
 # release build compiles the same code and is not repeated here (CI time).
 #
 # Environment: FLOE_VENV (virtualenv path), CARGO_TARGET_DIR (cargo's usual),
@@ -14,8 +15,28 @@ VENV="${FLOE_VENV:-$ROOT/.venv}"
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "test tools (Python venv, Spark jars)"
-bash scripts/test-tools.sh
+# The test tools install (network and disk, little CPU) while Floe builds
+# (CPU): on a fresh machine each takes minutes.
+LOGS="$(mktemp -d)"
+# On a failure, the background installs stop with the script.
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$LOGS"' EXIT
+step "test tools and infra virtualenvs, in the background (logs: $LOGS)"
+bash scripts/test-tools.sh >"$LOGS/test-tools.log" 2>&1 &
+TOOLS=$!
+bash scripts/infra-check.sh --setup-only >"$LOGS/infra-setup.log" 2>&1 &
+INFRA=$!
+# wait_for PID LOG NAME: the background job's end; its log, and a failure, when it failed.
+wait_for() {
+    if ! wait "$1"; then
+        cat "$2" >&2
+        printf 'scripts/test.sh: %s failed (log above)\n' "$3" >&2
+        exit 1
+    fi
+    cat "$2"
+}
+
+step "cargo clippy (warnings are errors; no unwrap/expect outside tests)"
+cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo build"
 cargo build --locked --bins
@@ -33,6 +54,10 @@ fi
 
 step "cargo test"
 cargo test --locked
+
+step "test tools (finishing)"
+wait_for "$TOOLS" "$LOGS/test-tools.log" "scripts/test-tools.sh"
+wait_for "$INFRA" "$LOGS/infra-setup.log" "scripts/infra-check.sh --setup-only"
 
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps --locked \
     | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
