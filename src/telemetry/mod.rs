@@ -3,6 +3,7 @@
 //! terminal, so stdout stays for results (and EMF metric lines when asked).
 
 mod emf;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod progress;

@@ -23,6 +23,7 @@ use crate::config::{KinesisConfig, StartPosition};
 use crate::source::lease::Leases;
 use crate::source::{SourceChunk, SourceError, SourceInfo};
 use crate::telemetry::ShardLags;
+use crate::telemetry::events;
 
 mod sharing;
 
@@ -106,17 +107,6 @@ struct KnownShard {
     leased_since: Option<Instant>,
     /// With leases: the keeper was told its end is committed.
     end_noted: bool,
-}
-
-/// Logs and counts a shard reader that panicked (a bug) and is started again.
-fn reader_panicked(shard: &str, message: &str, at: &ShardPosition) {
-    crate::telemetry::metrics().stage_restarted("shard-reader");
-    tracing::error!(
-        shard = %shard,
-        message = %message,
-        from = ?at.seq,
-        "a shard reader panicked: starting it again after the last batch it handed over"
-    );
 }
 
 pub(super) struct Coordinator {
@@ -304,7 +294,11 @@ impl Coordinator {
                     let state = std::mem::replace(&mut known.state, ShardState::Waiting);
                     if let ShardState::Reading { start, handed, .. } = state {
                         let at = handed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        reader_panicked(id, message.as_deref().unwrap_or_default(), &at);
+                        events::shard_reader_restarted(
+                            id,
+                            message.as_deref().unwrap_or_default(),
+                            at.seq.as_deref(),
+                        );
                         restarts.push((id.clone(), start, at));
                     }
                 }

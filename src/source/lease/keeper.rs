@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::balance::{self, Action, Lease};
 use super::table::{Item, ItemKind, LeaseTable, Take};
-use crate::telemetry::metrics::LeaseChange;
+use crate::telemetry::events::{self, LeaseGain, LeaseRelease};
 
 /// Heartbeat items of workers gone this many lease durations are deleted.
 const FORGET_WORKERS_AFTER: u32 = 10;
@@ -284,12 +284,11 @@ impl Keeper {
 
     fn lost(&mut self, shard: &str, why: &str) {
         if self.held.remove(shard).is_some() {
-            crate::telemetry::metrics().lease_changed(LeaseChange::Lost);
-            tracing::warn!(shard_id = %shard, reason = why, "lost the lease of a shard: it is no longer read here");
+            events::lease_lost(shard, why);
         }
     }
 
-    fn gained(&mut self, shard: &str, change: LeaseChange, message: &str) {
+    fn gained(&mut self, shard: &str, how: LeaseGain) {
         self.held.insert(
             shard.to_string(),
             Held {
@@ -297,8 +296,7 @@ impl Keeper {
                 handoff_to: None,
             },
         );
-        crate::telemetry::metrics().lease_changed(change);
-        tracing::info!(shard_id = %shard, worker_id = %self.me, "{message}");
+        events::lease_gained(shard, &self.me, how);
     }
 
     async fn note(&mut self, note: Note) {
@@ -313,8 +311,7 @@ impl Keeper {
                 match self.table.transfer(&shard, &self.me, to.as_deref()).await {
                     Ok(true) => {
                         self.held.remove(&shard);
-                        crate::telemetry::metrics().lease_changed(LeaseChange::Released);
-                        tracing::info!(shard_id = %shard, to = to.as_deref().unwrap_or("anyone"), "handed the lease of a shard over");
+                        events::lease_released(&shard, LeaseRelease::HandedOver(to.as_deref()));
                     }
                     Ok(false) => self.lost(&shard, "taken before the hand-off"),
                     Err(e) => {
@@ -328,14 +325,13 @@ impl Keeper {
             }
             Note::Ended(shard) => {
                 if self.held.contains_key(&shard) {
-                    match self.table.delete(&shard, Some(&self.me)).await {
-                        Ok(_) => {
-                            tracing::info!(shard_id = %shard, "the shard is read to its end and committed: its lease is deleted")
-                        }
-                        Err(e) => self.warn("deleting a finished shard's lease failed", &e),
+                    let deleted = self.table.delete(&shard, Some(&self.me)).await;
+                    if let Err(e) = &deleted {
+                        self.warn("deleting a finished shard's lease failed", e);
                     }
                     self.held.remove(&shard);
-                    crate::telemetry::metrics().lease_changed(LeaseChange::Released);
+                    let deleted = deleted.is_ok();
+                    events::lease_released(&shard, LeaseRelease::Finished { deleted });
                     self.publish();
                 }
             }
@@ -428,7 +424,7 @@ impl Keeper {
                     if mine && !self.held.contains_key(shard) {
                         // Ours in the table (handed over to us, or held
                         // before a restart under the same worker id).
-                        self.gained(shard, LeaseChange::Taken, "took over the lease of a shard");
+                        self.gained(shard, LeaseGain::Ours);
                     }
                     if !mine && self.held.contains_key(shard) {
                         self.lost(shard, "another worker holds it now");
@@ -487,11 +483,11 @@ impl Keeper {
                 };
                 let taken = self.table.take(shard, &self.me, &how).await;
                 if let Ok(true) = taken {
-                    let message = match expired_owner {
-                        None => "took a free lease",
-                        Some(_) => "took an expired lease",
+                    let gain = match expired_owner {
+                        None => LeaseGain::Free,
+                        Some(_) => LeaseGain::Expired,
                     };
-                    self.gained(shard, LeaseChange::Taken, message);
+                    self.gained(shard, gain);
                 }
                 taken
             }
@@ -501,11 +497,7 @@ impl Keeper {
                     .take(shard, &self.me, &Take::Steal { owner })
                     .await;
                 if let Ok(true) = stolen {
-                    self.gained(
-                        shard,
-                        LeaseChange::Stolen,
-                        "stole a lease whose owner left a hand-off request unanswered",
-                    );
+                    self.gained(shard, LeaseGain::Stolen);
                 }
                 stolen
             }
@@ -545,11 +537,10 @@ impl Keeper {
         let answers = join_all(shards.iter().map(|s| table.transfer(s, me, None))).await;
         for (shard, answer) in shards.iter().zip(answers) {
             match answer {
-                Ok(true) => crate::telemetry::metrics().lease_changed(LeaseChange::Released),
+                Ok(true) => events::lease_released(shard, LeaseRelease::Shutdown),
                 Ok(false) => {}
                 Err(e) => self.warn("releasing a lease failed; it will expire", &e),
             }
-            tracing::debug!(shard_id = %shard, "released the lease");
         }
         if let Err(e) = self.table.remove_worker(&self.me, None).await {
             self.warn("removing this worker's heartbeat failed", &e);

@@ -9,11 +9,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Coordinator, ShardState, reader_panicked};
-use crate::checkpoint::{Checkpoint, ShardPosition, SourcePosition, kinesis_source_key};
+use super::{Coordinator, ShardState};
+use crate::checkpoint::{Checkpoint, SourcePosition, kinesis_source_key};
 use crate::source::kinesis::DISCOVERY_INTERVAL;
 use crate::source::kinesis::shard_state::{self, Release, Step, merge_newer};
 use crate::source::lease::{Claims, LeaseLink, LeaseState, Note};
+use crate::telemetry::events;
 
 /// What the consumer needs to share the stream with other tasks.
 pub struct Sharing {
@@ -141,7 +142,11 @@ impl Coordinator {
                     // Read again from the table's checkpoint under a new
                     // claim: what the old claim buffered is dropped.
                     let at = handed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                    reader_panicked(id, message.as_deref().unwrap_or_default(), &at);
+                    events::shard_reader_restarted(
+                        id,
+                        message.as_deref().unwrap_or_default(),
+                        at.seq.as_deref(),
+                    );
                     claims.revoke(&key);
                     // Start again only after a look at the table taken from
                     // now on: from its checkpoint as it is.
@@ -177,11 +182,7 @@ impl Coordinator {
                                 // Nothing of it is committed for sure: the
                                 // next owner reads from the table's checkpoint.
                                 let message = crate::telemetry::join_error_message(e);
-                                let nothing = ShardPosition {
-                                    seq: None,
-                                    end: false,
-                                };
-                                reader_panicked(id, &message, &nothing);
+                                events::shard_reader_restarted(id, &message, None);
                                 claims.revoke(&key);
                                 let _ = notes.send(Note::Committed(id.clone()));
                                 known.state = ShardState::Waiting;
