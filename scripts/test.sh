@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The one test command: installs the Python test tools into .venv (once, in
-# the background), runs clippy, builds Floe, runs the Rust tests, the
+# the background), builds Floe with clippy's lints, runs the Rust tests, the
 # offline checks of infra/ (terraform fmt, checkov, structure tests), and
 # the end-to-end tests that check the tables with PyIceberg, DuckDB and
 # Spark. One build profile: the container image's
 # release build compiles the same code and is not repeated here (CI time).
 #
 # Environment: FLOE_VENV (virtualenv path), CARGO_TARGET_DIR (cargo's usual),
+# FLOE_TEST_WORKERS (pytest workers; default one per core, at most 4),
 # PYTEST_ARGS (extra pytest arguments, e.g. "-k smoke").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,11 +36,21 @@ wait_for() {
     cat "$2"
 }
 
-step "cargo clippy (warnings are errors; no unwrap/expect outside tests)"
-cargo clippy --all-targets --locked -- -D warnings
-
-step "cargo build"
-cargo build --locked --bins
+step "cargo build, every target, with clippy's lints (warnings are errors; no unwrap/expect outside tests)"
+# One compile serves the lints, the binary and the tests: clippy-driver
+# compiles Floe's own targets in place of rustc (what `cargo clippy` does, but
+# building instead of only checking), so the dependencies are built once
+# rather than checked for clippy and then built again. CLIPPY_ARGS is how
+# `cargo clippy -- -D warnings` hands its arguments to the driver. Every
+# cargo command below runs with the same two variables and so reuses this
+# build; a later plain `cargo build` recompiles Floe's own crate only.
+RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)" || {
+    printf 'scripts/test.sh: clippy-driver not found (rustup component add clippy)\n' >&2
+    exit 1
+}
+export RUSTC_WORKSPACE_WRAPPER
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+cargo build --locked --all-targets
 
 step "schema files (floe schema check)"
 # Every file and step of each chain; with git history, also that no schema
@@ -66,7 +77,13 @@ export FLOE_BIN="$TARGET_DIR/debug/floe"
 step "infrastructure checks (scripts/infra-check.sh)"
 FLOE_BIN="$FLOE_BIN" PYTEST_ARGS= bash scripts/infra-check.sh
 
-step "end-to-end tests (pytest)"
-# tests/infra runs above, in its own virtualenv.
+# One pytest worker per core, at most four (each starts its own Spark).
+WORKERS="${FLOE_TEST_WORKERS:-$(nproc)}"
+(( WORKERS <= 4 )) || WORKERS=4
+step "end-to-end tests (pytest, $WORKERS workers)"
+# tests/infra runs above, in its own virtualenv. Each test has its own
+# warehouse, moto server and ports, so tests run side by side; worksteal
+# keeps both workers busy to the end despite a few minute-long tests.
 # shellcheck disable=SC2086
-"$VENV/bin/python" -m pytest tests -q --durations=15 --ignore=tests/infra ${PYTEST_ARGS:-}
+"$VENV/bin/python" -m pytest tests -q --durations=15 --ignore=tests/infra \
+    -n "$WORKERS" --dist worksteal ${PYTEST_ARGS:-}
