@@ -73,6 +73,54 @@ fn renders_counts_labels_and_histograms() {
 }
 
 #[test]
+fn hostile_label_values_stay_inside_their_quotes() {
+    let m = Metrics::empty();
+    let mut counts = QualityCounts::default();
+    for (event_type, n) in [
+        ("a\\b", 1),
+        ("say \"hi\"", 2),
+        ("two\nlines", 3),
+        ("x\\\"\n}", 4),
+    ] {
+        counts
+            .missing
+            .insert((event_type.to_string(), "event_subtype".to_string()), n);
+    }
+    m.committed(&CommitRecord {
+        table: "analytics.events",
+        counts: &counts,
+        files: 1,
+        bytes: 1,
+        conflicts: 0,
+        latency: Duration::from_millis(1),
+        newest_micros: None,
+        events: true,
+        health: None,
+    });
+    let text = m.render(0);
+    let missing: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("floe_missing_fields_total{"))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            r#"floe_missing_fields_total{event_type="a\\b",field="event_subtype"} 1"#,
+            r#"floe_missing_fields_total{event_type="say \"hi\"",field="event_subtype"} 2"#,
+            r#"floe_missing_fields_total{event_type="two\nlines",field="event_subtype"} 3"#,
+            r#"floe_missing_fields_total{event_type="x\\\"\n}",field="event_subtype"} 4"#,
+        ]
+    );
+    // No value breaks a line: every line is a comment or a whole sample.
+    for line in text.lines() {
+        assert!(
+            line.starts_with("# ") || line.starts_with("floe_"),
+            "stray line {line:?}"
+        );
+    }
+}
+
+#[test]
 fn lease_metrics_appear_once_leases_are_used() {
     let m = Metrics::empty();
     assert!(!m.render(0).contains("floe_leases_owned"));
