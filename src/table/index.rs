@@ -116,8 +116,10 @@ impl KeyIndex {
             if oldest >= newest {
                 break;
             }
-            self.oldest_day = oldest + 1;
-            let keep_from = self.oldest_day;
+            // Keys of late rows (days before the covered ones) go first;
+            // the covered range never grows back over days never loaded.
+            self.oldest_day = self.oldest_day.max(oldest + 1);
+            let keep_from = oldest + 1;
             self.entries.retain(|_, e| day_of(e) >= keep_from);
             dropped += 1;
         }
@@ -393,5 +395,24 @@ mod tests {
             index.get(crate::contract::event_key("e")).is_some()
                 && index.get(crate::contract::event_key("a")).is_none()
         );
+    }
+
+    #[test]
+    fn late_keys_over_budget_never_widen_the_covered_days() {
+        // Covers day 20 on, with room for 2 keys; a backfill wrote a row of
+        // day 3, whose key the index holds beside today's.
+        let mut index = KeyIndex::new(20, 2 * KeyIndex::bytes_per_key());
+        for (day, keys) in [(3, &["late"][..]), (20, &["a", "b"][..])] {
+            let file = index.add_file(&format!("{day}.parquet"), Partition::events(day, "t"));
+            for (pos, key) in keys.iter().enumerate() {
+                index.insert(crate::contract::event_key(key), file, pos as u32, 0);
+            }
+        }
+        assert_eq!(index.evict_to_budget(), 1);
+        // Days 4 to 19 were never loaded: they stay with the table probe.
+        assert_eq!(index.oldest_day(), 20);
+        assert!(!index.covers(19) && !index.covers(4));
+        assert_eq!(index.len(), 2);
+        assert!(index.get(crate::contract::event_key("late")).is_none());
     }
 }
