@@ -35,6 +35,9 @@ mod shared;
 mod tables;
 mod upsert;
 
+#[cfg(test)]
+mod tests;
+
 pub use tables::open_store;
 
 use std::collections::BTreeMap;
@@ -153,6 +156,9 @@ enum Input {
     Files(FileSource),
     /// A Kinesis stream, shared with other tasks when it has leases.
     Stream(KinesisConfig),
+    /// A source a test brings.
+    #[cfg(test)]
+    Given(Box<dyn Source>),
 }
 
 /// [`run`], reading `input`: opens the tables, starts the source and the
@@ -273,6 +279,8 @@ async fn start_reading(
             let client = kinesis::client().await;
             Box::new(KinesisSource::new(&stream, client, lags.clone(), sharing))
         }
+        #[cfg(test)]
+        Input::Given(source) => source,
     };
     Ok(Reader {
         reading: source.start(tx, tables.committed.subscribe())?,
