@@ -132,50 +132,17 @@ impl KeyRebase<'_> {
         // compaction or another engine): its positions now hold other rows.
         // Drop those deletes; the rewritten rows are among `theirs`, so the
         // key rule below deletes each replaced row again where it now is.
-        let mut stale = 0;
-        for positions in self.deletes.values_mut() {
-            let before = positions.len();
-            positions.retain(|(path, _)| !removed.contains(path));
-            stale += (before - positions.len()) as u64;
-        }
-        self.deletes.retain(|_, positions| !positions.is_empty());
-        self.counts.duplicates_replaced -= stale;
-        self.counts.rows_deleted -= stale;
+        let stale = drop_stale_deletes(&mut self.deletes, &removed, self.counts);
         if theirs.is_empty() && stale == 0 {
             return Ok(());
         }
-        let mut deletes = Deletes::new();
-        let mut superseded = HashSet::new();
-        for (i, w) in self.written.iter().enumerate() {
-            for (pos, (key, hash)) in w.keys.iter().enumerate() {
-                let pos = pos as u32;
-                if self.withdrawn.contains(&(i, pos)) {
-                    continue;
-                }
-                let Some(t) = theirs.get(key) else { continue };
-                if t.hash == *hash || self.mode == DedupMode::KeepFirst {
-                    deletes
-                        .entry(w.partition.clone())
-                        .or_default()
-                        .push((w.file.file_path().to_string(), i64::from(pos)));
-                    self.withdrawn.insert((i, pos));
-                    self.counts.rows_written -= 1;
-                    if t.hash == *hash {
-                        self.counts.duplicates_identical += 1;
-                    } else {
-                        self.counts.duplicates_skipped += 1;
-                    }
-                } else {
-                    deletes
-                        .entry(t.partition.clone())
-                        .or_default()
-                        .push((t.path.clone(), t.pos));
-                    superseded.insert(*key);
-                    self.counts.duplicates_replaced += 1;
-                    self.counts.rows_deleted += 1;
-                }
-            }
-        }
+        let (deletes, superseded) = settle(
+            self.written,
+            &theirs,
+            self.mode,
+            &mut self.withdrawn,
+            self.counts,
+        );
         // Their rows are in the table whatever happens to this commit.
         let mut files: Map<String, u32> = Map::default();
         for (key, t) in &theirs {
@@ -257,6 +224,73 @@ impl KeyRebase<'_> {
         }
         Ok((out, removed))
     }
+}
+
+/// Drops the positions of `deletes` that point into data files another
+/// commit removed, and takes them off the counts; returns how many.
+fn drop_stale_deletes(
+    deletes: &mut Deletes,
+    removed: &HashSet<String>,
+    counts: &mut QualityCounts,
+) -> u64 {
+    let mut stale = 0;
+    for positions in deletes.values_mut() {
+        let before = positions.len();
+        positions.retain(|(path, _)| !removed.contains(path));
+        stale += (before - positions.len()) as u64;
+    }
+    deletes.retain(|_, positions| !positions.is_empty());
+    counts.duplicates_replaced -= stale;
+    counts.rows_deleted -= stale;
+    stale
+}
+
+/// The key rule for rows both this flush (`written`, minus `withdrawn`)
+/// and other writers (`theirs`) hold: identical bodies, or any in
+/// keep-first mode, keep theirs (ours is withdrawn: deleted and added to
+/// `withdrawn`); changed bodies in upsert mode keep ours (theirs is deleted
+/// and its key returned as superseded). Returns the new deletes and the
+/// superseded keys; `counts` follows.
+fn settle(
+    written: &[Written],
+    theirs: &Map<u128, Theirs>,
+    mode: DedupMode,
+    withdrawn: &mut HashSet<(usize, u32)>,
+    counts: &mut QualityCounts,
+) -> (Deletes, HashSet<u128>) {
+    let mut deletes = Deletes::new();
+    let mut superseded = HashSet::new();
+    for (i, w) in written.iter().enumerate() {
+        for (pos, (key, hash)) in w.keys.iter().enumerate() {
+            let pos = pos as u32;
+            if withdrawn.contains(&(i, pos)) {
+                continue;
+            }
+            let Some(t) = theirs.get(key) else { continue };
+            if t.hash == *hash || mode == DedupMode::KeepFirst {
+                deletes
+                    .entry(w.partition.clone())
+                    .or_default()
+                    .push((w.file.file_path().to_string(), i64::from(pos)));
+                withdrawn.insert((i, pos));
+                counts.rows_written -= 1;
+                if t.hash == *hash {
+                    counts.duplicates_identical += 1;
+                } else {
+                    counts.duplicates_skipped += 1;
+                }
+            } else {
+                deletes
+                    .entry(t.partition.clone())
+                    .or_default()
+                    .push((t.path.clone(), t.pos));
+                superseded.insert(*key);
+                counts.duplicates_replaced += 1;
+                counts.rows_deleted += 1;
+            }
+        }
+    }
+    (deletes, superseded)
 }
 
 impl Rebase for KeyRebase<'_> {
@@ -344,6 +378,217 @@ mod tests {
                 "{case}: counts"
             );
         }
+    }
+
+    /// A data file this flush wrote: `keys` at positions 0, 1, ...
+    fn written(path: &str, partition: &Partition, keys: &[(u128, i64)]) -> Written {
+        Written {
+            file: iceberg::spec::DataFileBuilder::default()
+                .content(iceberg::spec::DataContentType::Data)
+                .file_format(iceberg::spec::DataFileFormat::Parquet)
+                .file_path(path.to_string())
+                .file_size_in_bytes(1)
+                .record_count(keys.len() as u64)
+                .build()
+                .unwrap(),
+            partition: partition.clone(),
+            keys: keys.to_vec(),
+        }
+    }
+
+    /// Every branch of the rebase's key rule, for a key this flush wrote
+    /// (at position 1 of its file) that another writer committed first (at
+    /// position 5 of theirs): which row is deleted, what is withdrawn or
+    /// superseded, and the counts after.
+    #[test]
+    fn the_rebase_key_rule_as_a_table() {
+        const KEY: u128 = 7;
+        const OURS: i64 = 100;
+        const CHANGED: i64 = 200;
+        let partition = Partition::events(20_423, "payment");
+        #[derive(Debug, PartialEq)]
+        enum Deleted {
+            Nothing,
+            Ours,
+            Theirs,
+        }
+        // (their row's hash, mode, ours withdrawn before)
+        //   -> (deleted, ours withdrawn after, theirs superseded,
+        //       (rows written, identical, skipped, replaced, rows deleted))
+        let cases = [
+            (
+                None,
+                DedupMode::Upsert,
+                false,
+                Deleted::Nothing,
+                false,
+                false,
+                (2, 0, 0, 0, 0),
+            ),
+            (
+                Some(OURS),
+                DedupMode::Upsert,
+                false,
+                Deleted::Ours,
+                true,
+                false,
+                (1, 1, 0, 0, 0),
+            ),
+            (
+                Some(OURS),
+                DedupMode::KeepFirst,
+                false,
+                Deleted::Ours,
+                true,
+                false,
+                (1, 1, 0, 0, 0),
+            ),
+            (
+                Some(CHANGED),
+                DedupMode::Upsert,
+                false,
+                Deleted::Theirs,
+                false,
+                true,
+                (2, 0, 0, 1, 1),
+            ),
+            (
+                Some(CHANGED),
+                DedupMode::KeepFirst,
+                false,
+                Deleted::Ours,
+                true,
+                false,
+                (1, 0, 1, 0, 0),
+            ),
+            // Withdrawn by an earlier rebase of the same commit: settled.
+            (
+                Some(OURS),
+                DedupMode::Upsert,
+                true,
+                Deleted::Nothing,
+                true,
+                false,
+                (2, 0, 0, 0, 0),
+            ),
+            (
+                Some(CHANGED),
+                DedupMode::Upsert,
+                true,
+                Deleted::Nothing,
+                true,
+                false,
+                (2, 0, 0, 0, 0),
+            ),
+        ];
+        for (their_hash, mode, withdrawn_before, deleted, withdrawn_after, superseded, counts) in
+            cases
+        {
+            let case = format!("theirs {their_hash:?}, {mode:?}, withdrawn {withdrawn_before}");
+            // Position 0 holds a key nobody else wrote.
+            let ours = [written(
+                "data/ours.parquet",
+                &partition,
+                &[(1, 1), (KEY, OURS)],
+            )];
+            let mut theirs = Map::default();
+            if let Some(hash) = their_hash {
+                theirs.insert(
+                    KEY,
+                    Theirs {
+                        path: "data/theirs.parquet".into(),
+                        partition: partition.clone(),
+                        pos: 5,
+                        hash,
+                    },
+                );
+            }
+            let mut withdrawn = HashSet::new();
+            if withdrawn_before {
+                withdrawn.insert((0, 1));
+            }
+            let mut got = QualityCounts {
+                rows_written: 2,
+                ..Default::default()
+            };
+            let (deletes, superseded_keys) = settle(&ours, &theirs, mode, &mut withdrawn, &mut got);
+            let want = match deleted {
+                Deleted::Nothing => Deletes::new(),
+                Deleted::Ours => {
+                    BTreeMap::from([(partition.clone(), vec![("data/ours.parquet".into(), 1)])])
+                }
+                Deleted::Theirs => {
+                    BTreeMap::from([(partition.clone(), vec![("data/theirs.parquet".into(), 5)])])
+                }
+            };
+            assert_eq!(deletes, want, "{case}: deletes");
+            assert_eq!(
+                withdrawn.contains(&(0, 1)),
+                withdrawn_after,
+                "{case}: withdrawn"
+            );
+            assert_eq!(
+                withdrawn.len(),
+                usize::from(withdrawn_after),
+                "{case}: only ours"
+            );
+            assert_eq!(
+                superseded_keys,
+                if superseded {
+                    HashSet::from([KEY])
+                } else {
+                    HashSet::new()
+                },
+                "{case}: superseded"
+            );
+            assert_eq!(
+                (
+                    got.rows_written,
+                    got.duplicates_identical,
+                    got.duplicates_skipped,
+                    got.duplicates_replaced,
+                    got.rows_deleted
+                ),
+                counts,
+                "{case}: counts"
+            );
+        }
+    }
+
+    /// Deletes into data files another commit removed (a compaction) are
+    /// dropped and uncounted; the others stay.
+    #[test]
+    fn deletes_into_removed_files_are_dropped_by_a_rebase() {
+        let payment = Partition::events(20_423, "payment");
+        let refund = Partition::events(20_423, "refund");
+        let mut deletes = BTreeMap::from([
+            (
+                payment.clone(),
+                vec![
+                    ("data/kept.parquet".to_string(), 1),
+                    ("data/compacted.parquet".to_string(), 2),
+                    ("data/compacted.parquet".to_string(), 3),
+                ],
+            ),
+            (refund, vec![("data/compacted.parquet".to_string(), 0)]),
+        ]);
+        let removed = HashSet::from(["data/compacted.parquet".to_string()]);
+        let mut counts = QualityCounts {
+            duplicates_replaced: 4,
+            rows_deleted: 4,
+            ..Default::default()
+        };
+        assert_eq!(drop_stale_deletes(&mut deletes, &removed, &mut counts), 3);
+        assert_eq!(
+            deletes,
+            BTreeMap::from([(payment, vec![("data/kept.parquet".to_string(), 1)])])
+        );
+        assert_eq!((counts.duplicates_replaced, counts.rows_deleted), (1, 1));
+        assert_eq!(
+            drop_stale_deletes(&mut deletes, &HashSet::new(), &mut counts),
+            0,
+            "nothing removed, nothing dropped"
+        );
     }
 
     /// A late row is decided the same way against what the table probe found.
