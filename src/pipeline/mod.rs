@@ -189,7 +189,7 @@ async fn run_input(
         decode_limits(config, &tables),
         config.decode_threads.get(),
     );
-    let mut run = RunLoop {
+    let run = RunLoop {
         config,
         progress,
         tables,
@@ -211,29 +211,7 @@ async fn run_input(
         stop: false,
         due: false,
     };
-    while !run.stop {
-        if !run.due && !run.fill().await {
-            break;
-        }
-        run.due = false;
-        let full = std::mem::replace(&mut run.buffer, Buffer::new(config.dedup_mode));
-        if run.claims.is_some() {
-            // A shard may move while its records wait: the next buffer
-            // fills only once this flush has checked the claims.
-            let claims = run.claims.as_deref();
-            shared::flush_held(
-                &mut run.tables,
-                full,
-                &mut run.report,
-                &run.progress,
-                claims,
-            )
-            .await?;
-            continue;
-        }
-        run.flush_filling(full).await?;
-    }
-    run.finish(started).await
+    run.run(started).await
 }
 
 /// A started source, with what the run loop needs of its leases.
@@ -334,6 +312,34 @@ struct RunLoop<'a> {
 }
 
 impl RunLoop<'_> {
+    /// Fills a buffer and flushes it, again and again, until the run stops;
+    /// then [`RunLoop::finish`].
+    async fn run(mut self, started: Instant) -> Result<RunReport, RunError> {
+        while !self.stop {
+            if !self.due && !self.fill().await {
+                break;
+            }
+            self.due = false;
+            let full = std::mem::replace(&mut self.buffer, Buffer::new(self.config.dedup_mode));
+            if self.claims.is_some() {
+                // A shard may move while its records wait: the next buffer
+                // fills only once this flush has checked the claims.
+                let claims = self.claims.as_deref();
+                shared::flush_held(
+                    &mut self.tables,
+                    full,
+                    &mut self.report,
+                    &self.progress,
+                    claims,
+                )
+                .await?;
+                continue;
+            }
+            self.flush_filling(full).await?;
+        }
+        self.finish(started).await
+    }
+
     /// Fills the buffer until it is due for a flush (`true`: full, its
     /// oldest record `flush_interval` old, or holding a chunk to commit
     /// soon) or the run stops (`false`: the input ended or failed, a stage
