@@ -64,8 +64,10 @@
 //!    (`config::raw`), validated all at once (`config::validate`, with
 //!    `config::units` and `config::choices`) into typed settings, listed for
 //!    `--check-config` by `config::env`.
-//! 6. [`source`]: where records come from:
-//!    - `source::file`: JSON Lines files and stdin.
+//! 6. [`source`]: where records come from, each a `source::Source` that
+//!    the pipeline starts and watches through its `source::Reading`:
+//!    - `source::file`: JSON Lines files and stdin; `source::file::reader`
+//!      the file source (one thread reading the inputs in order).
 //!    - `source::kinesis`: a Kinesis data stream: `source::kinesis::coordinator`
 //!      (shards, resharding; `source::kinesis::coordinator::sharing` under
 //!      leases), `source::kinesis::shard_state` (its decisions, pure),
@@ -74,8 +76,9 @@
 //!      (DynamoDB), `source::lease::keeper` (heartbeats and renewals),
 //!      `source::lease::balance` (the balancing rule, pure) and
 //!      `source::lease::claims` (what this task may commit).
-//! 7. [`pipeline`]: the run loop: `pipeline::tables` (the two tables),
-//!    `pipeline::decode` (the CPU-parallel stage), `pipeline::buffer` (a
+//! 7. [`pipeline`]: the run loop (wiring the stages, supervising them,
+//!    ordering the shutdown): `pipeline::tables` (the two tables),
+//!    `pipeline::decode` (the CPU-parallel decoder stage), `pipeline::buffer` (a
 //!    batch, deduplicated), `pipeline::flush` (plan, write, commit),
 //!    `pipeline::upsert` (the upsert decision and rebase) and
 //!    `pipeline::shared` (what changes under leases).

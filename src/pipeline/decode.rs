@@ -1,9 +1,15 @@
 //! The CPU-parallel stage: one chunk of lines in, rows and rejected records
-//! out, with exact line numbers and byte offsets.
+//! out, with exact line numbers and byte offsets. [`spawn_decoder`] runs it
+//! between the source's channel and the run loop.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::stream::{FuturesOrdered, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{RunError, stage_failed};
 use crate::checkpoint::SourcePosition;
 use crate::event::typed::{MismatchCounts, Value};
 use crate::event::{
@@ -12,7 +18,7 @@ use crate::event::{
 use crate::source::file::{BOM, Chunk, ChunkBody};
 use crate::source::kinesis::ShardBatch;
 use crate::source::kpl;
-use crate::source::{SourceChunk, SourceInfo};
+use crate::source::{SourceChunk, SourceError, SourceInfo};
 use crate::table::summary::MissingCounts;
 
 /// A decoded chunk.
@@ -48,6 +54,63 @@ pub struct Decoded {
     /// start), or its reader stopped to hand the shard over (so the lease
     /// can go).
     pub commit_soon: bool,
+}
+
+/// Starts the decoder: chunks from `chunks` are decoded on the blocking
+/// pool, up to `threads` at once, and handed on in input order through a
+/// channel of 2. A source's error is handed on after what was decoded
+/// before it, and so is a decode task's panic (a bug: the `decoder` stage
+/// fails); the decoder ends after either, at the end of the input, or when
+/// the receiver is gone.
+pub fn spawn_decoder(
+    mut chunks: mpsc::Receiver<Result<SourceChunk, SourceError>>,
+    limits: DecodeLimits,
+    threads: usize,
+) -> (mpsc::Receiver<Result<Decoded, RunError>>, JoinHandle<()>) {
+    let (decoded_tx, decoded_rx) = mpsc::channel::<Result<Decoded, RunError>>(2);
+    let decoder = tokio::spawn(async move {
+        let mut in_flight = FuturesOrdered::new();
+        let mut input_open = true;
+        loop {
+            tokio::select! {
+                chunk = chunks.recv(), if input_open && in_flight.len() < threads => {
+                    match chunk {
+                        Some(Ok(chunk)) => {
+                            let ingested = chrono::Utc::now().timestamp_micros();
+                            let limits = limits.clone();
+                            in_flight.push_back(tokio::task::spawn_blocking(move || {
+                                decode_source_chunk(chunk, &limits, ingested)
+                            }));
+                        }
+                        Some(Err(e)) => {
+                            // Hand over what was decoded before the error, then the error.
+                            while let Some(done) = in_flight.next().await {
+                                let decoded = done.map_err(|e| stage_failed("decoder", e));
+                                let failed = decoded.is_err();
+                                if decoded_tx.send(decoded).await.is_err() || failed {
+                                    return;
+                                }
+                            }
+                            let _ = decoded_tx.send(Err(e.into())).await;
+                            return;
+                        }
+                        None => input_open = false,
+                    }
+                }
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    // A decode task only fails by panicking, a bug: the run
+                    // fails, after committing what was decoded before it.
+                    let decoded = done.map_err(|e| stage_failed("decoder", e));
+                    let failed = decoded.is_err();
+                    if decoded_tx.send(decoded).await.is_err() || failed {
+                        return;
+                    }
+                }
+                else => return,
+            }
+        }
+    });
+    (decoded_rx, decoder)
 }
 
 /// Decodes a chunk of any source.

@@ -1,9 +1,15 @@
 //! The run loop: wires the stages with bounded channels and commits.
 //!
 //! ```text
-//! reader thread ──chunks──▶ decode (N blocking tasks, order kept) ──▶ buffer ──▶ flush
-//!                 (bounded)                                   (bounded)      write files, commit
+//! source ──chunks──▶ decode (N blocking tasks, order kept) ──▶ buffer ──▶ flush
+//!         (bounded)                                   (bounded)      write files, commit
 //! ```
+//!
+//! The source is a [`Source`](crate::source::Source): the files' reader
+//! thread, the Kinesis consumer's tasks (with the lease keeper when the
+//! stream is shared), or a test's fake. The run loop watches it, the
+//! decoder and the supervised stages; a panic of any fails the run after
+//! what was handed over before it is committed.
 //!
 //! A flush commits the rejected records first (with the rejected table's own
 //! checkpoint), then the events with the events table's checkpoint, in the same
@@ -16,10 +22,11 @@
 //! so that other tasks take its shards at once (`shared.rs` has what else
 //! changes then).
 //!
-//! Here: the stages and their wiring. `tables.rs` opens the two tables,
-//! `decode.rs` decodes chunks, `buffer.rs` batches and dedups them,
-//! `flush.rs` plans, writes and commits a batch (`upsert.rs` holds the
-//! upsert decision and the rebase after a lost race).
+//! Here: the stages and their wiring, and the order of shutdown.
+//! `tables.rs` opens the two tables, `decode.rs` decodes chunks (the
+//! decoder stage), `buffer.rs` batches and dedups them, `flush.rs` plans,
+//! writes and commits a batch (`upsert.rs` holds the upsert decision and the
+//! rebase after a lost race).
 
 mod buffer;
 mod decode;
@@ -27,6 +34,9 @@ mod flush;
 mod shared;
 mod tables;
 mod upsert;
+
+#[cfg(test)]
+mod tests;
 
 pub use tables::open_store;
 
@@ -36,26 +46,24 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::catalog::CatalogError;
-use crate::checkpoint::SourcePosition;
-use crate::config::RunConfig;
+use crate::config::{KinesisConfig, RunConfig};
 use crate::event::DecodeLimits;
 use crate::event::typed::TypedColumns;
 use crate::failpoint::{self, FailPoint};
-use crate::source::file::{OpenInput, expand_inputs};
-use crate::source::kinesis;
+use crate::source::file::FileSource;
+use crate::source::kinesis::{self, KinesisSource};
 use crate::source::lease::{self, Claims, LeaseHandle};
-use crate::source::{SourceChunk, SourceError};
+use crate::source::{ChunkSender, Reading, Source, SourceError};
 use crate::supervise::{Failures, StageFailure, Supervisor};
 use crate::table::summary::QualityCounts;
 use crate::table::{TableError, TableStore};
-use crate::telemetry::panic_message;
 use crate::telemetry::{Progress, ShardLag, ShardLags};
 use buffer::Buffer;
-use decode::{Decoded, decode_source_chunk};
+use decode::{Decoded, spawn_decoder};
 use flush::flush;
 use tables::Tables;
 
@@ -126,219 +134,273 @@ pub struct RunReport {
 pub async fn run(
     config: &RunConfig,
     progress: Arc<Progress>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     supervisor: Supervisor,
-    mut failures: Failures,
+    failures: Failures,
+) -> Result<RunReport, RunError> {
+    let input = match &config.kinesis {
+        Some(stream) => Input::Stream(stream.clone()),
+        // Expanded before anything is opened: a pattern naming nothing
+        // fails the run before it creates a table.
+        None => Input::Files(FileSource::new(
+            &config.inputs,
+            config.max_record_size.get(),
+        )?),
+    };
+    run_input(config, input, progress, shutdown, supervisor, failures).await
+}
+
+/// What a run reads.
+enum Input {
+    /// Files or stdin.
+    Files(FileSource),
+    /// A Kinesis stream, shared with other tasks when it has leases.
+    Stream(KinesisConfig),
+    /// A source a test brings.
+    #[cfg(test)]
+    Given(Box<dyn Source>),
+}
+
+/// [`run`], reading `input`: opens the tables, starts the source and the
+/// decoder, fills and flushes buffers until the input ends, a stage fails or
+/// a shutdown is asked for, then stops the stages in order.
+async fn run_input(
+    config: &RunConfig,
+    input: Input,
+    progress: Arc<Progress>,
+    shutdown: watch::Receiver<bool>,
+    supervisor: Supervisor,
+    failures: Failures,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let inputs = if config.kinesis.is_some() {
-        Vec::new()
-    } else {
-        expand_inputs(&config.inputs)?
-    };
-
-    let mut tables = Tables::open(config).await?;
-    let resume_from = tables.events.table.checkpoint()?;
+    let tables = Tables::open(config).await?;
     let metrics = crate::telemetry::metrics();
     metrics.started();
     if config.metrics_addr.is_some() {
         spawn_catalog_probe(&tables.store, &config.table, &supervisor);
     }
-
-    // Reader: one thread, inputs in order, or the Kinesis consumer's shard
-    // tasks; chunks into a bounded channel.
-    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Result<SourceChunk, SourceError>>(4);
-    let max_record_size = config.max_record_size.get();
-    let input_count = inputs.len();
+    // The source's thread or tasks send chunks into a bounded channel.
+    let (chunk_tx, chunk_rx) = mpsc::channel(4);
     let lags = ShardLags::default();
     metrics.watch_shards(lags.clone());
-    let mut lease_keeper: Option<LeaseHandle> = None;
-    let mut claims: Option<Arc<Claims>> = None;
-    let mut consumer = match &config.kinesis {
-        Some(kinesis_config) => {
-            let sharing = match &kinesis_config.leases {
+    let reader = start_reading(input, chunk_tx, config, &tables, &lags, &supervisor).await?;
+    let (decoded, decoder) = spawn_decoder(
+        chunk_rx,
+        decode_limits(config, &tables),
+        config.decode_threads.get(),
+    );
+    let run = RunLoop {
+        config,
+        progress,
+        tables,
+        decoded,
+        decoder,
+        reading: reader.reading,
+        keeper: reader.keeper,
+        claims: reader.claims,
+        lags,
+        shutdown,
+        failures,
+        buffer: Buffer::new(config.dedup_mode),
+        report: RunReport {
+            inputs: reader.inputs,
+            ..Default::default()
+        },
+        source_error: None,
+        input_ended: false,
+        stop: false,
+        due: false,
+    };
+    run.run(started).await
+}
+
+/// A started source, with what the run loop needs of its leases.
+struct Reader {
+    reading: Reading,
+    /// Inputs to read (files only).
+    inputs: usize,
+    /// Under shard leases: the keeper, released at the end.
+    keeper: Option<LeaseHandle>,
+    /// Under shard leases: which shards this task may commit.
+    claims: Option<Arc<Claims>>,
+}
+
+/// Starts reading `input` into `tx`: for a stream with leases, first the
+/// lease keeper.
+async fn start_reading(
+    input: Input,
+    tx: ChunkSender,
+    config: &RunConfig,
+    tables: &Tables,
+    lags: &ShardLags,
+    supervisor: &Supervisor,
+) -> Result<Reader, RunError> {
+    let mut inputs = 0;
+    let mut keeper = None;
+    let mut claims = None;
+    let source: Box<dyn Source> = match input {
+        Input::Files(files) => {
+            inputs = files.inputs();
+            Box::new(files)
+        }
+        Input::Stream(stream) => {
+            let sharing = match &stream.leases {
                 Some(leases) => {
-                    let (keeper, sharing) =
-                        shared::start_leases(kinesis_config, leases, &tables, config, &supervisor)
-                            .await?;
-                    lease_keeper = Some(keeper);
+                    let (lease_keeper, sharing) =
+                        shared::start_leases(&stream, leases, tables, config, supervisor).await?;
+                    keeper = Some(lease_keeper);
                     claims = Some(sharing.claims.clone());
                     Some(sharing)
                 }
                 None => None,
             };
-            Some(kinesis::start(
-                kinesis_config,
-                kinesis::client().await,
-                tables.committed.subscribe(),
-                chunk_tx.clone(),
-                lags.clone(),
-                sharing,
-            ))
+            let client = kinesis::client().await;
+            Box::new(KinesisSource::new(&stream, client, lags.clone(), sharing))
         }
-        None => None,
+        #[cfg(test)]
+        Input::Given(source) => source,
     };
-    let claims = claims.as_deref();
-    let reader = std::thread::Builder::new()
-        .name("floe-reader".into())
-        .spawn(move || {
-            for input in &inputs {
-                let result = OpenInput::open(input).and_then(|open| {
-                    let from = resume_from
-                        .get(&open.info.key)
-                        .filter(|_| open.info.checkpointed)
-                        .and_then(SourcePosition::file)
-                        .unwrap_or_default();
-                    if from.offset > 0 {
-                        tracing::info!(input = %input.display, offset = from.offset, line = from.line, "resuming after the committed checkpoint");
-                    }
-                    open.read_chunks(from, max_record_size, |chunk| {
-                        failpoint::hit(FailPoint::ReadChunk);
-                        chunk_tx.blocking_send(Ok(SourceChunk::File(chunk))).is_ok()
-                    })
-                });
-                if let Err(e) = result {
-                    let _ = chunk_tx.blocking_send(Err(e));
-                    return;
-                }
-            }
-        })
-        .map_err(|e| RunError::Stage {
-            stage: "file reader",
-            message: format!("the thread cannot start: {e}"),
-        })?;
+    Ok(Reader {
+        reading: source.start(tx, tables.committed.subscribe())?,
+        inputs,
+        keeper,
+        claims,
+    })
+}
 
-    // Decoders: up to `decode_threads` chunks in flight, results in input order.
-    let (decoded_tx, mut decoded_rx) = mpsc::channel::<Result<Decoded, RunError>>(2);
-    let threads = config.decode_threads.get();
-    let limits = DecodeLimits {
-        max_record_size,
+/// What every decode task needs: the record limit, the time now and the
+/// events table's typed columns.
+fn decode_limits(config: &RunConfig, tables: &Tables) -> DecodeLimits {
+    DecodeLimits {
+        max_record_size: config.max_record_size.get(),
         now_seconds: chrono::Utc::now().timestamp() as f64,
         columns: Arc::new(TypedColumns::of_schema(
             tables.events.table.metadata.current_schema(),
             config.strict_types,
         )),
-    };
-    let decoder = tokio::spawn(async move {
-        let mut in_flight = FuturesOrdered::new();
-        let mut input_open = true;
-        loop {
-            tokio::select! {
-                chunk = chunk_rx.recv(), if input_open && in_flight.len() < threads => {
-                    match chunk {
-                        Some(Ok(chunk)) => {
-                            let ingested = chrono::Utc::now().timestamp_micros();
-                            let limits = limits.clone();
-                            in_flight.push_back(tokio::task::spawn_blocking(move || {
-                                decode_source_chunk(chunk, &limits, ingested)
-                            }));
-                        }
-                        Some(Err(e)) => {
-                            // Hand over what was decoded before the error, then the error.
-                            while let Some(done) = in_flight.next().await {
-                                let decoded = done.map_err(|e| stage_failed("decoder", e));
-                                let failed = decoded.is_err();
-                                if decoded_tx.send(decoded).await.is_err() || failed {
-                                    return;
-                                }
-                            }
-                            let _ = decoded_tx.send(Err(e.into())).await;
-                            return;
-                        }
-                        None => input_open = false,
-                    }
-                }
-                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                    // A decode task only fails by panicking, a bug: the run
-                    // fails, after committing what was decoded before it.
-                    let decoded = done.map_err(|e| stage_failed("decoder", e));
-                    let failed = decoded.is_err();
-                    if decoded_tx.send(decoded).await.is_err() || failed {
-                        return;
-                    }
-                }
-                else => return,
-            }
-        }
-    });
+    }
+}
 
-    let mut report = RunReport {
-        inputs: input_count,
-        ..Default::default()
-    };
-    let mut buffer = Buffer::new(config.dedup_mode);
-    let mut source_error: Option<RunError> = None;
-    // The decoder's channel closed: every input was read to its end (or a
-    // stage died, which its join tells).
-    let mut input_ended = false;
-    // The input ended or failed, or a shutdown was asked for, while a flush ran.
-    let mut stop = false;
-    // The buffer is due for a flush (full, or holding a chunk to commit soon).
-    let mut due = false;
-    while !stop {
-        if !due {
-            let deadline = buffer
+/// The run loop's stages and state, from the decoder's channel to the last
+/// commit.
+struct RunLoop<'a> {
+    config: &'a RunConfig,
+    progress: Arc<Progress>,
+    tables: Tables,
+    /// Decoded chunks, in input order.
+    decoded: mpsc::Receiver<Result<Decoded, RunError>>,
+    decoder: JoinHandle<()>,
+    /// The source, watched while it reads.
+    reading: Reading,
+    keeper: Option<LeaseHandle>,
+    claims: Option<Arc<Claims>>,
+    lags: ShardLags,
+    shutdown: watch::Receiver<bool>,
+    failures: Failures,
+    /// The buffer filling now.
+    buffer: Buffer,
+    report: RunReport,
+    /// What fails the run once what was read is committed.
+    source_error: Option<RunError>,
+    /// The decoder's channel closed: every input was read to its end (or a
+    /// stage died, which its join tells).
+    input_ended: bool,
+    /// The input ended or failed, or a shutdown was asked for, while a flush ran.
+    stop: bool,
+    /// The buffer is due for a flush (full, or holding a chunk to commit soon).
+    due: bool,
+}
+
+impl RunLoop<'_> {
+    /// Fills a buffer and flushes it, again and again, until the run stops;
+    /// then [`RunLoop::finish`].
+    async fn run(mut self, started: Instant) -> Result<RunReport, RunError> {
+        while !self.stop {
+            if !self.due && !self.fill().await {
+                break;
+            }
+            self.due = false;
+            let full = std::mem::replace(&mut self.buffer, Buffer::new(self.config.dedup_mode));
+            if self.claims.is_some() {
+                // A shard may move while its records wait: the next buffer
+                // fills only once this flush has checked the claims.
+                let claims = self.claims.as_deref();
+                shared::flush_held(
+                    &mut self.tables,
+                    full,
+                    &mut self.report,
+                    &self.progress,
+                    claims,
+                )
+                .await?;
+                continue;
+            }
+            self.flush_filling(full).await?;
+        }
+        self.finish(started).await
+    }
+
+    /// Fills the buffer until it is due for a flush (`true`: full, its
+    /// oldest record `flush_interval` old, or holding a chunk to commit
+    /// soon) or the run stops (`false`: the input ended or failed, a stage
+    /// failed, or a shutdown was asked for).
+    async fn fill(&mut self) -> bool {
+        loop {
+            let deadline = self
+                .buffer
                 .since
-                .map(|t| tokio::time::Instant::from_std(t + config.flush_interval));
+                .map(|t| tokio::time::Instant::from_std(t + self.config.flush_interval));
             tokio::select! {
-                next = decoded_rx.recv() => match next {
+                next = self.decoded.recv() => match next {
                     Some(Ok(decoded)) => {
-                        if !shared::accepts(claims, &decoded.source) {
+                        if !shared::accepts(self.claims.as_deref(), &decoded.source) {
                             // Read under a lease claim given up since: whoever
                             // holds the shard now reads it from the checkpoint.
                             continue;
                         }
-                        due = take_chunk(&mut buffer, decoded, &progress, config);
-                        if !due {
-                            continue;
+                        if take_chunk(&mut self.buffer, decoded, &self.progress, self.config) {
+                            return true;
                         }
                     }
                     Some(Err(e)) => {
-                        source_error = Some(e);
-                        break;
+                        self.source_error = Some(e);
+                        return false;
                     }
                     None => {
-                        input_ended = true;
-                        break;
+                        self.input_ended = true;
+                        return false;
                     }
                 },
-                _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {}
-                finished = async { match consumer.as_mut() { Some(task) => task.await, None => std::future::pending().await } } => {
-                    // The Kinesis consumer returns by itself once drained or
+                _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => return true,
+                finished = self.reading.ended() => {
+                    // A source's task returns by itself once drained or
                     // after reporting a fatal error; a panic fails the run.
-                    consumer = None;
                     if let Err(e) = finished {
-                        source_error = Some(stage_failed("Kinesis consumer", e));
-                        break;
+                        self.source_error = Some(stage_failed(self.reading.stage(), e));
+                        return false;
                     }
-                    continue;
                 }
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        report.interrupted = true;
-                        break;
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() || *self.shutdown.borrow() {
+                        self.report.interrupted = true;
+                        return false;
                     }
-                    continue;
                 }
-                failure = failures.next() => {
-                    source_error = Some(failure.into());
-                    break;
+                failure = self.failures.next() => {
+                    self.source_error = Some(failure.into());
+                    return false;
                 }
             }
         }
-        due = false;
-        let full = std::mem::replace(&mut buffer, Buffer::new(config.dedup_mode));
-        if claims.is_some() {
-            // A shard may move while its records wait: the next buffer
-            // fills only once this flush has checked the claims.
-            shared::flush_held(&mut tables, full, &mut report, &progress, claims).await?;
-            continue;
-        }
-        // The next buffer fills while this one is written and committed
-        // (up to `flush_size`; then reading waits for the commit).
+    }
+
+    /// Writes and commits `full` while the next buffer fills (up to
+    /// `flush_size`; then reading waits for the commit). What stops the
+    /// run meanwhile sets `stop`.
+    async fn flush_filling(&mut self, full: Buffer) -> Result<(), RunError> {
         let mut interrupted = false;
         {
-            let flushing = flush(&mut tables, full, &mut report, &progress);
+            let flushing = flush(&mut self.tables, full, &mut self.report, &self.progress);
             tokio::pin!(flushing);
             loop {
                 tokio::select! {
@@ -346,78 +408,99 @@ pub async fn run(
                         done?;
                         break;
                     }
-                    next = decoded_rx.recv(), if !stop && !due => match next {
-                        Some(Ok(decoded)) => due = take_chunk(&mut buffer, decoded, &progress, config),
+                    next = self.decoded.recv(), if !self.stop && !self.due => match next {
+                        Some(Ok(decoded)) => {
+                            self.due = take_chunk(&mut self.buffer, decoded, &self.progress, self.config);
+                        }
                         Some(Err(e)) => {
-                            source_error = Some(e);
-                            stop = true;
+                            self.source_error = Some(e);
+                            self.stop = true;
                         }
                         None => {
-                            input_ended = true;
-                            stop = true;
+                            self.input_ended = true;
+                            self.stop = true;
                         }
                     },
-                    changed = shutdown.changed(), if !stop => {
-                        if changed.is_err() || *shutdown.borrow() {
+                    changed = self.shutdown.changed(), if !self.stop => {
+                        if changed.is_err() || *self.shutdown.borrow() {
                             interrupted = true;
-                            stop = true;
+                            self.stop = true;
                         }
                     }
-                    failure = failures.next(), if !stop => {
-                        source_error = Some(failure.into());
-                        stop = true;
+                    failure = self.failures.next(), if !self.stop => {
+                        self.source_error = Some(failure.into());
+                        self.stop = true;
                     }
                 }
             }
         }
-        report.interrupted |= interrupted;
+        self.report.interrupted |= interrupted;
+        Ok(())
     }
-    if report.interrupted {
-        tracing::info!("shutdown requested: committing what was read, then stopping");
-        if let Some(keeper) = &lease_keeper {
-            keeper.stop_taking();
+
+    /// Stops the stages, in order: the lease keeper stops taking shards
+    /// (on a shutdown), the decoder and the source end, the last buffer is
+    /// committed, then the leases are released and the source joined.
+    async fn finish(self, started: Instant) -> Result<RunReport, RunError> {
+        let RunLoop {
+            progress,
+            mut tables,
+            decoded,
+            decoder,
+            reading,
+            keeper,
+            claims,
+            lags,
+            buffer,
+            mut report,
+            mut source_error,
+            input_ended,
+            ..
+        } = self;
+        if report.interrupted {
+            tracing::info!("shutdown requested: committing what was read, then stopping");
+            if let Some(keeper) = &keeper {
+                keeper.stop_taking();
+            }
         }
-    }
-    // Stop the stages before the last flush: dropping the receiver ends the
-    // decoder, whose end closes the reader's channel.
-    drop(decoded_rx);
-    if input_ended && source_error.is_none() {
-        // Its channel closed, so it has returned: a panic of its own (not
-        // of a decode task, which it reports) shows here.
-        if let Err(e) = decoder.await {
-            source_error = Some(stage_failed("decoder", e));
+        // Stop the stages before the last flush: dropping the receiver ends the
+        // decoder, whose end closes the reader's channel.
+        drop(decoded);
+        if input_ended && source_error.is_none() {
+            // Its channel closed, so it has returned: a panic of its own (not
+            // of a decode task, which it reports) shows here.
+            if let Err(e) = decoder.await {
+                source_error = Some(stage_failed("decoder", e));
+            }
+        } else {
+            decoder.abort();
         }
-    } else {
-        decoder.abort();
-    }
-    if let Some(consumer) = consumer {
-        consumer.abort();
-    }
-    let last = shared::flush_held(&mut tables, buffer, &mut report, &progress, claims).await;
-    if let Some(keeper) = lease_keeper {
-        // Released only once what was read is committed: the next owner
-        // starts where this task's final commit left each shard.
-        keeper.finish(last.is_ok(), LEASE_RELEASE_WITHIN).await;
-    }
-    last?;
-    report.shards = lags.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    if input_ended {
-        // The reader has finished (its channel closed): a panic means the
-        // input was not read to its end, whatever was committed.
-        if let Err(payload) = reader.join()
-            && source_error.is_none()
-        {
-            source_error = Some(RunError::Stage {
-                stage: "file reader",
-                message: format!("it panicked: {}", panic_message(payload.as_ref())),
-            });
+        reading.abort();
+        let claims = claims.as_deref();
+        let last = shared::flush_held(&mut tables, buffer, &mut report, &progress, claims).await;
+        if let Some(keeper) = keeper {
+            // Released only once what was read is committed: the next owner
+            // starts where this task's final commit left each shard.
+            keeper.finish(last.is_ok(), LEASE_RELEASE_WITHIN).await;
         }
-    }
-    report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
-    report.elapsed = started.elapsed();
-    match source_error {
-        Some(e) => Err(e),
-        None => Ok(report),
+        last?;
+        report.shards = lags.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if input_ended {
+            // The reader has finished (its channel closed): a panic means the
+            // input was not read to its end, whatever was committed.
+            let stage = reading.stage();
+            if let Err(message) = reading.join()
+                && source_error.is_none()
+            {
+                source_error = Some(RunError::Stage { stage, message });
+            }
+        }
+        report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
+        report.elapsed = started.elapsed();
+        match source_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 }
 

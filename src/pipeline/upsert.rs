@@ -132,50 +132,17 @@ impl KeyRebase<'_> {
         // compaction or another engine): its positions now hold other rows.
         // Drop those deletes; the rewritten rows are among `theirs`, so the
         // key rule below deletes each replaced row again where it now is.
-        let mut stale = 0;
-        for positions in self.deletes.values_mut() {
-            let before = positions.len();
-            positions.retain(|(path, _)| !removed.contains(path));
-            stale += (before - positions.len()) as u64;
-        }
-        self.deletes.retain(|_, positions| !positions.is_empty());
-        self.counts.duplicates_replaced -= stale;
-        self.counts.rows_deleted -= stale;
+        let stale = drop_stale_deletes(&mut self.deletes, &removed, self.counts);
         if theirs.is_empty() && stale == 0 {
             return Ok(());
         }
-        let mut deletes = Deletes::new();
-        let mut superseded = HashSet::new();
-        for (i, w) in self.written.iter().enumerate() {
-            for (pos, (key, hash)) in w.keys.iter().enumerate() {
-                let pos = pos as u32;
-                if self.withdrawn.contains(&(i, pos)) {
-                    continue;
-                }
-                let Some(t) = theirs.get(key) else { continue };
-                if t.hash == *hash || self.mode == DedupMode::KeepFirst {
-                    deletes
-                        .entry(w.partition.clone())
-                        .or_default()
-                        .push((w.file.file_path().to_string(), i64::from(pos)));
-                    self.withdrawn.insert((i, pos));
-                    self.counts.rows_written -= 1;
-                    if t.hash == *hash {
-                        self.counts.duplicates_identical += 1;
-                    } else {
-                        self.counts.duplicates_skipped += 1;
-                    }
-                } else {
-                    deletes
-                        .entry(t.partition.clone())
-                        .or_default()
-                        .push((t.path.clone(), t.pos));
-                    superseded.insert(*key);
-                    self.counts.duplicates_replaced += 1;
-                    self.counts.rows_deleted += 1;
-                }
-            }
-        }
+        let (deletes, superseded) = settle(
+            self.written,
+            &theirs,
+            self.mode,
+            &mut self.withdrawn,
+            self.counts,
+        );
         // Their rows are in the table whatever happens to this commit.
         let mut files: Map<String, u32> = Map::default();
         for (key, t) in &theirs {
@@ -259,6 +226,73 @@ impl KeyRebase<'_> {
     }
 }
 
+/// Drops the positions of `deletes` that point into data files another
+/// commit removed, and takes them off the counts; returns how many.
+fn drop_stale_deletes(
+    deletes: &mut Deletes,
+    removed: &HashSet<String>,
+    counts: &mut QualityCounts,
+) -> u64 {
+    let mut stale = 0;
+    for positions in deletes.values_mut() {
+        let before = positions.len();
+        positions.retain(|(path, _)| !removed.contains(path));
+        stale += (before - positions.len()) as u64;
+    }
+    deletes.retain(|_, positions| !positions.is_empty());
+    counts.duplicates_replaced -= stale;
+    counts.rows_deleted -= stale;
+    stale
+}
+
+/// The key rule for rows both this flush (`written`, minus `withdrawn`)
+/// and other writers (`theirs`) hold: identical bodies, or any in
+/// keep-first mode, keep theirs (ours is withdrawn: deleted and added to
+/// `withdrawn`); changed bodies in upsert mode keep ours (theirs is deleted
+/// and its key returned as superseded). Returns the new deletes and the
+/// superseded keys; `counts` follows.
+fn settle(
+    written: &[Written],
+    theirs: &Map<u128, Theirs>,
+    mode: DedupMode,
+    withdrawn: &mut HashSet<(usize, u32)>,
+    counts: &mut QualityCounts,
+) -> (Deletes, HashSet<u128>) {
+    let mut deletes = Deletes::new();
+    let mut superseded = HashSet::new();
+    for (i, w) in written.iter().enumerate() {
+        for (pos, (key, hash)) in w.keys.iter().enumerate() {
+            let pos = pos as u32;
+            if withdrawn.contains(&(i, pos)) {
+                continue;
+            }
+            let Some(t) = theirs.get(key) else { continue };
+            if t.hash == *hash || mode == DedupMode::KeepFirst {
+                deletes
+                    .entry(w.partition.clone())
+                    .or_default()
+                    .push((w.file.file_path().to_string(), i64::from(pos)));
+                withdrawn.insert((i, pos));
+                counts.rows_written -= 1;
+                if t.hash == *hash {
+                    counts.duplicates_identical += 1;
+                } else {
+                    counts.duplicates_skipped += 1;
+                }
+            } else {
+                deletes
+                    .entry(t.partition.clone())
+                    .or_default()
+                    .push((t.path.clone(), t.pos));
+                superseded.insert(*key);
+                counts.duplicates_replaced += 1;
+                counts.rows_deleted += 1;
+            }
+        }
+    }
+    (deletes, superseded)
+}
+
 impl Rebase for KeyRebase<'_> {
     fn rebase<'a>(
         &'a mut self,
@@ -271,122 +305,4 @@ impl Rebase for KeyRebase<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::event::{DecodeLimits, Origin, RecordPosition, decode};
-
-    const UUID: &str = "0b5a6c52-0000-4000-8000-000000000001";
-
-    fn row(body: &str) -> Row {
-        let line = format!(
-            r#"{{"event_uuid":"{UUID}","event_name":"payment:order:completed","created_at":1764547200,"amount":{body}}}"#
-        );
-        let limits = DecodeLimits {
-            max_record_size: 1 << 20,
-            now_seconds: 1_764_633_600.0,
-            ..Default::default()
-        };
-        Row {
-            event: decode(line.as_bytes(), &limits).unwrap(),
-            origin: Origin {
-                source: Arc::from("events.jsonl"),
-                position: RecordPosition::Line { offset: 0, line: 1 },
-                ingested_micros: 0,
-            },
-        }
-    }
-
-    /// Every branch of the upsert decision: no live row, an identical one,
-    /// a changed one, in both modes; what is kept, deleted and counted.
-    #[test]
-    fn the_upsert_decision_as_a_table() {
-        let partition = Partition::events(20_423, "payment");
-        // (live row's body, mode, kept, deletes, identical, skipped, replaced)
-        let cases = [
-            (None, DedupMode::Upsert, true, 0, 0, 0, 0),
-            (None, DedupMode::KeepFirst, true, 0, 0, 0, 0),
-            (Some("10"), DedupMode::Upsert, false, 0, 1, 0, 0),
-            (Some("10"), DedupMode::KeepFirst, false, 0, 1, 0, 0),
-            (Some("11"), DedupMode::Upsert, true, 1, 0, 0, 1),
-            (Some("11"), DedupMode::KeepFirst, false, 0, 0, 1, 0),
-        ];
-        for (live, mode, kept, deleted, identical, skipped, replaced) in cases {
-            let incoming = row("10");
-            let mut index = KeyIndex::new(0, 1 << 20);
-            if let Some(body) = live {
-                let file = index.add_file("data/live.parquet", partition.clone());
-                index.insert(incoming.event.key, file, 7, row(body).event.content_hash);
-            }
-            let mut deletes = Deletes::new();
-            let mut counts = QualityCounts::default();
-            let got = upsert_against_index(&index, mode, &incoming, &mut deletes, &mut counts);
-            let case = format!("live {live:?}, {mode:?}");
-            assert_eq!(got, kept, "{case}: kept");
-            let want: Deletes = if deleted == 1 {
-                BTreeMap::from([(
-                    partition.clone(),
-                    vec![("data/live.parquet".to_string(), 7)],
-                )])
-            } else {
-                Deletes::new()
-            };
-            assert_eq!(deletes, want, "{case}: deletes");
-            assert_eq!(
-                (
-                    counts.duplicates_identical,
-                    counts.duplicates_skipped,
-                    counts.duplicates_replaced,
-                    counts.rows_deleted
-                ),
-                (identical, skipped, replaced, deleted as u64),
-                "{case}: counts"
-            );
-        }
-    }
-
-    /// A late row is decided the same way against what the table probe found.
-    #[test]
-    fn a_late_row_is_decided_like_an_indexed_one() {
-        let partition = Partition::events(20_423, "payment");
-        let incoming = row("10");
-        let found = |body: &str| Found {
-            path: "data/old.parquet".to_string(),
-            partition: partition.clone(),
-            pos: 3,
-            hash: row(body).event.content_hash,
-        };
-        let mut deletes = Deletes::new();
-        let mut counts = QualityCounts::default();
-        assert!(upsert_against_table(
-            None,
-            DedupMode::Upsert,
-            &incoming,
-            &mut deletes,
-            &mut counts
-        ));
-        assert!(!upsert_against_table(
-            Some(found("10")),
-            DedupMode::Upsert,
-            &incoming,
-            &mut deletes,
-            &mut counts
-        ));
-        assert!(upsert_against_table(
-            Some(found("12")),
-            DedupMode::Upsert,
-            &incoming,
-            &mut deletes,
-            &mut counts
-        ));
-        assert_eq!(
-            deletes,
-            BTreeMap::from([(partition, vec![("data/old.parquet".to_string(), 3)])])
-        );
-        assert_eq!(
-            (counts.duplicates_identical, counts.duplicates_replaced),
-            (1, 1)
-        );
-    }
-}
+mod tests;

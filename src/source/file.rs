@@ -25,6 +25,9 @@
 //! Memory stays bounded: a chunk is about [`CHUNK_BYTES`], and a line longer
 //! than the record limit is not buffered but counted, its head kept for the
 //! rejected table.
+//!
+//! The pipeline reads files through [`FileSource`] (`file/reader.rs`), one
+//! thread reading the inputs in order.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -36,6 +39,10 @@ use xxhash_rust::xxh3::Xxh3;
 use super::{SourceError, SourceInfo};
 use crate::checkpoint::FilePosition;
 use crate::event::MAX_RAW_KEPT;
+
+mod reader;
+
+pub use reader::FileSource;
 
 /// Target size of one chunk of lines.
 pub const CHUNK_BYTES: usize = 1 << 20;

@@ -2,13 +2,123 @@
 //! Kinesis data stream ([`kinesis`]). A source hands out chunks of records
 //! with exact positions and never decides what is committed: positions
 //! advance only through the checkpoint committed with the data.
+//!
+//! Every source is a [`Source`]: started with the sender of the pipeline's
+//! bounded chunk channel and the events table's committed checkpoint, it
+//! reads on its own thread or tasks and returns a [`Reading`], the handle
+//! the run loop watches, stops and joins. The pipeline cannot tell a file
+//! from a stream (or from a test's fake) but by the chunks.
 
 use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinError, JoinHandle};
+
+use crate::checkpoint::Checkpoint;
+use crate::supervise::StageFailure;
+use crate::telemetry::panic_message;
 
 pub mod file;
 pub mod kinesis;
 pub mod kpl;
 pub mod lease;
+
+/// Where a source sends its chunks: the pipeline's bounded channel to the
+/// decoder. A fatal error is the last item sent; reading has ended once
+/// every clone of the sender is dropped.
+pub type ChunkSender = mpsc::Sender<Result<SourceChunk, SourceError>>;
+
+/// Something the pipeline reads records from.
+pub trait Source: Send {
+    /// Starts reading into `tx`. `committed` holds the events table's
+    /// checkpoint as loaded at the start, then as of each commit: where each
+    /// source resumes, and for a stream when a closed shard's end is
+    /// committed. Fails only when the reading stage cannot start.
+    fn start(
+        self: Box<Self>,
+        tx: ChunkSender,
+        committed: watch::Receiver<Checkpoint>,
+    ) -> Result<Reading, StageFailure>;
+}
+
+/// A started source: the stage the run loop watches while it reads, stops
+/// at the end and joins to learn whether it ended cleanly.
+#[derive(Debug)]
+pub struct Reading {
+    /// Its name in the run's errors (`file reader`, `Kinesis consumer`).
+    stage: &'static str,
+    worker: Worker,
+}
+
+#[derive(Debug)]
+enum Worker {
+    /// A thread of blocking reads. Its end shows as its channel closing; it
+    /// stops when the channel's receiver is gone, and is joined once the
+    /// input ended.
+    Thread(std::thread::JoinHandle<()>),
+    /// A task that may end by itself (drained, or after sending a fatal
+    /// error): its end is watched while the run goes on (`None` once
+    /// seen), and it is aborted at the end of the run.
+    Task(Option<JoinHandle<()>>),
+}
+
+impl Reading {
+    /// A source read by a thread.
+    pub fn thread(stage: &'static str, thread: std::thread::JoinHandle<()>) -> Self {
+        Reading {
+            stage,
+            worker: Worker::Thread(thread),
+        }
+    }
+
+    /// A source read by a task.
+    pub fn task(stage: &'static str, task: JoinHandle<()>) -> Self {
+        Reading {
+            stage,
+            worker: Worker::Task(Some(task)),
+        }
+    }
+
+    /// The stage's name, as in the run's errors.
+    pub fn stage(&self) -> &'static str {
+        self.stage
+    }
+
+    /// The end of a task source: `Ok` when it returned, its panic
+    /// otherwise. Pending for ever for a thread source (its end shows as
+    /// its channel closing) and once a task's end was returned. Cancel
+    /// safe.
+    pub async fn ended(&mut self) -> Result<(), JoinError> {
+        match &mut self.worker {
+            Worker::Task(Some(task)) => {
+                let ended = task.await;
+                self.worker = Worker::Task(None);
+                ended
+            }
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Stops a task source. A thread source stops by itself once the
+    /// channel's receiver is gone.
+    pub fn abort(&self) {
+        if let Worker::Task(Some(task)) = &self.worker {
+            task.abort();
+        }
+    }
+
+    /// Waits for a thread source, once its channel has closed: its panic's
+    /// message (`it panicked: ...`) if it panicked. A task source's end is
+    /// what [`Reading::ended`] returned: `Ok` here.
+    pub fn join(self) -> Result<(), String> {
+        match self.worker {
+            Worker::Thread(thread) => thread
+                .join()
+                .map_err(|payload| format!("it panicked: {}", panic_message(payload.as_ref()))),
+            Worker::Task(_) => Ok(()),
+        }
+    }
+}
 
 /// A source as the checkpoint knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

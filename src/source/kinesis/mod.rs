@@ -30,12 +30,12 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 
-use super::{SourceChunk, SourceError, SourceInfo};
+use super::{ChunkSender, Reading, Source, SourceInfo};
 use crate::checkpoint::{Checkpoint, ShardPosition};
 use crate::config::KinesisConfig;
+use crate::supervise::StageFailure;
 use crate::telemetry::ShardLags;
 use coordinator::Coordinator;
 pub use coordinator::{LoadCheckpoint, Sharing};
@@ -110,21 +110,57 @@ pub fn stream_name(given: &str) -> String {
     Stream::new(given).name
 }
 
-/// Starts the consumer. Batches (or one fatal error) arrive on `tx`; the
-/// pipeline publishes each committed checkpoint of the events table on
-/// `committed`. The consumer ends (closing its side of `tx`) when drained in
-/// `drain` mode, after a fatal error, or when the receiver is gone. With
-/// `sharing`, only the shards whose lease this task holds are read.
-pub fn start(
-    config: &KinesisConfig,
+/// A Kinesis stream as a [`Source`]: the consumer, one task (`Kinesis
+/// consumer`) running a reader task per shard.
+pub struct KinesisSource {
+    config: KinesisConfig,
     client: Client,
-    committed: watch::Receiver<Checkpoint>,
-    tx: mpsc::Sender<Result<SourceChunk, SourceError>>,
     lags: ShardLags,
     sharing: Option<Sharing>,
-) -> JoinHandle<()> {
-    let coordinator = Coordinator::new(config, client, tx, lags, sharing);
-    tokio::spawn(coordinator.run(committed))
+}
+
+impl KinesisSource {
+    /// The consumer of `config`'s stream through `client`, each shard's
+    /// lag kept in `lags`. With `sharing`, only the shards whose lease this
+    /// task holds are read.
+    pub fn new(
+        config: &KinesisConfig,
+        client: Client,
+        lags: ShardLags,
+        sharing: Option<Sharing>,
+    ) -> Self {
+        KinesisSource {
+            config: config.clone(),
+            client,
+            lags,
+            sharing,
+        }
+    }
+}
+
+impl Source for KinesisSource {
+    /// Starts the consumer. Batches (or one fatal error) go to `tx`; the
+    /// pipeline publishes each committed checkpoint of the events table on
+    /// `committed`. The consumer ends (closing its side of `tx`) when
+    /// drained in `drain` mode, after a fatal error, or when the receiver is
+    /// gone.
+    fn start(
+        self: Box<Self>,
+        tx: ChunkSender,
+        committed: watch::Receiver<Checkpoint>,
+    ) -> Result<Reading, StageFailure> {
+        let KinesisSource {
+            config,
+            client,
+            lags,
+            sharing,
+        } = *self;
+        let coordinator = Coordinator::new(&config, client, tx, lags, sharing);
+        Ok(Reading::task(
+            "Kinesis consumer",
+            tokio::spawn(coordinator.run(committed)),
+        ))
+    }
 }
 
 /// What to do about a failed call.
