@@ -475,7 +475,11 @@ impl RunLoop<'_> {
         } else {
             decoder.abort();
         }
-        reading.abort();
+        if !input_ended {
+            // Still reading: stopped here. Once the input ended, a task
+            // source has returned or is unwinding, and is joined below.
+            reading.abort();
+        }
         let claims = claims.as_deref();
         let last = shared::flush_held(&mut tables, buffer, &mut report, &progress, claims).await;
         if let Some(keeper) = keeper {
@@ -489,7 +493,7 @@ impl RunLoop<'_> {
             // The reader has finished (its channel closed): a panic means the
             // input was not read to its end, whatever was committed.
             let stage = reading.stage();
-            if let Err(message) = reading.join()
+            if let Err(message) = reading.join().await
                 && source_error.is_none()
             {
                 source_error = Some(RunError::Stage { stage, message });

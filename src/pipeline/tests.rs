@@ -33,6 +33,9 @@ enum Then {
     StayOpen,
     /// Panics (a bug in a source).
     Panic,
+    /// Closes the channel, then panics a second later: the run loop sees
+    /// the input end before the task's end, whatever the scheduler does.
+    CloseThenPanic,
 }
 
 /// A source that hands out `lines` (JSON Lines) in chunks of `per_chunk`
@@ -126,6 +129,11 @@ impl Source for Fake {
                 Then::End => {}
                 Then::StayOpen => tx.closed().await,
                 Then::Panic => panic!("the fake source broke"),
+                Then::CloseThenPanic => {
+                    drop(tx);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    panic!("the fake source broke");
+                }
             }
         };
         if self.on_task {
@@ -343,4 +351,27 @@ async fn a_source_task_that_panics_fails_the_run() {
         }
         other => panic!("expected the consumer's failure, got {other:?}"),
     }
+}
+
+/// A source task whose channel closes before its panic shows: the run loop
+/// sees the input end first, and must still fail, not pass a partial read
+/// off as complete.
+#[tokio::test(start_paused = true)]
+async fn a_source_task_that_panics_and_closes_its_channel_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "60s");
+    let lines = vec![event(1, 10), event(2, 20)];
+    let mut fake = Fake::new(&lines, 1, Then::CloseThenPanic);
+    fake.on_task = true;
+    let (_stop, shutdown) = watch::channel(false);
+    match run_fake(&config, fake, shutdown).await {
+        Err(RunError::Stage { stage, message }) => {
+            assert_eq!(stage, "fake consumer");
+            assert_eq!(message, "it panicked: the fake source broke");
+        }
+        other => panic!("expected the consumer's failure, got {other:?}"),
+    }
+    let (events, checkpoint) = read_back(&config, &config.table, "event_uuid").await;
+    assert_eq!(events, uuids(&[1, 2]));
+    assert_eq!(checkpoint.get(KEY), Some(&end_of(&lines)));
 }

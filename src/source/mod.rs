@@ -16,7 +16,7 @@ use tokio::task::{JoinError, JoinHandle};
 
 use crate::checkpoint::Checkpoint;
 use crate::supervise::StageFailure;
-use crate::telemetry::panic_message;
+use crate::telemetry::{join_error_message, panic_message};
 
 pub mod file;
 pub mod kinesis;
@@ -107,15 +107,17 @@ impl Reading {
         }
     }
 
-    /// Waits for a thread source, once its channel has closed: its panic's
-    /// message (`it panicked: ...`) if it panicked. A task source's end is
-    /// what [`Reading::ended`] returned: `Ok` here.
-    pub fn join(self) -> Result<(), String> {
+    /// Waits for the source once its channel has closed (every sender is
+    /// gone, so it has returned or is unwinding): its panic's message
+    /// (`it panicked: ...`) if it panicked. A task whose end
+    /// [`Reading::ended`] already returned is not waited for again.
+    pub async fn join(self) -> Result<(), String> {
         match self.worker {
             Worker::Thread(thread) => thread
                 .join()
                 .map_err(|payload| format!("it panicked: {}", panic_message(payload.as_ref()))),
-            Worker::Task(_) => Ok(()),
+            Worker::Task(Some(task)) => task.await.map_err(join_error_message),
+            Worker::Task(None) => Ok(()),
         }
     }
 }
