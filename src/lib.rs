@@ -55,8 +55,8 @@
 //!      `table::maintain::orphans`, `table::maintain::referenced` and
 //!      `table::maintain::lister`.
 //! 4. [`telemetry`]: logs and live progress (`telemetry::progress`), the
-//!    metrics registry and its named events (`telemetry::metrics`), their
-//!    encodings (`telemetry::prometheus`, `telemetry::emf`) and the
+//!    metrics registry (`telemetry::metrics`), the named events that log
+//!    and count together (`telemetry::events`), the metrics' encodings (`telemetry::prometheus`, `telemetry::emf`) and the
 //!    operations port (`telemetry::http`). It takes plain values.
 //! 5. [`supervise`]: the stages beside the pipeline, restarted or failed.
 //!

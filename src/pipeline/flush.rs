@@ -31,6 +31,7 @@ use crate::table::summary::QualityCounts;
 use crate::table::writer::Partition;
 use crate::table::{Change, LoadedTable, TableError, TableStore};
 use crate::telemetry::Progress;
+use crate::telemetry::events;
 use crate::telemetry::metrics::CommitRecord;
 
 /// Writes and commits one batch: rejected records first, then events.
@@ -117,7 +118,7 @@ async fn commit_rejects(
     );
     let commit_started = Instant::now();
     let outcome = tables.store.commit(&tables.rejected.table, &change).await?;
-    crate::telemetry::metrics().committed(&CommitRecord {
+    let record = CommitRecord {
         table: &tables.rejected.table.name.to_string(),
         counts: &counts,
         files: 1,
@@ -127,13 +128,13 @@ async fn commit_rejects(
         newest_micros: None,
         events: false,
         health: outcome.health.map(|h| (h.metadata_bytes, h.manifests)),
-    });
+    };
+    events::committed(&record, outcome.snapshot_id);
     report.rejected_snapshots += 1;
     report.commit_conflicts += u64::from(outcome.conflicts);
     progress
         .rejected_committed
         .fetch_add(rejects.len() as u64, Ordering::Relaxed);
-    tracing::info!(table = %tables.rejected.table.name, snapshot_id = outcome.snapshot_id, records = rejects.len(), "committed rejected records");
     tables.rejected.table = outcome.table;
     Ok(())
 }
@@ -373,7 +374,6 @@ async fn commit_events(
         .commit_rebasing(&tables.events.table, &mut change, Some(&mut rebase))
         .await?;
     let commit_latency = commit_started.elapsed();
-    let commit_ms = commit_latency.as_secs_f64() * 1e3;
     let withdrawn = std::mem::take(&mut rebase.withdrawn);
     failpoint::hit(FailPoint::BeforePositionsAdvance);
     // The rows are in the table now: the index may point at them.
@@ -398,7 +398,7 @@ async fn commit_events(
     report.event_snapshots += 1;
     report.commit_conflicts += u64::from(outcome.conflicts);
     report.counts.add_capped(&counts);
-    crate::telemetry::metrics().committed(&CommitRecord {
+    let record = CommitRecord {
         table: &tables.events.table.name.to_string(),
         counts: &counts,
         files: (change.added_data_files.len() + change.added_delete_files.len()) as u64,
@@ -413,22 +413,11 @@ async fn commit_events(
         newest_micros,
         events: true,
         health: outcome.health.map(|h| (h.metadata_bytes, h.manifests)),
-    });
+    };
+    events::committed(&record, outcome.snapshot_id);
     progress
         .rows_committed
         .fetch_add(counts.rows_written, Ordering::Relaxed);
-    tracing::info!(
-        table = %tables.events.table.name,
-        snapshot_id = outcome.snapshot_id,
-        rows = counts.rows_written,
-        files = change.added_data_files.len(),
-        duplicates = counts.duplicates_dropped(),
-        deleted = counts.rows_deleted,
-        rejected = counts.rejected_total(),
-        conflicts = outcome.conflicts,
-        commit_ms,
-        "committed events"
-    );
     tables.events.table = outcome.table;
     tables
         .committed

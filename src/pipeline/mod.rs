@@ -61,6 +61,7 @@ use crate::source::{ChunkSender, Reading, Source, SourceError};
 use crate::supervise::{Failures, StageFailure, Supervisor};
 use crate::table::summary::QualityCounts;
 use crate::table::{TableError, TableStore};
+use crate::telemetry::events::{self, CatalogAnswer};
 use crate::telemetry::{Progress, ShardLag, ShardLags};
 use buffer::Buffer;
 use decode::{Decoded, spawn_decoder};
@@ -572,15 +573,11 @@ fn spawn_catalog_probe(
             tick.tick().await;
             failpoint::hit(FailPoint::CatalogProbe);
             let answered = tokio::time::timeout(CATALOG_PROBE_EVERY, catalog.load(&table)).await;
-            let reachable = match answered {
-                Ok(Ok(_)) => true,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "catalog probe failed");
-                    false
-                }
-                Err(_) => false,
-            };
-            crate::telemetry::metrics().catalog_answered(reachable);
+            match answered {
+                Ok(Ok(_)) => events::catalog_probed(CatalogAnswer::Answered),
+                Ok(Err(e)) => events::catalog_probed(CatalogAnswer::Failed(&e)),
+                Err(_) => events::catalog_probed(CatalogAnswer::TimedOut),
+            }
         }
     });
     supervisor.watch_lasting("catalog probe", probe);

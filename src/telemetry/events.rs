@@ -6,7 +6,34 @@
 //! not events and stay on [`super::metrics::Metrics`]; so do counts that
 //! have no log line of their own (records read).
 
-use super::metrics::{LeaseChange, metrics};
+use super::metrics::{CommitRecord, LeaseChange, metrics};
+
+/// A commit landed as snapshot `snapshot_id`: the log line, and the
+/// counts, files, latency and table health in the metrics.
+pub fn committed(c: &CommitRecord<'_>, snapshot_id: i64) {
+    metrics().committed(c);
+    if c.events {
+        tracing::info!(
+            table = c.table,
+            snapshot_id,
+            rows = c.counts.rows_written,
+            files = c.files,
+            duplicates = c.counts.duplicates_dropped(),
+            deleted = c.counts.rows_deleted,
+            rejected = c.counts.rejected_total(),
+            conflicts = c.conflicts,
+            commit_ms = c.latency.as_secs_f64() * 1e3,
+            "committed events"
+        );
+    } else {
+        tracing::info!(
+            table = c.table,
+            snapshot_id,
+            records = c.counts.rejected_total(),
+            "committed rejected records"
+        );
+    }
+}
 
 /// How this task came to hold a shard's lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
