@@ -355,8 +355,11 @@ fn decode_keys(
             ));
         };
         let uuids = uuids.as_string::<i32>();
-        out.keys
-            .extend(uuids.iter().map(|u| crate::contract::event_key(u.unwrap_or_default())));
+        out.keys.extend(
+            uuids
+                .iter()
+                .map(|u| crate::contract::event_key(u.unwrap_or_default())),
+        );
         out.hashes
             .extend(hashes.as_primitive::<Int64Type>().values().iter().copied());
     }
