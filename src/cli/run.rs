@@ -266,14 +266,14 @@ pub(crate) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The async runtime: a worker per core plus two, because `floe run` encodes
-/// data files on workers (one per core at a time) and the decoder's
-/// dispatching task must still run meanwhile, so that the next batch is
-/// decoded while the last one is written.
+/// The async runtime, of tokio's default size (a worker per core). The
+/// heavy CPU work (decoding records, encoding Parquet files, decoding key
+/// columns) and the blocking calls (SQLite) run on tokio's blocking pool,
+/// not on workers, so a flush never holds up the decoder's dispatching
+/// task, uploads or lease renewals, and no extra workers are needed to
+/// make up for it.
 pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores + 2)
         .enable_all()
         .build()
         .context("starting the async runtime")

@@ -100,7 +100,7 @@ async fn commit_rejects(
     let file = tables
         .rejected
         .writer
-        .write(&Partition::none(), &batch)
+        .write(&Partition::none(), batch)
         .await?;
     report.files_written += 1;
     report.bytes_written += file.file_size_in_bytes();
@@ -287,7 +287,7 @@ async fn write(
                 // The batch holds copies of the values: free the rows before encoding.
                 drop(refs);
                 drop(part);
-                let file = writer.write(&partition, &batch).await?;
+                let file = writer.write(&partition, batch).await?;
                 files.push(Written {
                     file,
                     partition: partition.clone(),

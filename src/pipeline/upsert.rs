@@ -207,10 +207,10 @@ impl KeyRebase<'_> {
         let mut out = Map::default();
         for (path, partition) in data {
             let gone = deleted.remove(&path).unwrap_or_default();
-            read_keys(self.store, &path, |pos, uuid, hash| {
+            read_keys(self.store, &path, |pos, key, hash| {
                 if !gone.contains(&i64::from(pos)) {
                     out.insert(
-                        crate::contract::event_key(uuid),
+                        key,
                         Theirs {
                             path: path.clone(),
                             partition: partition.clone(),

@@ -260,9 +260,9 @@ impl KeyIndex {
             let mut gone = deleted.remove(&path).unwrap_or_default();
             gone.sort_unstable();
             let file = index.add_file(&path, partition);
-            read_keys(store, &path, |pos, uuid, hash| {
+            read_keys(store, &path, |pos, key, hash| {
                 if gone.binary_search(&(pos as i64)).is_err() {
-                    index.insert(crate::contract::event_key(uuid), file, pos, hash);
+                    index.insert(key, file, pos, hash);
                 }
             })
             .await?;
@@ -294,22 +294,55 @@ fn parquet_err(path: &str, e: parquet::errors::ParquetError) -> TableError {
     ))
 }
 
-/// Calls `each(position, event_uuid, content_hash)` for every row of a data file.
+/// Calls `each(position, key, content_hash)` for every row of a data file,
+/// `key` being the [`event_key`](crate::contract::event_key) of its
+/// `event_uuid`.
+///
+/// The file is fetched on the caller's task; decoding its key columns and
+/// hashing the keys, the CPU work, runs on tokio's blocking pool and hands
+/// back owned vectors (24 bytes a row, sized from the footer's row count),
+/// which `each` then reads on the caller's task.
 pub(crate) async fn read_keys(
     store: &TableStore,
     path: &str,
-    mut each: impl FnMut(u32, &str, i64),
+    mut each: impl FnMut(u32, u128, i64),
 ) -> Result<(), TableError> {
     let bytes = store.file_io().new_input(path)?.read().await?;
+    let owned_path = path.to_string();
+    let keys = super::on_blocking_thread(move || decode_keys(&owned_path, bytes)).await?;
+    for (pos, (key, hash)) in (0u32..).zip(keys.keys.into_iter().zip(keys.hashes)) {
+        each(pos, key, hash);
+    }
+    Ok(())
+}
+
+/// The key columns of a data file: row `pos` has key `keys[pos]` and
+/// content hash `hashes[pos]` (two vectors: a `(u128, i64)` pair would be
+/// padded to 32 bytes).
+struct FileKeys {
+    keys: Vec<u128>,
+    hashes: Vec<i64>,
+}
+
+/// Decodes the `event_uuid` and `_content_hash` columns of the Parquet file
+/// `bytes` (read from `path`) and hashes the keys.
+fn decode_keys(
+    path: &str,
+    bytes: impl parquet::file::reader::ChunkReader + 'static,
+) -> Result<FileKeys, TableError> {
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| parquet_err(path, e))?;
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_uuid", "_content_hash"]);
     let reader = builder
         .with_projection(mask)
         .with_batch_size(64 * 1024)
         .build()
         .map_err(|e| parquet_err(path, e))?;
-    let mut pos = 0u32;
+    let mut out = FileKeys {
+        keys: Vec::with_capacity(rows),
+        hashes: Vec::with_capacity(rows),
+    };
     for batch in reader {
         let batch = batch.map_err(|e| parquet_err(path, e.into()))?;
         let (Some(uuids), Some(hashes)) = (
@@ -324,13 +357,15 @@ pub(crate) async fn read_keys(
             ));
         };
         let uuids = uuids.as_string::<i32>();
-        let hashes = hashes.as_primitive::<Int64Type>();
-        for i in 0..batch.num_rows() {
-            each(pos, uuids.value(i), hashes.value(i));
-            pos += 1;
-        }
+        out.keys.extend(
+            uuids
+                .iter()
+                .map(|u| crate::contract::event_key(u.unwrap_or_default())),
+        );
+        out.hashes
+            .extend(hashes.as_primitive::<Int64Type>().values().iter().copied());
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Adds the (data file, position) pairs of a position delete file to `deleted`.

@@ -115,6 +115,10 @@ pub enum TableError {
         /// What moved.
         reason: String,
     },
+    /// The process is shutting down: work handed to the blocking pool was
+    /// not done.
+    #[error("the Parquet work was not done: the process is shutting down")]
+    ShuttingDown,
     /// Commit conflicts went on longer than the retry budget.
     #[error("table {table}: gave up after {attempts} commit attempts, each lost to another writer")]
     TooManyConflicts {
@@ -134,5 +138,24 @@ impl TableError {
             TableError::Metadata { source, .. } => source.retryable(),
             _ => false,
         }
+    }
+}
+
+/// Runs CPU-bound Parquet work (encoding a file, decoding its key columns)
+/// on tokio's blocking pool, so that it holds up no async worker, and with
+/// it the stages those run (decoding the next batch, uploads, lease
+/// renewals). Whatever `work` uses it owns: batches and bytes move in, owned
+/// results move out. A panic in it is the caller's panic, as if it had run
+/// inline.
+pub(crate) async fn on_blocking_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, TableError> + Send + 'static,
+) -> Result<T, TableError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => match e.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            // Only a runtime shutting down cancels a blocking task.
+            Err(_) => Err(TableError::ShuttingDown),
+        },
     }
 }

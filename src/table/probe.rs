@@ -213,9 +213,9 @@ impl<'a> Probe<'a> {
         }
         let gone = self.deleted.get(path).cloned().unwrap_or_default();
         let mut keys = Map::default();
-        read_keys(self.store, path, |pos, uuid, hash| {
+        read_keys(self.store, path, |pos, key, hash| {
             if !gone.contains(&i64::from(pos)) {
-                keys.insert(crate::contract::event_key(uuid), (i64::from(pos), hash));
+                keys.insert(key, (i64::from(pos), hash));
             }
         })
         .await?;

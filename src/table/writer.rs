@@ -5,11 +5,17 @@
 //! and null counts and lower/upper bounds per field id. Floe sets what that
 //! writer leaves to the caller: zstd, a bloom filter sized for the file's keys,
 //! no statistics for free-form text, and the partition path.
+//!
+//! Encoding is CPU work (seconds for a large file): a file written whole
+//! ([`DataWriter::write`], [`DataWriter::write_position_deletes`]) is encoded
+//! into memory on tokio's blocking pool, and only its upload runs on the
+//! async workers. Compaction's output ([`DataWriter::open`]) is written batch
+//! by batch straight to storage, as it may be larger than memory should hold.
 
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use iceberg::io::FileIO;
+use iceberg::io::{FileIO, MemoryStorage, OutputFile, Storage};
 use iceberg::spec::{
     DataContentType, DataFile, DataFileBuilder, Literal, NestedField, PartitionSpecRef,
     PrimitiveType, Schema, SchemaRef, Struct, Type,
@@ -176,15 +182,20 @@ impl DataWriter {
         }
     }
 
-    /// Writes `batch` (rows of one partition) as one Parquet file.
+    /// Writes `batch` (rows of one partition) as one Parquet file: encoded
+    /// on a blocking thread, then uploaded.
     pub async fn write(
         &self,
         partition: &Partition,
-        batch: &RecordBatch,
+        batch: RecordBatch,
     ) -> Result<DataFile, TableError> {
-        let mut file = self.open(partition, batch.num_rows()).await?;
-        file.write(batch).await?;
-        file.close().await
+        let location = self.location(partition, "");
+        let props = self.properties(batch.num_rows())?;
+        let encoded = Encoded::new(location, props, self.schema.clone(), batch).await?;
+        let (mut file, location) = encoded.upload(&self.file_io).await?;
+        file.partition(partition.values())
+            .partition_spec_id(self.spec.spec_id());
+        build(file, &location)
     }
 
     /// Starts a data file of `partition` to be written batch by batch
@@ -197,7 +208,12 @@ impl DataWriter {
         let location = self.location(partition, "");
         let props = self.properties(rows)?;
         Ok(OpenDataFile {
-            file: ParquetFile::open(&self.file_io, location, props, self.schema.clone()).await?,
+            file: ParquetFile::open(
+                self.file_io.new_output(&location)?,
+                props,
+                self.schema.clone(),
+            )
+            .await?,
             partition: partition.values(),
             spec_id: self.spec.spec_id(),
         })
@@ -226,9 +242,8 @@ impl DataWriter {
             .set_compression(Compression::ZSTD(zstd_level(self.settings.zstd_level)?))
             .set_created_by(format!("floe {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let mut parquet = ParquetFile::open(&self.file_io, location, props, schema).await?;
-        parquet.write(&batch).await?;
-        let (mut file, location) = parquet.close().await?;
+        let encoded = Encoded::new(location, props, schema, batch).await?;
+        let (mut file, location) = encoded.upload(&self.file_io).await?;
         let single_target = deletes
             .first()
             .filter(|first| deletes.iter().all(|d| d.0 == first.0));
@@ -288,6 +303,56 @@ impl OpenDataFile {
     }
 }
 
+/// A whole Parquet file encoded in memory, not yet uploaded.
+struct Encoded {
+    /// Its entry, with the column statistics manifests carry.
+    file: DataFileBuilder,
+    /// Where it goes.
+    location: String,
+    /// Holds its bytes (under `location`).
+    memory: MemoryStorage,
+}
+
+impl Encoded {
+    /// Encodes `batch` on tokio's blocking pool as the file `location` will
+    /// hold: iceberg's writer writes into memory there, so nothing on that
+    /// thread waits for I/O, and the upload stays on the async side.
+    async fn new(
+        location: String,
+        props: WriterProperties,
+        schema: SchemaRef,
+        batch: RecordBatch,
+    ) -> Result<Self, TableError> {
+        super::on_blocking_thread(move || {
+            let memory = MemoryStorage::new();
+            let output = OutputFile::new(Arc::new(memory.clone()), location.clone());
+            // In-memory storage never waits, so nothing here needs a runtime:
+            // a plain executor drives the writer's futures to their end.
+            futures::executor::block_on(async move {
+                let mut parquet = ParquetFile::open(output, props, schema).await?;
+                parquet.write(&batch).await?;
+                // The file holds copies of the values: free them before closing.
+                drop(batch);
+                let (file, location) = parquet.close().await?;
+                Ok(Self {
+                    file,
+                    location,
+                    memory,
+                })
+            })
+        })
+        .await
+    }
+
+    /// Uploads the file to `file_io`; returns its entry and location.
+    async fn upload(self, file_io: &FileIO) -> Result<(DataFileBuilder, String), TableError> {
+        let bytes = self.memory.read(&self.location).await?;
+        drop(self.memory);
+        file_io.new_output(&self.location)?.write(bytes).await?;
+        Ok((self.file, self.location))
+    }
+}
+
 /// A Parquet file written with iceberg's writer, which records the column
 /// statistics manifests carry.
 struct ParquetFile {
@@ -297,13 +362,13 @@ struct ParquetFile {
 
 impl ParquetFile {
     async fn open(
-        file_io: &FileIO,
-        location: String,
+        output: OutputFile,
         props: WriterProperties,
         schema: SchemaRef,
     ) -> Result<Self, TableError> {
+        let location = output.location().to_string();
         let writer = ParquetWriterBuilder::new(props, schema)
-            .build(file_io.new_output(&location)?)
+            .build(output)
             .await?;
         Ok(Self { writer, location })
     }
