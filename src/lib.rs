@@ -26,6 +26,7 @@
 //!    - [`failpoint`]: named points where tests crash, freeze or panic the process.
 //!    - [`aws`]: the AWS configuration shared by Kinesis, Glue, S3 and DynamoDB.
 //!    - [`retry`]: how long every retry loop waits (one backoff policy).
+//!    - [`blocking`]: blocking and CPU-bound work on tokio's blocking pool.
 //! 2. [`event`]: pure record handling: `event::decode` (parse, validate,
 //!    enrich one record), `event::typed` (typed payload columns) and
 //!    `event::batch` (rows to Arrow).
@@ -56,8 +57,9 @@
 //!      `table::maintain::lister`.
 //! 4. [`telemetry`]: logs and live progress (`telemetry::progress`), the
 //!    metrics registry (`telemetry::metrics`), the named events that log
-//!    and count together (`telemetry::events`), the metrics' encodings (`telemetry::prometheus`, `telemetry::emf`) and the
-//!    operations port (`telemetry::http`). It takes plain values.
+//!    and count together (`telemetry::events`), the metrics' encodings
+//!    (`telemetry::prometheus`, `telemetry::emf`) and the operations port
+//!    (`telemetry::http`). It takes plain values.
 //! 5. [`supervise`]: the stages beside the pipeline, restarted or failed.
 //!
 //!    [`config`]: flags, `FLOE_*` variables and a TOML file
@@ -92,6 +94,7 @@
 //! sits on top and uses them all.
 
 pub mod aws;
+pub mod blocking;
 pub mod catalog;
 pub mod checkpoint;
 pub mod config;

@@ -17,7 +17,14 @@ use std::path::{Path, PathBuf};
 /// The crate's top-level modules, lowest first, as `src/lib.rs` states the
 /// rule: a module imports only from layers below its own.
 const LAYERS: &[&[&str]] = &[
-    &["contract", "checkpoint", "failpoint", "aws", "retry"],
+    &[
+        "contract",
+        "checkpoint",
+        "failpoint",
+        "aws",
+        "retry",
+        "blocking",
+    ],
     &["event", "catalog"],
     &["table"],
     &["telemetry"],

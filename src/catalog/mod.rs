@@ -35,7 +35,7 @@ impl Catalog {
     /// Opens (creating if absent) the SQLite catalog at `path`, on a
     /// blocking thread: opening may wait for another process's write lock.
     pub async fn open_sql(path: PathBuf, name: String) -> Result<Self, CatalogError> {
-        blocking(move || SqlCatalog::open(&path, &name))
+        crate::blocking::run(move || SqlCatalog::open(&path, &name))
             .await
             .map(Catalog::Sql)
     }
@@ -106,22 +106,7 @@ async fn on_blocking_thread<T: Send + 'static>(
     call: impl FnOnce(&SqlCatalog) -> Result<T, CatalogError> + Send + 'static,
 ) -> Result<T, CatalogError> {
     let catalog = catalog.clone();
-    blocking(move || call(&catalog)).await
-}
-
-/// Runs `call` on tokio's blocking pool. A panic in it is the caller's
-/// panic, as if it had run inline.
-async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, CatalogError> + Send + 'static,
-) -> Result<T, CatalogError> {
-    match tokio::task::spawn_blocking(call).await {
-        Ok(result) => result,
-        Err(e) => match e.try_into_panic() {
-            Ok(payload) => std::panic::resume_unwind(payload),
-            // Only a runtime shutting down cancels a blocking task.
-            Err(_) => Err(CatalogError::ShuttingDown),
-        },
-    }
+    crate::blocking::run(move || call(&catalog)).await
 }
 
 /// A table's name inside a catalog: one namespace level and a table name.
@@ -199,6 +184,12 @@ pub enum CatalogError {
         /// The table.
         table: TableName,
     },
+}
+
+impl From<crate::blocking::ShutDown> for CatalogError {
+    fn from(_: crate::blocking::ShutDown) -> Self {
+        CatalogError::ShuttingDown
+    }
 }
 
 impl CatalogError {

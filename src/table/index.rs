@@ -309,7 +309,7 @@ pub(crate) async fn read_keys(
 ) -> Result<(), TableError> {
     let bytes = store.file_io().new_input(path)?.read().await?;
     let owned_path = path.to_string();
-    let keys = super::on_blocking_thread(move || decode_keys(&owned_path, bytes)).await?;
+    let keys = crate::blocking::run(move || decode_keys(&owned_path, bytes)).await?;
     for (pos, (key, hash)) in (0u32..).zip(keys.keys.into_iter().zip(keys.hashes)) {
         each(pos, key, hash);
     }

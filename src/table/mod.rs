@@ -141,21 +141,8 @@ impl TableError {
     }
 }
 
-/// Runs CPU-bound Parquet work (encoding a file, decoding its key columns)
-/// on tokio's blocking pool, so that it holds up no async worker, and with
-/// it the stages those run (decoding the next batch, uploads, lease
-/// renewals). Whatever `work` uses it owns: batches and bytes move in, owned
-/// results move out. A panic in it is the caller's panic, as if it had run
-/// inline.
-pub(crate) async fn on_blocking_thread<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, TableError> + Send + 'static,
-) -> Result<T, TableError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result,
-        Err(e) => match e.try_into_panic() {
-            Ok(payload) => std::panic::resume_unwind(payload),
-            // Only a runtime shutting down cancels a blocking task.
-            Err(_) => Err(TableError::ShuttingDown),
-        },
+impl From<crate::blocking::ShutDown> for TableError {
+    fn from(_: crate::blocking::ShutDown) -> Self {
+        TableError::ShuttingDown
     }
 }

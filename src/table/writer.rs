@@ -323,7 +323,7 @@ impl Encoded {
         schema: SchemaRef,
         batch: RecordBatch,
     ) -> Result<Self, TableError> {
-        super::on_blocking_thread(move || {
+        crate::blocking::run(move || {
             let memory = MemoryStorage::new();
             let output = OutputFile::new(Arc::new(memory.clone()), location.clone());
             // In-memory storage never waits, so nothing here needs a runtime:
