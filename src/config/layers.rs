@@ -12,6 +12,10 @@
 //! unknown, with every known key, or whose value has the wrong type (read
 //! from TOML text, as the file is: a TOML datetime is not a string). The
 //! known keys are the ids of [`setting_args`], the same declaration.
+//!
+//! A path (`--warehouse`, `--schema-dir`) that is not UTF-8 cannot be
+//! serialized, so it is a configuration error here; a TOML file cannot hold
+//! one either, and an Iceberg location is text.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -30,8 +34,11 @@ impl RunSettings {
             Some(path) => read_file(path)?,
             None => toml::Table::new(),
         };
+        // Fails only on a path that is not UTF-8, which serde cannot write.
         let given = toml::Table::try_from(&self).map_err(|e| ConfigError {
-            problems: vec![format!("settings: {e}")],
+            problems: vec![format!(
+                "settings: {e} (a path given as a flag or FLOE_* variable must be UTF-8)"
+            )],
         })?;
         for (key, value) in given {
             if value != toml::Value::Boolean(false) {
