@@ -62,8 +62,9 @@
 //!    (`telemetry::http`). It takes plain values.
 //! 5. [`supervise`]: the stages beside the pipeline, restarted or failed.
 //!
-//!    [`config`]: flags, `FLOE_*` variables and a TOML file
-//!    (`config::raw`), validated all at once (`config::validate`, with
+//!    [`config`]: every `floe run` setting declared once, as flag, `FLOE_*`
+//!    variable and TOML key (`config::settings`), the layers merged
+//!    (`config::layers`), validated all at once (`config::validate`, with
 //!    `config::units` and `config::choices`) into typed settings, listed for
 //!    `--check-config` by `config::env`.
 //! 6. [`source`]: where records come from, each a `source::Source` that

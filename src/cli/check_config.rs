@@ -2,7 +2,7 @@
 //! every problem, a `FLOE_*` variable that no command reads among them (with
 //! the nearest real name, found by edit distance).
 
-use floe::config::{ConfigError, RawRunConfig};
+use floe::config::{ConfigError, RunSettings};
 
 use super::Cli;
 
@@ -35,7 +35,7 @@ fn flag_variables(subcommand: Option<&str>) -> Vec<String> {
 /// `floe run --check-config`: every setting as `FLOE_NAME=value`, or all
 /// the problems, any `FLOE_*` variable that no command reads among them (a
 /// variable of another command, say `floe maintain`'s, is not a typo).
-pub(super) fn checked_settings(raw: RawRunConfig) -> Result<String, ConfigError> {
+pub(super) fn checked_settings(settings: RunSettings) -> Result<String, ConfigError> {
     let known = run_setting_variables();
     let any_command = flag_variables(None);
     let mut unknown: Vec<String> = std::env::vars_os()
@@ -59,7 +59,7 @@ pub(super) fn checked_settings(raw: RawRunConfig) -> Result<String, ConfigError>
             format!("{name} is not a Floe setting{near}")
         })
         .collect();
-    let config = raw.validate();
+    let config = settings.validate();
     let config = match config {
         Ok(config) if problems.is_empty() => config,
         Ok(_) => return Err(ConfigError { problems }),
@@ -68,13 +68,10 @@ pub(super) fn checked_settings(raw: RawRunConfig) -> Result<String, ConfigError>
             return Err(ConfigError { problems });
         }
     };
-    let values = config.env_values();
-    let mut names = known;
-    names.retain(|n| n != "FLOE_CONFIG");
-    names.sort();
-    Ok(names
+    Ok(config
+        .env_values()?
         .iter()
-        .map(|n| format!("{n}={}\n", values.get(n.as_str()).map_or("", |v| v)))
+        .map(|(name, value)| format!("{name}={value}\n"))
         .collect())
 }
 
@@ -116,14 +113,14 @@ mod tests {
 
     #[test]
     fn check_config_prints_every_run_setting_and_nothing_else() {
-        let config = RawRunConfig {
+        let config = RunSettings {
             input: Some(vec!["events.jsonl".into()]),
             warehouse: Some("w".into()),
             ..Default::default()
         }
         .validate()
         .unwrap();
-        let mut printed: Vec<&str> = config.env_values().into_keys().collect();
+        let mut printed: Vec<String> = config.env_values().unwrap().into_keys().collect();
         printed.sort();
         let mut flags = run_setting_variables();
         flags.retain(|n| n != "FLOE_CONFIG");

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use floe::aws::S3Settings;
 use floe::catalog::TableName;
-use floe::config::{CatalogKind, ConfigError, StoreConfig, Warehouse, defaults};
+use floe::config::{AwsSettings, CatalogKind, ConfigError, StoreConfig, Warehouse, defaults};
 use floe::pipeline;
 use floe::table::{SchemaSource, TableKind};
 
@@ -101,20 +100,6 @@ impl SchemaTableArgs {
     }
 }
 
-/// Where the catalog is and how S3 is reached.
-#[derive(Args, Clone, Default)]
-struct AwsArgs {
-    /// Catalog: sql (catalog.db in the warehouse folder) or glue (AWS Glue) [default: sql]
-    #[arg(long, env = "FLOE_CATALOG")]
-    catalog: Option<String>,
-    /// Endpoint of an S3-compatible store [default: AWS, or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL]
-    #[arg(long, env = "FLOE_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
-    /// Path-style S3 addressing (endpoint/bucket/key), for S3-compatible stores
-    #[arg(long, env = "FLOE_S3_PATH_STYLE")]
-    s3_path_style: bool,
-}
-
 /// Where existing tables are: warehouse, catalog and S3 options.
 #[derive(Args)]
 struct StoreArgs {
@@ -122,7 +107,7 @@ struct StoreArgs {
     #[arg(long, short, env = "FLOE_WAREHOUSE")]
     warehouse: PathBuf,
     #[command(flatten)]
-    aws: AwsArgs,
+    aws: AwsSettings,
     /// Catalog name inside catalog.db.
     #[arg(long, env = "FLOE_CATALOG_NAME", default_value = defaults::CATALOG_NAME)]
     catalog_name: String,
@@ -137,10 +122,7 @@ impl StoreArgs {
             Some(self.warehouse.clone()),
             self.aws.catalog.as_deref(),
             self.catalog_name.clone(),
-            S3Settings {
-                endpoint: self.aws.s3_endpoint.clone(),
-                path_style: self.aws.s3_path_style,
-            },
+            self.aws.s3(),
         );
         if problems.is_empty() {
             Ok(config)
@@ -161,4 +143,19 @@ async fn open_existing(config: &StoreConfig) -> anyhow::Result<floe::table::Tabl
         );
     }
     Ok(pipeline::open_store(config).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Clap's own checks of the whole command line: the settings' groups
+    /// flattened into several commands must not clash (two args of one id,
+    /// one short flag twice).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

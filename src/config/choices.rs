@@ -5,7 +5,7 @@
 use super::{CatalogKind, DedupMode, LogFormat, ProgressMode};
 
 /// The names of the enum settings, default first: [`choice`] reads them, and
-/// [`RunConfig::env_values`](super::RunConfig::env_values) names a value with
+/// [`RunConfig::settings`](super::RunConfig::settings) names a value with
 /// [`choice_name`].
 pub(super) const CATALOGS: [(&str, CatalogKind); 2] =
     [("sql", CatalogKind::Sql), ("glue", CatalogKind::Glue)];

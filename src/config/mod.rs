@@ -1,25 +1,34 @@
-//! Configuration: raw settings from flags, `FLOE_*` environment variables and
-//! an optional TOML file, validated once into a typed [`RunConfig`] before any
-//! I/O. Every problem is reported at once, each naming the setting.
+//! Configuration: the settings of `floe run` from flags, `FLOE_*`
+//! environment variables and an optional TOML file, validated once into a
+//! typed [`RunConfig`] before any I/O. Every problem is reported at once,
+//! each naming the setting.
 //!
 //! Precedence, highest first: command-line flag, environment variable, TOML
-//! file, default. Flags and environment variables are merged by the CLI parser
-//! (see `src/cli/run.rs`); this module layers the file and the defaults under them.
+//! file, default.
 //!
-//! This file holds the typed settings, their defaults and [`ConfigError`];
-//! the work is in the children:
-//! - `raw`: [`RawRunConfig`], the settings as given, its layering and the
-//!   TOML file.
-//! - `validate`: [`RawRunConfig::validate`], raw settings into a
-//!   [`RunConfig`], every problem at once.
+//! Each setting is declared once, as a field of [`RunSettings`]: that field
+//! is its flag, its variable, its TOML key and its `--help` text. The rest is
+//! generic or typed:
+//! - `settings`: [`RunSettings`] and its groups, [`Tuning`] (shared with
+//!   `floe demo`) and [`AwsSettings`] (shared with every command that opens
+//!   a warehouse); [`setting_args`] lists them as clap declares them.
+//! - `layers`: [`RunSettings::with_file`], flags and variables laid over the
+//!   TOML file without naming a setting, and the file's checks (unknown
+//!   keys, wrong types).
+//! - `validate`: [`RunSettings::validate`], into a [`RunConfig`], every
+//!   problem at once.
 //! - `choices`: the names of the enum settings and how a name is read.
 //! - `units`: byte sizes and durations, and the checks `run` and `maintain`
 //!   share.
-//! - `env`: [`RunConfig::env_values`], what `floe run --check-config` prints.
+//! - `env`: [`RunConfig::settings`] and [`RunConfig::env_values`], what
+//!   `floe run --check-config` prints.
+//!
+//! This file holds the typed settings, their defaults and [`ConfigError`].
 
 mod choices;
 mod env;
-mod raw;
+mod layers;
+mod settings;
 mod units;
 mod validate;
 
@@ -32,7 +41,7 @@ use std::time::Duration;
 
 use crate::catalog::TableName;
 pub use crate::telemetry::{LogFormat, ProgressMode};
-pub use raw::RawRunConfig;
+pub use settings::{AwsSettings, RunSettings, Tuning, setting_args};
 pub use units::{check_zstd_level, parse_size, target_file_size_setting};
 
 /// What a duplicate `event_uuid` does.

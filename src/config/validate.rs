@@ -1,5 +1,7 @@
-//! Validation: [`RawRunConfig::validate`] turns the raw settings into a typed
-//! [`RunConfig`], or reports every problem at once, each naming its setting.
+//! Validation: [`RunSettings::validate`] turns the settings as given into a
+//! typed [`RunConfig`], or reports every problem at once, each naming its
+//! setting. Sizes and durations are parsed here, not by clap (see
+//! `config::settings` for why).
 //! [`StoreConfig::new`] checks the warehouse and catalog pair (also used by
 //! the commands that take no `RunConfig`).
 
@@ -8,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::choices::{CATALOGS, DEDUP_MODES, LOG_FORMATS, PROGRESS_MODES, TYPE_MISMATCH, choice};
-use super::raw::RawRunConfig;
+use super::settings::{RunSettings, Tuning};
 use super::units::{check_zstd_level, duration_setting, size_setting, target_file_size_setting};
 use super::{
     CatalogKind, ConfigError, KinesisConfig, LeaseConfig, RunConfig, StartPosition, StoreConfig,
@@ -66,14 +68,53 @@ impl StoreConfig {
     }
 }
 
-impl RawRunConfig {
+impl RunSettings {
     /// Checks every setting and returns the typed configuration, or all problems.
     pub fn validate(self) -> Result<RunConfig, ConfigError> {
+        // Every field by name: a setting that is declared but not checked
+        // here does not compile.
+        let RunSettings {
+            input,
+            stream,
+            consumer_name,
+            start_position,
+            drain,
+            lease_table,
+            worker_id,
+            lease_duration,
+            warehouse,
+            aws,
+            tuning:
+                Tuning {
+                    catalog_name,
+                    table,
+                    rejected_table,
+                    schema_dir,
+                    flush_size,
+                    flush_interval,
+                    target_file_size,
+                    max_record_size,
+                    zstd_level,
+                    dedup_mode,
+                    type_mismatch,
+                    dedup_window,
+                    index_memory,
+                    decode_threads,
+                    event_type_limit,
+                    shutdown_deadline,
+                    expire_every,
+                    expire_older_than,
+                    progress,
+                    log_format,
+                },
+            metrics_addr,
+            emf_namespace,
+        } = self;
         let mut problems = Vec::new();
-        let inputs = self.input.unwrap_or_default();
-        let consumer_name_set = self.consumer_name.is_some();
-        let lease_table_set = self.lease_table.is_some();
-        let leases = self.lease_table.map(|table| {
+        let inputs = input.unwrap_or_default();
+        let consumer_name_set = consumer_name.is_some();
+        let lease_table_set = lease_table.is_some();
+        let leases = lease_table.map(|table| {
             let valid_name = (3..=255).contains(&table.len())
                 && table
                     .chars()
@@ -83,7 +124,7 @@ impl RawRunConfig {
                     "lease_table: `{table}` is not a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)"
                 ));
             }
-            if let Some(id) = &self.worker_id
+            if let Some(id) = &worker_id
                 && (id.is_empty()
                     || id.len() > 128
                     || id.chars().any(|c| c.is_whitespace() || c.is_control()))
@@ -95,21 +136,21 @@ impl RawRunConfig {
             let duration = duration_setting(
                 &mut problems,
                 "lease_duration",
-                self.lease_duration.clone(),
+                lease_duration.clone(),
                 defaults::LEASE_DURATION,
                 (Duration::from_secs(1), "1s"),
                 "`10s`",
             );
             LeaseConfig {
                 table,
-                worker_id: self.worker_id.clone(),
+                worker_id: worker_id.clone(),
                 duration,
             }
         });
         if !lease_table_set {
             for (key, set) in [
-                ("worker_id", self.worker_id.is_some()),
-                ("lease_duration", self.lease_duration.is_some()),
+                ("worker_id", worker_id.is_some()),
+                ("lease_duration", lease_duration.is_some()),
             ] {
                 if set {
                     problems.push(format!(
@@ -118,26 +159,23 @@ impl RawRunConfig {
                 }
             }
         }
-        if lease_table_set && self.drain == Some(true) {
+        if lease_table_set && drain == Some(true) {
             problems.push(
                 "drain: cannot be combined with lease_table: each task would stop once its own shards are drained"
                     .into(),
             );
         }
-        let kinesis = self.stream.map(|stream| {
+        let kinesis = stream.map(|stream| {
             if stream.is_empty() {
                 problems.push("stream: must not be empty".into());
             }
-            let consumer_name = self
-                .consumer_name
-                .unwrap_or_else(|| defaults::CONSUMER_NAME.into());
+            let consumer_name = consumer_name.unwrap_or_else(|| defaults::CONSUMER_NAME.into());
             if consumer_name.is_empty() || consumer_name.contains([':', '/']) {
                 problems.push(format!(
                     "consumer_name: `{consumer_name}` must be non-empty without `:` or `/`"
                 ));
             }
-            let start_position = self
-                .start_position
+            let start_position = start_position
                 .as_deref()
                 .map_or(Ok(StartPosition::TrimHorizon), parse_start_position)
                 .unwrap_or_else(|e| {
@@ -148,7 +186,7 @@ impl RawRunConfig {
                 stream,
                 consumer_name,
                 start_position,
-                drain: self.drain.unwrap_or(false),
+                drain: drain.unwrap_or(false),
                 leases,
             }
         });
@@ -165,8 +203,8 @@ impl RawRunConfig {
         if kinesis.is_none() {
             for (key, set) in [
                 ("consumer_name", consumer_name_set),
-                ("start_position", self.start_position.is_some()),
-                ("drain", self.drain.is_some()),
+                ("start_position", start_position.is_some()),
+                ("drain", drain.is_some()),
                 ("lease_table", lease_table_set),
             ] {
                 if set {
@@ -181,14 +219,10 @@ impl RawRunConfig {
         }
         let store = StoreConfig::new(
             &mut problems,
-            self.warehouse,
-            self.catalog.as_deref(),
-            self.catalog_name
-                .unwrap_or_else(|| defaults::CATALOG_NAME.into()),
-            crate::aws::S3Settings {
-                endpoint: self.s3_endpoint,
-                path_style: self.s3_path_style.unwrap_or(false),
-            },
+            warehouse,
+            aws.catalog.as_deref(),
+            catalog_name.unwrap_or_else(|| defaults::CATALOG_NAME.into()),
+            aws.s3(),
         );
         let mut table_name = |key: &str, value: Option<String>, default: &str| {
             TableName::parse(value.as_deref().unwrap_or(default)).unwrap_or_else(|e| {
@@ -199,27 +233,23 @@ impl RawRunConfig {
                 }
             })
         };
-        let table = table_name("table", self.table, defaults::TABLE);
-        let rejected_table = table_name(
-            "rejected_table",
-            self.rejected_table,
-            defaults::REJECTED_TABLE,
-        );
+        let table = table_name("table", table, defaults::TABLE);
+        let rejected_table = table_name("rejected_table", rejected_table, defaults::REJECTED_TABLE);
         if table == rejected_table {
             problems.push(format!("rejected_table: must differ from table ({table})"));
         }
         let flush_size = size_setting(
             &mut problems,
             "flush_size",
-            self.flush_size,
+            flush_size,
             defaults::FLUSH_SIZE,
             1,
         );
-        let target_file_size = target_file_size_setting(&mut problems, self.target_file_size);
+        let target_file_size = target_file_size_setting(&mut problems, target_file_size);
         let max_record_size = size_setting(
             &mut problems,
             "max_record_size",
-            self.max_record_size,
+            max_record_size,
             defaults::MAX_RECORD_SIZE,
             1,
         );
@@ -232,7 +262,7 @@ impl RawRunConfig {
         let flush_interval = duration_setting(
             &mut problems,
             "flush_interval",
-            self.flush_interval,
+            flush_interval,
             defaults::FLUSH_INTERVAL,
             (Duration::from_millis(100), "100ms"),
             "`60s`, `5m`",
@@ -240,12 +270,12 @@ impl RawRunConfig {
         let shutdown_deadline = duration_setting(
             &mut problems,
             "shutdown_deadline",
-            self.shutdown_deadline,
+            shutdown_deadline,
             defaults::SHUTDOWN_DEADLINE,
             (Duration::from_secs(1), "1s"),
             "`90s`",
         );
-        let expire_every = match self.expire_every.as_deref() {
+        let expire_every = match expire_every.as_deref() {
             Some("off") => None,
             value => Some(duration_setting(
                 &mut problems,
@@ -259,7 +289,7 @@ impl RawRunConfig {
         let expire_older_than = duration_setting(
             &mut problems,
             "expire_older_than",
-            self.expire_older_than,
+            expire_older_than,
             defaults::EXPIRE_OLDER_THAN,
             (Duration::from_secs(1), "1s"),
             "`5d`",
@@ -267,19 +297,19 @@ impl RawRunConfig {
         let dedup_mode = choice(
             &mut problems,
             "dedup_mode",
-            self.dedup_mode.as_deref(),
+            dedup_mode.as_deref(),
             &DEDUP_MODES,
         );
         let strict_types = choice(
             &mut problems,
             "type_mismatch",
-            self.type_mismatch.as_deref(),
+            type_mismatch.as_deref(),
             &TYPE_MISMATCH,
         );
         let dedup_window = duration_setting(
             &mut problems,
             "dedup_window",
-            self.dedup_window,
+            dedup_window,
             defaults::DEDUP_WINDOW,
             (
                 Duration::from_secs(86_400),
@@ -290,21 +320,21 @@ impl RawRunConfig {
         let index_memory = size_setting(
             &mut problems,
             "index_memory",
-            self.index_memory,
+            index_memory,
             defaults::INDEX_MEMORY,
             1,
         );
-        let zstd_level = self.zstd_level.unwrap_or(defaults::ZSTD_LEVEL);
+        let zstd_level = zstd_level.unwrap_or(defaults::ZSTD_LEVEL);
         check_zstd_level(&mut problems, zstd_level);
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let decode_threads = match self.decode_threads {
+        let decode_threads = match decode_threads {
             None => NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN),
             Some(n) => NonZeroUsize::new(n).unwrap_or_else(|| {
                 problems.push("decode_threads: must be at least 1".into());
                 NonZeroUsize::MIN
             }),
         };
-        let event_type_limit = match self.event_type_limit {
+        let event_type_limit = match event_type_limit {
             None => crate::table::summary::DEFAULT_EVENT_TYPE_LIMIT,
             Some(n) if (1..=MAX_EVENT_TYPE_LIMIT).contains(&n) => n,
             Some(n) => {
@@ -318,16 +348,16 @@ impl RawRunConfig {
         let progress = choice(
             &mut problems,
             "progress",
-            self.progress.as_deref(),
+            progress.as_deref(),
             &PROGRESS_MODES,
         );
         let log_format = choice(
             &mut problems,
             "log_format",
-            self.log_format.as_deref(),
+            log_format.as_deref(),
             &LOG_FORMATS,
         );
-        let metrics_addr = self.metrics_addr.as_deref().and_then(|text| {
+        let metrics_addr = metrics_addr.as_deref().and_then(|text| {
             text.parse()
                 .map_err(|_| {
                     problems.push(format!(
@@ -336,7 +366,7 @@ impl RawRunConfig {
                 })
                 .ok()
         });
-        if let Some(namespace) = &self.emf_namespace
+        if let Some(namespace) = &emf_namespace
             && (namespace.is_empty()
                 || namespace.len() > 255
                 || namespace.starts_with(':')
@@ -357,7 +387,7 @@ impl RawRunConfig {
             store,
             table,
             rejected_table,
-            schema_dir: self.schema_dir,
+            schema_dir,
             flush_size,
             flush_interval,
             target_file_size,
@@ -375,7 +405,7 @@ impl RawRunConfig {
             progress,
             log_format,
             metrics_addr,
-            emf_namespace: self.emf_namespace,
+            emf_namespace,
         })
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::{oneshot, watch};
 use super::{Input, RunError, RunReport, run_input};
 use crate::catalog::TableName;
 use crate::checkpoint::{Checkpoint, FilePosition, SourcePosition};
-use crate::config::{RawRunConfig, RunConfig};
+use crate::config::{RunConfig, RunSettings, Tuning};
 use crate::source::file::{Chunk, ChunkBody};
 use crate::source::{ChunkSender, Reading, Source, SourceChunk, SourceInfo};
 use crate::supervise::StageFailure;
@@ -162,12 +162,15 @@ fn event(uuid: u32, amount: u32) -> String {
 }
 
 fn config(warehouse: &std::path::Path, flush_interval: &str) -> RunConfig {
-    RawRunConfig {
+    RunSettings {
         input: Some(vec!["(the fake)".into()]),
         warehouse: Some(warehouse.to_path_buf()),
-        flush_interval: Some(flush_interval.into()),
-        decode_threads: Some(2),
-        expire_every: Some("off".into()),
+        tuning: Tuning {
+            flush_interval: Some(flush_interval.into()),
+            decode_threads: Some(2),
+            expire_every: Some("off".into()),
+            ..Default::default()
+        },
         ..Default::default()
     }
     .validate()
