@@ -414,9 +414,10 @@ impl Keeper {
                 ItemKind::Shard(shard) => {
                     listed.insert(shard.clone());
                     if !active.contains(shard) {
-                        // Finished: whoever holds it deletes it; a free one anyone may.
-                        if item.owner.is_none() {
-                            let _ = self.table.delete(shard, None).await;
+                        let held = self.held.contains_key(shard);
+                        if let Some(owner) = finished_lease_to_delete(item, &self.me, held, expired)
+                        {
+                            let _ = self.table.delete(shard, owner).await;
                         }
                         continue;
                     }
@@ -551,6 +552,27 @@ impl Keeper {
         );
         self.held.clear();
         self.publish();
+    }
+}
+
+/// Whether this task deletes the lease `item` of a shard read to its end
+/// and committed, and on which condition (`Some(owner)`: that owner still
+/// holds it; `None`: it is free). Its holder deletes it when told the end is
+/// committed; anyone deletes a free one, one whose owner stopped renewing it
+/// (a task that died or stalled after committing the end), and this task
+/// one that is its own in the table but no longer held here (lost to a
+/// stall, or its deletion failed). Nothing is read from a finished shard
+/// again, so no one needs its lease.
+fn finished_lease_to_delete<'a>(
+    item: &'a Item,
+    me: &str,
+    held: bool,
+    expired: bool,
+) -> Option<Option<&'a str>> {
+    match item.owner.as_deref() {
+        None => Some(None),
+        Some(owner) if owner == me => (!held).then_some(Some(owner)),
+        Some(owner) => expired.then_some(Some(owner)),
     }
 }
 

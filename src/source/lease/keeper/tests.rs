@@ -37,3 +37,33 @@ fn a_counter_expires_after_standing_still_on_the_observers_clock() {
     seen.retain(&BTreeSet::new());
     assert_eq!(seen.observe(&item(11, None), t0 + 30 * s).0, Duration::ZERO);
 }
+
+#[test]
+fn a_finished_shards_lease_is_deleted_by_whoever_can_tell_nobody_reads_it() {
+    let free = Item {
+        owner: None,
+        ..item(1, None)
+    };
+    // (item, this task, held here, expired on this task's clock) -> delete?
+    let cases: [(&Item, &str, bool, bool, Option<Option<&str>>); 7] = [
+        (&free, "w0", false, false, Some(None)),
+        (&free, "w0", false, true, Some(None)),
+        // Its holder deletes it when the end is committed (Note::Ended).
+        (&item(1, None), "w1", true, false, None),
+        // Ours in the table, not held here: lost to a stall, or the
+        // deletion at the end failed. Nobody else would ever delete it.
+        (&item(1, None), "w1", false, false, Some(Some("w1"))),
+        // Another's, still renewed: its holder deletes it.
+        (&item(1, None), "w0", false, false, None),
+        // Another's, no longer renewed: that task died or stalled.
+        (&item(1, None), "w0", false, true, Some(Some("w1"))),
+        (&item(1, None), "w0", true, true, Some(Some("w1"))),
+    ];
+    for (i, (item, me, held, expired, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            finished_lease_to_delete(item, me, held, expired),
+            expected,
+            "case {i}"
+        );
+    }
+}
