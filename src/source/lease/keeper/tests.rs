@@ -45,7 +45,8 @@ fn a_finished_shards_lease_is_deleted_by_whoever_can_tell_nobody_reads_it() {
         ..item(1, None)
     };
     // (item, this task, held here, expired on this task's clock) -> delete?
-    let cases: [(&Item, &str, bool, bool, Option<Option<&str>>); 7] = [
+    type Case<'a> = (&'a Item, &'a str, bool, bool, Option<Option<&'a str>>);
+    let cases: [Case<'_>; 7] = [
         (&free, "w0", false, false, Some(None)),
         (&free, "w0", false, true, Some(None)),
         // Its holder deletes it when the end is committed (Note::Ended).
