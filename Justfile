@@ -36,13 +36,14 @@ lint:
 check:
     cargo check --all-targets
 
-# Ingest 1M generated events (5 runs; medians of events/s, CPU-s per 1M, peak RSS,
-# dedup overhead), then the Kinesis path against files on moto (events/s, CPU-s
-# per 1M, commit latency; needs `just test` once for .venv).
+# Ingest 1M generated events (5 runs; medians of events/s, CPU-s per 1M, peak RSS
+# against its 512 MiB target, dedup overhead, a month-old backfill against recent
+# events), then the stream path against files from a replayed Kinesis stream
+# (Floe's own CPU-s per 1M, stream/file ratio; needs `just test` once for .venv).
 bench *args:
     cargo build --release --locked
     python3 scripts/bench.py {{args}}
-    .venv/bin/python scripts/bench_kinesis.py --intervals ""
+    .venv/bin/python scripts/bench_kinesis.py --source replay --intervals ""
 
 # Floe against DuckDB and PyIceberg on the same 1M events, rows checked equal
 # (medians of wall, CPU-s per 1M, peak RSS, output bytes; needs `just test` once for .venv).
@@ -50,8 +51,9 @@ bench-peers *args:
     cargo build --release --locked
     .venv/bin/python scripts/bench_peers.py {{args}}
 
-# Kinesis -> Glue/S3 on moto: events/s against files, commit latency p50/p99,
-# freshness at a steady 1k events/s per flush interval (needs `just test` once for .venv).
+# Kinesis against files: Floe's own CPU from a replayed stream, then on moto into
+# Glue/S3 (events/s, commit latency p50/p99), then freshness at a steady 1k
+# events/s per flush interval (needs `just test` once for .venv).
 bench-kinesis *args:
     cargo build --release --locked
     .venv/bin/python scripts/bench_kinesis.py {{args}}

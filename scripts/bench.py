@@ -19,8 +19,18 @@ Events are dated within the last days, as in a live stream, so the key
 index (not the table probe for late events) handles duplicates. Compare
 figures of the same run only: the machine is shared and noisy.
 
+3. Backfill: the same kind of events a month old (older than the dedup
+   window), so every flush takes the late-event path: its CPU against the
+   recent input's, as a ratio of medians.
+4. Scale (--scale-events 10000000): one run over many more events of the
+   same days, for peak RSS when the key index holds them all.
+
+Every run also reports its minor page faults (pages the kernel zeroed for
+it) and its kernel CPU time.
+
 Usage: scripts/bench.py [--bin target/release/floe] [--runs 5] [--events 1000000]
-                        [--rebuild-events 1000000]
+                        [--rebuild-events 1000000] [--only NAMES]
+                        [--scale-events 10000000 [--scale-args '--index-memory 256MiB']]
 Only the standard library is used.
 """
 
@@ -95,8 +105,12 @@ def timed(argv: list[str], env: dict | None = None) -> dict:
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
+        # Kernel time: mostly zeroing pages faulted in anew.
+        "sys": usage.ru_stime,
         # Linux reports ru_maxrss in KiB.
         "rss_mib": usage.ru_maxrss / 1024,
+        # Minor page faults: pages the kernel handed over (and zeroed) anew.
+        "minflt": usage.ru_minflt,
         "stdout": stdout,
         "stderr": stderr,
     }
@@ -114,6 +128,8 @@ def floe_run(binary: str, input_path: Path, warehouse: Path, extra: list[str]) -
         "wall": r["wall"],
         "cpu": r["cpu"],
         "rss_mib": r["rss_mib"],
+        "sys": r["sys"],
+        "minflt": r["minflt"],
         "records": records,
         "files": len(files),
         "bytes": sum(f.stat().st_size for f in files),
@@ -133,10 +149,14 @@ def median(rs: list, key: str) -> float:
     return statistics.median(r[key] for r in rs)
 
 
-def throughput(binary: str, runs: int, events: int, start: int) -> None:
+def throughput(binary: str, runs: int, events: int, start: int, only: list[str]) -> None:
     bench = ROOT / "target" / "bench"
     day = start // DAY
     with_dups = generate(binary, bench / f"dups-{events}-d{day}.jsonl", events, start)
+    # The same kind of events a month old: older than the dedup window, so
+    # every flush takes the late-event path (a backfill).
+    late_start = start - 26 * DAY
+    late = generate(binary, bench / f"dups-{events}-d{late_start // DAY}.jsonl", events, late_start)
     typed = ["--schema-dir", str(typed_schema_dir(bench / "schemas-typed"))]
     inputs = {
         "with duplicates": (with_dups, []),
@@ -154,7 +174,9 @@ def throughput(binary: str, runs: int, events: int, start: int) -> None:
         ),
         "5 typed columns": (with_dups, typed),
         "ops port + EMF": (with_dups, ["--metrics-addr", "127.0.0.1:0", "--emf-namespace", "Floe"]),
+        "30 days old": (late, []),
     }
+    inputs = {name: v for name, v in inputs.items() if not only or name in only or name == "with duplicates"}
     results = {name: [] for name in inputs}
     for i in range(runs):
         for name, (path, extra) in inputs.items():
@@ -162,28 +184,46 @@ def throughput(binary: str, runs: int, events: int, start: int) -> None:
             results[name].append(r)
             print(
                 f"run {i + 1}/{runs} {name:>16}: {r['wall']:.2f} s wall, {r['cpu']:.2f} CPU-s, "
-                f"{r['rss_mib']:.0f} MiB peak, {r['files']} files, {r['bytes'] / 1048576:.1f} MiB",
+                f"{r['rss_mib']:.0f} MiB peak, {r['files']} files, {r['bytes'] / 1048576:.1f} MiB, "
+                f"{r['minflt']:,} minor faults",
                 flush=True,
             )
     print(f"\nmedians of {runs} runs, {events:,} events each")
-    print(f"{'input':>16} {'MB':>6} {'wall s':>7} {'events/s':>10} {'CPU-s/1M':>9} {'peak RSS MiB':>13} {'files':>6} {'output MiB':>11}")
+    print(f"{'input':>16} {'MB':>6} {'wall s':>7} {'events/s':>10} {'CPU-s/1M':>9} {'sys':>5} {'peak RSS MiB':>13} "
+          f"{'files':>6} {'output MiB':>11} {'faults/1M':>10}")
     for name, rs in results.items():
         wall, records = median(rs, "wall"), rs[0]["records"]
         print(
             f"{name:>16} {inputs[name][0].stat().st_size / 1e6:>6.0f} {wall:>7.2f} {records / wall:>10,.0f} "
-            f"{median(rs, 'cpu') / (records / 1e6):>9.2f} {median(rs, 'rss_mib'):>13.0f} "
-            f"{median(rs, 'files'):>6.0f} {median(rs, 'bytes') / 1048576:>11.1f}"
+            f"{median(rs, 'cpu') / (records / 1e6):>9.2f} {median(rs, 'sys') / (records / 1e6):>5.2f} "
+            f"{median(rs, 'rss_mib'):>13.0f} {median(rs, 'files'):>6.0f} {median(rs, 'bytes') / 1048576:>11.1f} "
+            f"{median(rs, 'minflt') / (records / 1e6):>10,.0f}"
         )
-    dups, clean = results["with duplicates"], results["duplicate-free"]
+    dups = results["with duplicates"]
+    print(f"peak RSS at {events:,} events, default settings: {median(dups, 'rss_mib'):.0f} MiB (target <= 512 at 1M)")
+    if "30 days old" in results:
+        late_rs = results["30 days old"]
+        print(
+            f"backfill: CPU ratio {median(late_rs, 'cpu') / median(dups, 'cpu'):.2f} "
+            f"(30 days old / recent, same kind of events; target <= 1.20), "
+            f"peak RSS ratio {median(late_rs, 'rss_mib') / median(dups, 'rss_mib'):.2f}"
+        )
+    if "duplicate-free" not in results:
+        return
+    clean = results["duplicate-free"]
     print(
         f"dedup overhead: throughput ratio {median(clean, 'wall') / median(dups, 'wall'):.2f} "
         f"(with duplicates / duplicate-free, events/s), CPU ratio {median(dups, 'cpu') / median(clean, 'cpu'):.2f}"
     )
+    if "5 typed columns" not in results:
+        return
     typed_rs = results["5 typed columns"]
     print(
         f"typed columns: CPU ratio {median(typed_rs, 'cpu') / median(dups, 'cpu'):.2f} "
         f"(5 typed columns / none, same input), peak RSS ratio {median(typed_rs, 'rss_mib') / median(dups, 'rss_mib'):.2f}"
     )
+    if "ops port + EMF" not in results:
+        return
     ops = results["ops port + EMF"]
     print(
         f"operations port: CPU ratio {median(ops, 'cpu') / median(dups, 'cpu'):.2f} "
@@ -216,16 +256,40 @@ def rebuild(binary: str, events: int, start: int) -> None:
     )
 
 
+def scale(binary: str, events: int, start: int, extra: list[str]) -> None:
+    """One run over `events` events of the same three days: peak RSS when
+    the key index holds many more keys than one batch."""
+    bench = ROOT / "target" / "bench"
+    source = generate(binary, bench / f"dups-{events}-d{start // DAY}.jsonl", events, start)
+    r = fresh_run(binary, source, extra)
+    index = [l["fields"] for l in r["logs"] if "key index" in l["fields"].get("message", "")]
+    print(
+        f"\npeak RSS at {r['records']:,} events: {r['rss_mib']:.0f} MiB (target <= 600 at 10M), "
+        f"{r['cpu'] / (r['records'] / 1e6):.2f} CPU-s/1M, {r['files']} files, {r['bytes'] / 1048576:.1f} MiB"
+        f"{' (' + ' '.join(extra) + ')' if extra else ', default settings'}"
+    )
+    if index:
+        print(f"  key index: {index[-1]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=str(ROOT / "target" / "release" / "floe"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rebuild-events", type=int, default=1_000_000)
+    parser.add_argument("--only", default="",
+                        help="comma-separated inputs to run (\"with duplicates\" always runs: the others' ratios "
+                             "are against it), e.g. --only '30 days old'")
+    parser.add_argument("--scale-events", type=int, default=0,
+                        help="also one run over this many events (e.g. 10000000): peak RSS at scale")
+    parser.add_argument("--scale-args", default="", help="extra `floe run` flags for the --scale-events run")
     args = parser.parse_args()
     # Whole days, so the generated files are reused within a day.
     start = (int(time.time()) // DAY - 4) * DAY
-    throughput(args.bin, args.runs, args.events, start)
+    throughput(args.bin, args.runs, args.events, start, [o for o in args.only.split(",") if o])
+    if args.scale_events:
+        scale(args.bin, args.scale_events, start, args.scale_args.split())
     if args.rebuild_events:
         rebuild(args.bin, args.rebuild_events, start)
 

@@ -363,6 +363,11 @@ def main() -> None:
             f"{ratio['rss_mib']:.2f}× its peak RSS; Floe's output is "
             f"{(median('floe', 'bytes') / median(p, 'bytes') - 1) * 100:+.1f}% vs {NAMES[p]}'s"
         )
+    if "duckdb" in peers:
+        print(
+            f"Floe CPU / DuckDB CPU = {median('floe', 'cpu') / median('duckdb', 'cpu'):.2f} (target <= 0.35); "
+            f"output {(median('floe', 'bytes') / median('duckdb', 'bytes') - 1) * 100:+.1f}% (target <= +5%)"
+        )
 
 
 if __name__ == "__main__":
