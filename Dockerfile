@@ -23,14 +23,9 @@ COPY --from=build /src/target/release/floe /usr/local/bin/floe
 USER 10001:10001
 # Logs as JSON lines for CloudWatch; the operations port for /metrics and
 # the health checks. Every other setting comes from FLOE_* variables.
-# MIMALLOC_ALLOW_THP=0: no transparent huge pages for the allocator. Between
-# polls of a stream it took fresh 2 MiB pages that the kernel zeroes: on a
-# Kinesis benchmark that was about a quarter of Floe's CPU (7.4-8.1 CPU-s
-# per 1M events without them, 9.4-11.4 with). Bulk file ingests gain from
-# them (about 15% less CPU), so the binary itself keeps mimalloc's default.
+# (The binary turns transparent huge pages off itself: src/main.rs.)
 ENV FLOE_LOG_FORMAT=json \
-    FLOE_METRICS_ADDR=0.0.0.0:9464 \
-    MIMALLOC_ALLOW_THP=0
+    FLOE_METRICS_ADDR=0.0.0.0:9464
 EXPOSE 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["/usr/local/bin/floe", "health"]
