@@ -201,7 +201,7 @@ pub mod defaults {
     pub const FLUSH_INTERVAL: &str = "60s";
     /// Reach of the key index.
     pub const DEDUP_WINDOW: &str = "7d";
-    /// Memory budget of the key index (about 24M keys).
+    /// Memory budget of the key index (at least 14M keys at 76 bytes each).
     pub const INDEX_MEMORY: &str = "1GiB";
     /// Target data file size.
     pub const TARGET_FILE_SIZE: &str = "128MiB";

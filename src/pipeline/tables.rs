@@ -115,7 +115,7 @@ impl Tables {
             data_files = rebuilt.data_files,
             delete_files = rebuilt.delete_files,
             seconds = rebuilt.seconds,
-            bytes = rebuilt.keys * KeyIndex::bytes_per_key(),
+            bytes = index.memory(),
             oldest_day = %crate::table::writer::format_day(index.oldest_day()),
             "rebuilt the key index from the table"
         );

@@ -60,10 +60,72 @@ pub struct Located<'a> {
     pub hash: i64,
 }
 
+/// Key to entry, split by the key's top bits into [`Keys::SHARDS`] maps.
+///
+/// A hash map grows by moving into one twice its size, holding both while
+/// it does: as one map, the index needed three times its keys' room at that
+/// moment (about 830 MiB for 10M keys). Shards grow one at a time, so the
+/// extra is one shard's.
+#[derive(Debug)]
+struct Keys {
+    shards: Vec<Map<u128, Entry>>,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            shards: (0..Self::SHARDS).map(|_| Map::default()).collect(),
+        }
+    }
+}
+
+impl Keys {
+    const SHARDS: usize = 64;
+
+    /// Keys are XXH3 hashes: their top bits are as even as any.
+    fn shard(key: u128) -> usize {
+        (key >> (128 - Self::SHARDS.trailing_zeros())) as usize
+    }
+
+    fn get(&self, key: &u128) -> Option<&Entry> {
+        self.shards[Self::shard(*key)].get(key)
+    }
+
+    fn insert(&mut self, key: u128, entry: Entry) {
+        self.shards[Self::shard(key)].insert(key, entry);
+    }
+
+    /// Keeps the entries `keep` accepts, then gives back the room of the
+    /// others.
+    fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        for shard in &mut self.shards {
+            shard.retain(|_, e| keep(e));
+            shard.shrink_to_fit();
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.shards.iter().flat_map(|s| s.values())
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(Map::len).sum()
+    }
+
+    /// Bytes the maps hold: every bucket, full or not (a map of capacity c
+    /// has c·8/7 buckets, each an entry and a control byte).
+    fn memory(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.capacity() * 8 / 7 * KeyIndex::BUCKET_BYTES)
+            .sum()
+    }
+}
+
 /// Key to live row, for the rows of the dedup window.
 #[derive(Debug, Default)]
 pub struct KeyIndex {
-    entries: Map<u128, Entry>,
+    entries: Keys,
     files: Vec<IndexedFile>,
     /// First day (since the epoch) the index covers.
     oldest_day: i32,
@@ -120,7 +182,7 @@ impl KeyIndex {
             // the covered range never grows back over days never loaded.
             self.oldest_day = self.oldest_day.max(oldest + 1);
             let keep_from = oldest + 1;
-            self.entries.retain(|_, e| day_of(e) >= keep_from);
+            self.entries.retain(|e| day_of(e) >= keep_from);
             dropped += 1;
         }
         dropped
@@ -168,7 +230,7 @@ impl KeyIndex {
             return 0;
         }
         let before = self.entries.len();
-        self.entries.retain(|_, e| !gone.contains(&e.file));
+        self.entries.retain(|e| !gone.contains(&e.file));
         before - self.entries.len()
     }
 
@@ -179,13 +241,23 @@ impl KeyIndex {
 
     /// Whether no key is indexed.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
-    /// Memory one key costs: the entry, one control byte, and the slack of a
-    /// hash table that is between 7/16 and 7/8 full (3/4 on average).
+    /// One bucket of the key maps: an entry and its control byte.
+    const BUCKET_BYTES: usize = std::mem::size_of::<(u128, Entry)>() + 1;
+
+    /// Memory one key may cost, at most: a bucket, in a map that has just
+    /// doubled and is 7/16 full. The budget counts keys at this rate, so it
+    /// is a bound, not an average (a map is 7/8 full just before it
+    /// doubles, at half this).
     pub fn bytes_per_key() -> usize {
-        (std::mem::size_of::<(u128, Entry)>() + 1) * 4 / 3
+        (Self::BUCKET_BYTES * 16).div_ceil(7)
+    }
+
+    /// Bytes the index's key maps hold now.
+    pub fn memory(&self) -> usize {
+        self.entries.memory()
     }
 
     /// Rebuilds the index from the table's current snapshot.
@@ -397,6 +469,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_budget_bounds_the_memory_the_maps_hold() {
+        // As many keys as a 16 MiB budget allows, as a commit inserts them.
+        let budget = 16 << 20;
+        let mut index = KeyIndex::new(0, budget);
+        let file = index.add_file("a.parquet", Partition::events(0, "t"));
+        let keys = budget / KeyIndex::bytes_per_key();
+        let mut peak = 0;
+        for i in 0..keys {
+            index.insert(crate::contract::event_key(&i.to_string()), file, i as u32, 0);
+            peak = peak.max(index.memory());
+        }
+        assert_eq!(index.len(), keys);
+        assert!(peak <= budget, "{peak} bytes held for a budget of {budget}");
+        // Every shard holds keys: none is left empty by the split.
+        assert!(index.entries.shards.iter().all(|s| s.len() > keys / 128));
+        // Dropping keys gives their room back.
+        index.entries.retain(|e| e.pos % 2 == 0);
+        assert!(index.memory() <= budget / 2 + budget / 8, "{}", index.memory());
+    }
+
+    #[test]
     fn lookups_return_the_latest_location() {
         let mut index = KeyIndex::new(100, 1 << 20);
         let a = index.add_file("a.parquet", Partition::events(100, "pay"));
@@ -409,7 +502,7 @@ mod tests {
         assert_eq!(index.get(crate::contract::event_key("k2")), None);
         assert_eq!(index.len(), 1);
         assert!(index.covers(100) && !index.covers(99));
-        assert_eq!(KeyIndex::bytes_per_key(), 44);
+        assert_eq!(KeyIndex::bytes_per_key(), 76);
     }
 
     #[test]
