@@ -184,6 +184,7 @@ def test_a_prefix_is_read_in_key_order_and_matches_the_model_in_three_readers(mo
     out = run(moto, tmp_warehouse, flush="4MiB").stdout
     records = sum(1 for _, data in objects for _ in iter_lines(data))
     assert floe.summary_value(out, "records read") == records
+    assert floe.summary_value(out, "objects read") == len(objects)
     assert floe.summary_value(out, "rejected") == len(rejects)
     assert_holds_the_model(tmp_warehouse, rows, rejects)
     assert {r["_source_id"] for r in rows.values()} == {uri for uri, data in objects if data}
@@ -209,6 +210,7 @@ def test_a_prefix_is_read_in_key_order_and_matches_the_model_in_three_readers(mo
     before = (snapshots(tmp_warehouse, EVENTS), snapshots(tmp_warehouse, REJECTED))
     again = run(moto, tmp_warehouse, flush="4MiB").stdout
     assert floe.summary_value(again, "records read") == 0
+    assert "objects read" not in again
     assert (snapshots(tmp_warehouse, EVENTS), snapshots(tmp_warehouse, REJECTED)) == before
     assert_holds_the_model(tmp_warehouse, rows, rejects)
 
@@ -294,7 +296,25 @@ def test_more_objects_than_one_listing_page_are_all_read_in_key_order(moto, tmp_
     connection.close()
     out = run(moto, tmp_warehouse, pattern=f"s3://{BUCKET}/many/*.jsonl", flush="4MiB").stdout
     assert floe.summary_value(out, "records read") == 2 * n
+    assert floe.summary_value(out, "objects read") == n
     got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))
     assert set(got) == {f"obj-{i:05d}" for i in range(n)} | {"shared"}
     shared = as_model_row(got["shared"])
     assert (shared["payload"], shared["_source_id"]) == ({"i": n - 1}, f"s3://{BUCKET}/many/{n - 1:05d}.jsonl")
+
+
+def test_a_pattern_matching_no_object_and_a_mix_with_files_are_refused(moto, tmp_path, tmp_warehouse):
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="p/a.txt", Body=b"{}\n")
+    typo = run(moto, tmp_warehouse, pattern=f"s3://{BUCKET}/p/*.jsonl", check=False)
+    assert typo.returncode == 1
+    assert f"floe: error: input s3://{BUCKET}/p/*.jsonl: the pattern matches no object" in typo.stderr
+    local = tmp_path / "e.jsonl"
+    local.write_bytes(b"")
+    mixed = run(moto, tmp_warehouse, "--input", str(local), pattern=f"s3://{BUCKET}/p/*.txt", check=False)
+    assert mixed.returncode == 2
+    assert (
+        f"input: s3:// objects (s3://{BUCKET}/p/*.txt) and local files or stdin cannot be read in one run: "
+        "run them separately"
+    ) in mixed.stderr

@@ -124,6 +124,10 @@ pub struct RunReport {
     pub inputs: usize,
     /// Input bytes read in this run.
     pub bytes_read: u64,
+    /// `s3://` inputs: objects read to their end in this run.
+    pub objects_read: u64,
+    /// `s3://` inputs: bytes of objects read, as stored (compressed).
+    pub object_bytes_read: u64,
     /// Wall time.
     pub elapsed: Duration,
     /// Whether a shutdown signal ended the run early.
@@ -516,6 +520,8 @@ impl RunLoop<'_> {
             }
         }
         report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
+        report.objects_read = progress.objects_done.load(Ordering::Relaxed);
+        report.object_bytes_read = progress.object_bytes_done.load(Ordering::Relaxed);
         report.elapsed = started.elapsed();
         match source_error {
             Some(e) => Err(e),

@@ -3,7 +3,8 @@
 //! their first bytes, not their names), read in key order.
 //!
 //! - An input is a bucket and a glob over keys (`*` and `?` stop at `/`,
-//!   `**` crosses folders). The listing goes from the pattern's literal
+//!   `**` crosses folders); one that matches no object on its first run
+//!   is an error, as a file pattern matching nothing is. The listing goes from the pattern's literal
 //!   head (its longest prefix without `*?[`), one page (up to 1000 keys) at
 //!   a time, and is never held whole: a prefix of millions of objects costs
 //!   a page of memory. Keys that do not match are skipped.
@@ -333,6 +334,7 @@ impl ObjectReader {
                 source: Box::new(source),
             }
         };
+        let mut matched = false;
         let mut lister = self
             .handle
             .block_on(lister(operator, input, after.as_deref()))
@@ -366,9 +368,17 @@ impl ObjectReader {
                 }),
                 size: meta.content_length(),
             };
+            matched = true;
             if !self.read_object(operator, input, &listed, FilePosition::default())? {
                 return Ok(false);
             }
+        }
+        if committed.is_none() && !matched {
+            // A typo must not pass as "nothing to do" (as for files).
+            return Err(SourceError::NotFound {
+                pattern: input.uri.clone(),
+                reason: "the pattern matches no object",
+            });
         }
         Ok(true)
     }

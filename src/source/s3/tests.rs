@@ -143,3 +143,24 @@ fn the_blocking_body_reads_every_part_in_order_and_counts_bytes() {
     let e = body.read_to_end(&mut all).unwrap_err();
     assert_eq!(e.to_string(), "gone");
 }
+
+#[test]
+fn the_progress_line_shows_objects_and_bytes_of_those_listed() {
+    let progress = Progress::default();
+    assert_eq!(crate::telemetry::objects_progress(&progress), "");
+    progress.objects_listed.store(5_310, Ordering::Relaxed);
+    progress.objects_done.store(1_204, Ordering::Relaxed);
+    progress.object_bytes_done.store(3 << 29, Ordering::Relaxed);
+    progress
+        .object_bytes_listed
+        .store(9 << 29, Ordering::Relaxed);
+    assert_eq!(
+        crate::telemetry::objects_progress(&progress),
+        ", objects 1,204/5,310 (listing...), 1.50/4.50 GiB"
+    );
+    progress.listing_done.store(true, Ordering::Relaxed);
+    assert_eq!(
+        crate::telemetry::objects_progress(&progress),
+        ", objects 1,204/5,310, 1.50/4.50 GiB"
+    );
+}
