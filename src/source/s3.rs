@@ -342,15 +342,7 @@ impl ObjectReader {
         while let Some(entry) = self.handle.block_on(lister.next()) {
             let entry = entry.map_err(store_err(format!("listing {}", input.list_prefix)))?;
             let (key, meta) = entry.into_parts();
-            if let Some(previous) = after.as_deref()
-                && key.as_str() <= previous
-            {
-                return Err(SourceError::NotInKeyOrder {
-                    input: input.uri.clone(),
-                    previous: previous.to_string(),
-                    key,
-                });
-            }
+            in_key_order(input, after.as_deref(), &key)?;
             after = Some(key.clone());
             if !meta.is_file() || !input.matches(&key) {
                 continue;
@@ -530,6 +522,20 @@ impl ObjectReader {
         self.tx
             .blocking_send(Ok(SourceChunk::Object(chunk)))
             .is_ok()
+    }
+}
+
+/// Checks that `key` comes after `previous` (the key listed before it, or
+/// the key a resume lists after): a listing out of order would make a
+/// resume by key skip objects.
+fn in_key_order(input: &S3Input, previous: Option<&str>, key: &str) -> Result<(), SourceError> {
+    match previous {
+        Some(previous) if key <= previous => Err(SourceError::NotInKeyOrder {
+            input: input.uri.clone(),
+            previous: previous.to_string(),
+            key: key.to_string(),
+        }),
+        _ => Ok(()),
     }
 }
 

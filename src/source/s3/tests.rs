@@ -164,3 +164,25 @@ fn the_progress_line_shows_objects_and_bytes_of_those_listed() {
         ", objects 1,204/5,310, 1.50/4.50 GiB"
     );
 }
+
+#[test]
+fn a_listing_must_come_in_ascending_key_order() {
+    let input = S3Input::parse("s3://raw/p/*.jsonl").unwrap();
+    assert!(in_key_order(&input, None, "p/a.jsonl").is_ok());
+    assert!(in_key_order(&input, Some("p/a.jsonl"), "p/b.jsonl").is_ok());
+    // Byte order, as S3 lists: upper case before lower case, `/` before `0`.
+    assert!(in_key_order(&input, Some("p/B.jsonl"), "p/a.jsonl").is_ok());
+    assert!(in_key_order(&input, Some("p/a/x"), "p/a0").is_ok());
+    for (previous, key) in [("p/b.jsonl", "p/a.jsonl"), ("p/a.jsonl", "p/a.jsonl")] {
+        let e = in_key_order(&input, Some(previous), key)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "the listing of s3://raw/p/*.jsonl is not in key order ({previous} came before {key}): \
+                 only buckets that list keys in ascending order (S3 general purpose buckets) can be read"
+            )
+        );
+    }
+}
