@@ -217,20 +217,14 @@ impl RunSettings {
         if inputs.iter().filter(|i| *i == "-").count() > 1 {
             problems.push("input: `-` (stdin) may be given once".into());
         }
-        let objects: Vec<&String> = inputs
-            .iter()
-            .filter(|i| crate::source::s3::is_object_input(i))
-            .collect();
+        // The object source parses the patterns themselves before anything
+        // is opened (the configuration knows no source).
+        let objects: Vec<&String> = inputs.iter().filter(|i| i.starts_with("s3://")).collect();
         if !objects.is_empty() && objects.len() < inputs.len() {
             problems.push(format!(
                 "input: s3:// objects ({}) and local files or stdin cannot be read in one run: run them separately",
                 objects[0]
             ));
-        }
-        for uri in objects {
-            if let Err(e) = crate::source::s3::S3Input::parse(uri) {
-                problems.push(format!("input: {e}"));
-            }
         }
         let store = StoreConfig::new(
             &mut problems,

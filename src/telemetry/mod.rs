@@ -124,10 +124,22 @@ pub fn objects_progress(p: &Progress) -> String {
         return String::new();
     }
     let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
+    // Digits in groups of three (what `report::thousands` does, a layer up).
+    let grouped = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
     format!(
         ", objects {}/{}{}, {:.2}/{:.2} GiB",
-        crate::report::thousands(p.objects_done.load(Ordering::Relaxed)),
-        crate::report::thousands(listed),
+        grouped(p.objects_done.load(Ordering::Relaxed)),
+        grouped(listed),
         if p.listing_done.load(Ordering::Relaxed) {
             ""
         } else {
