@@ -35,7 +35,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use opendal::{ErrorKind, Operator};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
@@ -47,87 +47,19 @@ use crate::failpoint::{self, FailPoint};
 use crate::supervise::StageFailure;
 use crate::telemetry::Progress;
 
+mod body;
+mod pattern;
+
+use body::BlockingRead;
+pub use pattern::{S3Input, SCHEME, is_object_input};
+
 /// The reader's name in the run's errors.
 const STAGE: &str = "object reader";
-/// The scheme that makes an input an object pattern.
-pub const SCHEME: &str = "s3://";
 /// Bytes per ranged read of an object; [`CONCURRENT_READS`] of them are in
 /// flight at once, so the next part arrives while one is decoded.
 const READ_PART_BYTES: usize = 8 << 20;
 /// Ranged reads of one object in flight.
 const CONCURRENT_READS: usize = 2;
-
-/// Whether an input names objects (`s3://...`) rather than files.
-pub fn is_object_input(input: &str) -> bool {
-    input.starts_with(SCHEME)
-}
-
-/// One `--input s3://bucket/pattern`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct S3Input {
-    /// As given: the checkpoint key and the name in messages.
-    pub uri: String,
-    /// The bucket.
-    pub bucket: String,
-    /// Where the listing starts: the pattern's literal head.
-    pub list_prefix: String,
-    /// The keys to read.
-    pub pattern: glob::Pattern,
-}
-
-/// How keys are matched: `*` and `?` do not cross `/`, `**` does.
-const MATCH: glob::MatchOptions = glob::MatchOptions {
-    case_sensitive: true,
-    require_literal_separator: true,
-    require_literal_leading_dot: false,
-};
-
-impl S3Input {
-    /// Parses `s3://bucket/pattern` (no I/O).
-    pub fn parse(uri: &str) -> Result<Self, SourceError> {
-        let bad = |message: &str| SourceError::BadPattern {
-            pattern: uri.to_string(),
-            message: message.to_string(),
-        };
-        let rest = uri
-            .strip_prefix(SCHEME)
-            .ok_or_else(|| bad("not an s3:// address"))?;
-        let (bucket, key_pattern) = rest.split_once('/').ok_or_else(|| {
-            bad("give a key or a pattern after the bucket (s3://bucket/prefix/*.json.gz)")
-        })?;
-        if bucket.is_empty() {
-            return Err(bad("no bucket name"));
-        }
-        if key_pattern.is_empty() {
-            return Err(bad(
-                "give a key or a pattern after the bucket (s3://bucket/prefix/*.json.gz)",
-            ));
-        }
-        if key_pattern.starts_with('/') || key_pattern.contains("//") {
-            return Err(bad("keys with empty path segments (`//`) cannot be read"));
-        }
-        let pattern = glob::Pattern::new(key_pattern).map_err(|e| bad(&e.to_string()))?;
-        let literal = key_pattern
-            .find(['*', '?', '['])
-            .map_or(key_pattern, |i| &key_pattern[..i]);
-        Ok(S3Input {
-            uri: uri.to_string(),
-            bucket: bucket.to_string(),
-            list_prefix: literal.to_string(),
-            pattern,
-        })
-    }
-
-    /// Whether `key` is one of this input's objects.
-    pub fn matches(&self, key: &str) -> bool {
-        self.pattern.matches_with(key, MATCH)
-    }
-
-    /// The address of one of its objects, for people (`_source_id`).
-    pub fn object_uri(&self, key: &str) -> String {
-        format!("{SCHEME}{}/{key}", self.bucket)
-    }
-}
 
 /// An object as it was listed: its key and the ETag every read of it is
 /// conditional on.
@@ -635,48 +567,6 @@ fn changed_while_read(e: SourceError, uri: &str, object: &ObjectRef) -> SourceEr
             input,
             source: std::io::Error::other("the object's body could not be read"),
         },
-    }
-}
-
-/// The body of an object as a blocking [`Read`], for the line splitter: it
-/// waits on the runtime for each part, and counts the bytes as they arrive.
-struct BlockingRead<S, B> {
-    handle: Handle,
-    stream: S,
-    current: Option<B>,
-    /// Bytes of `current` already read.
-    at: usize,
-    progress: Arc<Progress>,
-}
-
-impl<S, B> Read for BlockingRead<S, B>
-where
-    S: Stream<Item = std::io::Result<B>> + Unpin,
-    B: AsRef<[u8]>,
-{
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            if let Some(part) = &self.current {
-                let rest = &part.as_ref()[self.at..];
-                if !rest.is_empty() {
-                    let n = rest.len().min(buf.len());
-                    buf[..n].copy_from_slice(&rest[..n]);
-                    self.at += n;
-                    return Ok(n);
-                }
-            }
-            match self.handle.block_on(self.stream.next()) {
-                None => return Ok(0),
-                Some(Err(e)) => return Err(e),
-                Some(Ok(part)) => {
-                    self.progress
-                        .object_bytes_done
-                        .fetch_add(part.as_ref().len() as u64, Ordering::Relaxed);
-                    self.current = Some(part);
-                    self.at = 0;
-                }
-            }
-        }
     }
 }
 
