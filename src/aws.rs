@@ -93,7 +93,10 @@ pub fn s3_file_io(sdk: &SdkConfig, settings: &S3Settings) -> FileIO {
 }
 
 /// An OpenDAL operator over one S3 bucket with the same endpoint, region,
-/// addressing and credentials as [`s3_file_io`] (for listing files).
+/// addressing and credentials as [`s3_file_io`] (for listing a warehouse's
+/// files, and reading the objects of an `s3://` input). Failed calls that
+/// may succeed again (throttling such as 503 SlowDown, 5xx answers,
+/// connection errors) are retried with exponential backoff and jitter.
 pub fn s3_operator(
     sdk: &SdkConfig,
     settings: &S3Settings,
@@ -114,7 +117,9 @@ pub fn s3_operator(
             reqsign_core::ProvideCredentialChain::new().push(SdkCredentials(provider)),
         );
     }
-    Ok(opendal::Operator::new(builder)?.finish())
+    Ok(opendal::Operator::new(builder)?
+        .layer(opendal::layers::RetryLayer::new().with_jitter())
+        .finish())
 }
 
 /// The S3 endpoint: the setting, else `AWS_ENDPOINT_URL_S3`, else

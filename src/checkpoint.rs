@@ -18,6 +18,15 @@ pub const CHECKPOINT_SUMMARY_KEY: &str = "floe.checkpoint";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SourcePosition {
+    /// The objects matching one `s3://` input pattern, read in key order.
+    ///
+    /// First, because the enum is untagged: serde tries the variants in
+    /// order, and [`FilePosition`] ignores fields it does not know, so an
+    /// object's position tried as a file's would pass as one. An object's
+    /// position has required fields (`key`, `etag`) that no file or shard
+    /// position has, and refuses unknown ones, so neither of those reads as
+    /// one.
+    Object(ObjectPosition),
     /// A file (or stdin): bytes and lines consumed.
     File(FilePosition),
     /// A Kinesis shard: the last sequence number consumed.
@@ -37,6 +46,26 @@ pub struct FilePosition {
     /// `None` in checkpoints written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<u64>,
+}
+
+/// Where the objects of one `s3://` input pattern stand: every matching
+/// key below `key` is done, and `key` is done up to `offset` (or to its
+/// end, with `done`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectPosition {
+    /// The object's key in its bucket.
+    pub key: String,
+    /// Its ETag when it was read (quotes included, as S3 gives it): a
+    /// resume refuses an object that changed since.
+    pub etag: String,
+    /// Byte offset in the (decompressed) object after the last committed record.
+    pub offset: u64,
+    /// Lines consumed up to `offset`.
+    pub line: u64,
+    /// The object was read to its end: the next run lists the keys after it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
 }
 
 /// Where a Kinesis shard stands.
@@ -69,6 +98,11 @@ impl SourcePosition {
     pub fn is_after(&self, other: &SourcePosition) -> bool {
         match (self, other) {
             (SourcePosition::File(a), SourcePosition::File(b)) => a.offset > b.offset,
+            // Keys are read in ascending order; `done` moves past the
+            // object's last byte as a shard's `end` moves past its last record.
+            (SourcePosition::Object(a), SourcePosition::Object(b)) => {
+                (a.key.as_str(), a.offset, a.done) > (b.key.as_str(), b.offset, b.done)
+            }
             (SourcePosition::Shard(a), SourcePosition::Shard(b)) => {
                 match sequence_cmp(a.seq.as_deref(), b.seq.as_deref()) {
                     std::cmp::Ordering::Greater => true,
@@ -85,7 +119,15 @@ impl SourcePosition {
     pub fn file(&self) -> Option<FilePosition> {
         match self {
             SourcePosition::File(p) => Some(*p),
-            SourcePosition::Shard(_) => None,
+            SourcePosition::Shard(_) | SourcePosition::Object(_) => None,
+        }
+    }
+
+    /// The objects' position, if this is an `s3://` input's.
+    pub fn object(&self) -> Option<&ObjectPosition> {
+        match self {
+            SourcePosition::Object(p) => Some(p),
+            SourcePosition::File(_) | SourcePosition::Shard(_) => None,
         }
     }
 
@@ -93,6 +135,10 @@ impl SourcePosition {
     pub fn describe(&self) -> String {
         match self {
             SourcePosition::File(p) => format!("byte {} (line {})", p.offset, p.line),
+            SourcePosition::Object(p) if p.done => format!("object {} (read to its end)", p.key),
+            SourcePosition::Object(p) => {
+                format!("object {} byte {} (line {})", p.key, p.offset, p.line)
+            }
             SourcePosition::Shard(p) => {
                 let seq = p.seq.as_deref().map_or_else(
                     || "the start".to_string(),
@@ -304,6 +350,84 @@ mod tests {
         assert!(at("10", true).is_after(&at("10", false)));
         assert!(!at("10", false).is_after(&at("10", false)));
         assert!(!at("9", true).is_after(&at("10", false)));
+    }
+
+    fn object(key: &str, offset: u64, done: bool) -> SourcePosition {
+        SourcePosition::Object(ObjectPosition {
+            key: key.into(),
+            etag: "\"e\"".into(),
+            offset,
+            line: offset / 10,
+            done,
+        })
+    }
+
+    #[test]
+    fn object_positions_round_trip_and_old_positions_read_as_before() {
+        let done = object("p/a.json.gz", 120, true);
+        let text = serde_json::to_string(&done).unwrap();
+        assert_eq!(
+            text,
+            r#"{"key":"p/a.json.gz","etag":"\"e\"","offset":120,"line":12,"done":true}"#
+        );
+        assert_eq!(serde_json::from_str::<SourcePosition>(&text).unwrap(), done);
+        let partway = object("p/b.jsonl", 30, false);
+        let text = serde_json::to_string(&partway).unwrap();
+        assert!(!text.contains("done"), "{text}");
+        assert_eq!(
+            serde_json::from_str::<SourcePosition>(&text).unwrap(),
+            partway
+        );
+
+        // Checkpoints written before objects existed read exactly as then.
+        let old = r#"{"v":1,"sources":{"file:/a.jsonl#1":{"offset":10,"line":2,"prefix":7},"file:/b.jsonl#2":{"offset":3,"line":1},"kinesis:s:floe:shardId-1":{"seq":"49","end":true},"kinesis:s:floe:shardId-2":{"end":true}}}"#;
+        let decoded = Checkpoint::decode(old).unwrap();
+        let file = |offset, line, prefix| {
+            SourcePosition::File(FilePosition {
+                offset,
+                line,
+                prefix,
+            })
+        };
+        let shard = |seq: Option<&str>| {
+            SourcePosition::Shard(ShardPosition {
+                seq: seq.map(str::to_string),
+                end: true,
+            })
+        };
+        let want = BTreeMap::from([
+            ("file:/a.jsonl#1".to_string(), file(10, 2, Some(7))),
+            ("file:/b.jsonl#2".to_string(), file(3, 1, None)),
+            ("kinesis:s:floe:shardId-1".to_string(), shard(Some("49"))),
+            ("kinesis:s:floe:shardId-2".to_string(), shard(None)),
+        ]);
+        assert_eq!(decoded.sources, want);
+        assert_eq!(decoded.encode(), old);
+
+        // An object's position with a field this Floe does not know (from a
+        // later version) is not an object's here: it reads as a file's,
+        // which the object source refuses rather than start over.
+        let unknown = r#"{"key":"k","etag":"e","offset":1,"line":1,"extra":1}"#;
+        let read = serde_json::from_str::<SourcePosition>(unknown).unwrap();
+        assert_eq!(read.object(), None);
+    }
+
+    #[test]
+    fn object_positions_order_by_key_then_offset_then_done() {
+        assert!(object("a", 10, false).is_after(&object("a", 5, false)));
+        assert!(object("a", 10, true).is_after(&object("a", 10, false)));
+        assert!(object("b", 0, false).is_after(&object("a", 99, true)));
+        assert!(!object("a", 10, false).is_after(&object("a", 10, false)));
+        assert!(!object("a", 99, true).is_after(&object("b", 0, false)));
+        assert!(!object("a", 1, false).is_after(&SourcePosition::File(FilePosition::default())));
+        assert_eq!(
+            object("p/a", 20, false).describe(),
+            "object p/a byte 20 (line 2)"
+        );
+        assert_eq!(
+            object("p/a", 20, true).describe(),
+            "object p/a (read to its end)"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! | `after-metadata-file` | written the next metadata file |
 //! | `after-catalog-swap` | swapped the catalog pointer (the commit landed) |
 //! | `before-positions-advance` | landed the events commit, before it moves on |
-//! | `read-chunk` | read a chunk of a file or stdin (the reader thread), before handing it on |
+//! | `read-chunk` | read a chunk of a file, stdin or an object (the reader thread), before handing it on |
 //! | `decode-chunk` | taken a chunk to decode (a decode task) |
 //! | `shard-read` | had a `GetRecords` answer for a Kinesis shard (its reader task), before handing it on |
 //! | `lease-renew` | begun a round of the lease keeper (heartbeat, renewals, takes) |

@@ -71,6 +71,9 @@
 //!    the pipeline starts and watches through its `source::Reading`:
 //!    - `source::file`: JSON Lines files and stdin; `source::file::reader`
 //!      the file source (one thread reading the inputs in order).
+//!    - `source::s3`: objects in S3 buckets (a backfill), read in key order
+//!      with the file source's line splitting; `source::s3::pattern` (the
+//!      `s3://` patterns, pure) and `source::s3::body` (an object's body as a `Read`).
 //!    - `source::kinesis`: a Kinesis data stream: `source::kinesis::coordinator`
 //!      (shards, resharding; `source::kinesis::coordinator::sharing` under
 //!      leases), `source::kinesis::shard_state` (its decisions, pure),

@@ -111,6 +111,10 @@ pub fn run_summary(report: &RunReport) -> String {
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut line = |label: &str, value: String| rows.push((label.to_string(), value));
     line("records read", thousands(c.records_read));
+    if report.objects_read > 0 {
+        line("objects read", thousands(report.objects_read));
+        line("object bytes read", mib(report.object_bytes_read));
+    }
     line("rows written", thousands(c.rows_written));
     line("duplicates dropped", thousands(c.duplicates_dropped()));
     line("  identical", thousands(c.duplicates_identical));

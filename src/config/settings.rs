@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 /// Every `run` setting; each can also come from `FLOE_*` or the `--config` file.
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
-    /// Input files or globs, `-` for stdin; repeat the flag or separate with commas.
+    /// Input files or globs, `-` for stdin, or objects `s3://bucket/prefix/**/*.json.gz` (not both); repeat the flag or separate with commas.
     #[arg(long, short, env = "FLOE_INPUT", value_delimiter = ',', num_args = 1..)]
     pub input: Option<Vec<String>>,
     /// Kinesis data stream to read (name or ARN) instead of input files

@@ -217,6 +217,15 @@ impl RunSettings {
         if inputs.iter().filter(|i| *i == "-").count() > 1 {
             problems.push("input: `-` (stdin) may be given once".into());
         }
+        // The object source parses the patterns themselves before anything
+        // is opened (the configuration knows no source).
+        let objects: Vec<&String> = inputs.iter().filter(|i| i.starts_with("s3://")).collect();
+        if !objects.is_empty() && objects.len() < inputs.len() {
+            problems.push(format!(
+                "input: s3:// objects ({}) and local files or stdin cannot be read in one run: run them separately",
+                objects[0]
+            ));
+        }
         let store = StoreConfig::new(
             &mut problems,
             warehouse,

@@ -51,8 +51,9 @@ pub struct Buffer {
     /// Where the live row of each key ([`crate::event::Event::key`]) is:
     /// (partition, slot).
     keys: HashMap<u128, (u32, u32)>,
-    /// Rejected records in arrival order.
-    pub rejects: Vec<RejectedRecord>,
+    /// Rejected records in arrival order, with their source (whose key
+    /// finds the rejected table's checkpoint of them).
+    pub rejects: Vec<(Arc<SourceInfo>, RejectedRecord)>,
     /// Counts of the records behind this batch.
     pub counts: QualityCounts,
     /// Positions per source key.
@@ -95,7 +96,9 @@ impl Buffer {
         for reject in &decoded.rejects {
             self.counts.reject(reject.reason);
         }
-        self.rejects.extend(decoded.rejects);
+        let source = &decoded.source;
+        self.rejects
+            .extend(decoded.rejects.into_iter().map(|r| (source.clone(), r)));
         match self.spans.get_mut(&decoded.source.key) {
             Some(span) => span.to = decoded.end,
             None => {

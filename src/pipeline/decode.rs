@@ -123,7 +123,39 @@ pub fn decode_source_chunk(
     match chunk {
         SourceChunk::File(chunk) => decode_chunk(chunk, limits, ingested_micros),
         SourceChunk::Shard(batch) => decode_shard_batch(batch, limits, ingested_micros),
+        SourceChunk::Object(object) => decode_object_chunk(object, limits, ingested_micros),
     }
+}
+
+/// Decodes the lines of an object's chunk as a file's, with the object's
+/// positions; an object's end marker holds no line at all.
+fn decode_object_chunk(
+    object: crate::source::s3::ObjectChunk,
+    limits: &DecodeLimits,
+    ingested_micros: i64,
+) -> Decoded {
+    let (start, end) = object.positions();
+    let mut out = if object.done && object.chunk.body == ChunkBody::Lines(Vec::new()) {
+        Decoded {
+            source: object.chunk.source.clone(),
+            start: start.clone(),
+            end: end.clone(),
+            rows: Vec::new(),
+            rejects: Vec::new(),
+            records: 0,
+            blank_lines: 0,
+            type_mismatches: MismatchCounts::new(),
+            missing: MissingCounts::new(),
+            missing_by_type: HashMap::new(),
+            bytes: 0,
+            commit_soon: false,
+        }
+    } else {
+        decode_chunk(object.chunk, limits, ingested_micros)
+    };
+    out.start = start;
+    out.end = end;
+    out
 }
 
 /// Decodes the records of a shard batch: each record holds one event, or

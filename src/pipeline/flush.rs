@@ -10,7 +10,7 @@
 //! 3. [`commit_events`]: the snapshot with the checkpoint, rebased on a lost
 //!    race; then the key index learns the new rows.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -80,18 +80,14 @@ async fn commit_rejects(
     progress: &Progress,
 ) -> Result<(), RunError> {
     let rejected_checkpoint = tables.rejected.table.checkpoint()?;
-    let stored: HashMap<&str, &SourcePosition> = buffer
-        .spans
-        .values()
-        .filter_map(|s| Some((&*s.source.display, rejected_checkpoint.get(&s.source.key)?)))
-        .collect();
     let rejects: Vec<_> = std::mem::take(&mut buffer.rejects)
         .into_iter()
-        .filter(|r| {
-            stored
-                .get(&*r.origin.source)
-                .is_none_or(|p| !already_stored(&r.origin.position, p))
+        .filter(|(source, r)| {
+            rejected_checkpoint
+                .get(&source.key)
+                .is_none_or(|p| !already_stored(&source.display, &r.origin.position, p))
         })
+        .map(|(_, r)| r)
         .collect();
     if rejects.is_empty() {
         return Ok(());
@@ -426,17 +422,31 @@ async fn commit_events(
     Ok(())
 }
 
-/// Whether a record at `position` is at or before the committed `checkpoint`
-/// of its source.
-fn already_stored(position: &RecordPosition, checkpoint: &SourcePosition) -> bool {
+/// Whether a record at `position` of `source` (its display name) is at or
+/// before the committed `checkpoint` of its source.
+fn already_stored(source: &str, position: &RecordPosition, checkpoint: &SourcePosition) -> bool {
     match (position, checkpoint) {
         (RecordPosition::Line { offset, .. }, SourcePosition::File(p)) => *offset < p.offset,
+        // An object's records: its key is its name after the bucket
+        // (`s3://bucket/key`); keys before the checkpoint's are done.
+        (RecordPosition::Line { offset, .. }, SourcePosition::Object(p)) => {
+            let key = object_key(source);
+            (key, *offset) < (p.key.as_str(), p.offset) || (p.done && key == p.key)
+        }
         (RecordPosition::Record { seq, .. }, SourcePosition::Shard(p)) => {
             crate::checkpoint::sequence_cmp(Some(seq), p.seq.as_deref())
                 != std::cmp::Ordering::Greater
         }
         _ => false,
     }
+}
+
+/// The key of an object from its display name `s3://bucket/key`.
+fn object_key(display: &str) -> &str {
+    display
+        .strip_prefix(crate::source::s3::SCHEME)
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(display, |(_, key)| key)
 }
 
 /// A change adding `files`, moving every source of `buffer` from where
@@ -480,5 +490,42 @@ fn checkpointed_change(
         summary,
         checkpoint_from,
         checkpoint_to,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::ObjectPosition;
+
+    #[test]
+    fn an_objects_rejects_below_the_checkpoint_are_already_stored() {
+        let at = |key: &str, offset, done| {
+            SourcePosition::Object(ObjectPosition {
+                key: key.into(),
+                etag: "\"e\"".into(),
+                offset,
+                line: 0,
+                done,
+            })
+        };
+        let line = |offset| RecordPosition::Line { line: 1, offset };
+        let partway = at("p/b.jsonl", 100, false);
+        let cases = [
+            ("s3://raw/p/a.json.gz", 5000, &partway, true),
+            ("s3://raw/p/b.jsonl", 99, &partway, true),
+            ("s3://raw/p/b.jsonl", 100, &partway, false),
+            ("s3://raw/p/c.jsonl", 0, &partway, false),
+        ];
+        for (source, offset, checkpoint, stored) in cases {
+            assert_eq!(
+                already_stored(source, &line(offset), checkpoint),
+                stored,
+                "{source} at {offset}"
+            );
+        }
+        let done = at("p/b.jsonl", 100, true);
+        assert!(already_stored("s3://raw/p/b.jsonl", &line(100), &done));
+        assert!(!already_stored("s3://raw/p/c.jsonl", &line(0), &done));
     }
 }

@@ -173,6 +173,11 @@ pub struct OpenInput {
     /// Stdin: after a short read, more is read into the same chunk only if
     /// it is ready at once.
     pipe: bool,
+    /// gzip, read through a decoder: positions count decompressed bytes.
+    gzip: bool,
+    /// The reader starts at the position it is resumed from, not at the
+    /// input's start ([`OpenInput::positioned`]).
+    positioned: bool,
 }
 
 impl OpenInput {
@@ -185,57 +190,88 @@ impl OpenInput {
         let Some(path) = &input.path else {
             // Stdin: nothing is read before the pipeline asks (a slow pipe
             // must not hold up the start), and nothing is resumed.
-            let mut raw = BufReader::with_capacity(
-                CHUNK_BYTES,
-                Box::new(std::io::stdin()) as Box<dyn Read + Send>,
-            );
-            let gzip = is_gzip(&mut raw).map_err(io_err)?;
-            let reader: Box<dyn Read + Send> = if gzip {
-                Box::new(flate2::read::MultiGzDecoder::new(raw))
-            } else {
-                Box::new(raw)
-            };
-            return Ok(Self {
-                info: Arc::new(SourceInfo {
-                    key: "stdin".into(),
-                    display: Arc::from(input.display.as_str()),
-                    lease: None,
-                    checkpointed: false,
-                }),
-                reader,
-                growable: false,
-                pipe: true,
+            let info = Arc::new(SourceInfo {
+                key: "stdin".into(),
+                display: Arc::from(input.display.as_str()),
+                lease: None,
+                checkpointed: false,
             });
+            let mut open = Self::from_reader(info, Box::new(std::io::stdin())).map_err(io_err)?;
+            open.pipe = true;
+            return Ok(open);
         };
         let file = File::open(path).map_err(io_err)?;
         let canonical = std::fs::canonicalize(path).map_err(io_err)?;
-        let mut raw = BufReader::with_capacity(CHUNK_BYTES, Box::new(file) as Box<dyn Read + Send>);
-        let gzip = is_gzip(&mut raw).map_err(io_err)?;
-        let mut reader: Box<dyn Read + Send> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(raw))
-        } else {
-            Box::new(raw)
-        };
+        let placeholder = Arc::new(SourceInfo {
+            key: String::new(),
+            display: Arc::from(input.display.as_str()),
+            lease: None,
+            checkpointed: true,
+        });
+        let mut open = Self::from_reader(placeholder, Box::new(file)).map_err(io_err)?;
         // Hash the first line (or its first 4 KiB) into the identity, then put
         // those bytes back in front of the stream.
         let mut prefix = Vec::with_capacity(IDENTITY_BYTES);
-        (&mut reader)
+        (&mut open.reader)
             .take(IDENTITY_BYTES as u64)
             .read_to_end(&mut prefix)
             .map_err(io_err)?;
         let first_line = prefix.split(|b| *b == b'\n').next().unwrap_or_default();
         let key = format!("file:{}#{:016x}", canonical.display(), fnv1a(first_line));
+        open.info = Arc::new(SourceInfo {
+            key,
+            ..(*open.info).clone()
+        });
+        let rest = std::mem::replace(&mut open.reader, Box::new(std::io::empty()));
+        open.reader = Box::new(std::io::Cursor::new(prefix).chain(rest));
+        // A plain file's end is where its writer is now.
+        open.growable = !open.gzip;
+        Ok(open)
+    }
+
+    /// An input that is read from its start to its end and does not grow
+    /// (an object in a bucket, or stdin before [`OpenInput::open`] marks it
+    /// a pipe): gzip (one or more members) when it starts with gzip's magic
+    /// bytes, JSON Lines otherwise.
+    pub fn from_reader(
+        info: Arc<SourceInfo>,
+        reader: Box<dyn Read + Send>,
+    ) -> std::io::Result<Self> {
+        let mut raw = BufReader::with_capacity(CHUNK_BYTES, reader);
+        let gzip = is_gzip(&mut raw)?;
+        let reader: Box<dyn Read + Send> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(raw))
+        } else {
+            Box::new(raw)
+        };
         Ok(Self {
-            info: Arc::new(SourceInfo {
-                key,
-                display: Arc::from(input.display.as_str()),
-                lease: None,
-                checkpointed: true,
-            }),
-            reader: Box::new(std::io::Cursor::new(prefix).chain(reader)),
-            growable: !gzip,
+            info,
+            reader,
+            growable: false,
             pipe: false,
+            gzip,
+            positioned: false,
         })
+    }
+
+    /// A plain (not gzip) input whose `reader` starts at the position that
+    /// [`OpenInput::read_chunks`] is given, not at the input's start: a
+    /// ranged read of an object proven unchanged by other means (its ETag),
+    /// so the bytes before it are neither read nor checked.
+    pub fn positioned(info: Arc<SourceInfo>, reader: Box<dyn Read + Send>) -> Self {
+        Self {
+            info,
+            reader: Box::new(BufReader::with_capacity(CHUNK_BYTES, reader)),
+            growable: false,
+            pipe: false,
+            gzip: false,
+            positioned: true,
+        }
+    }
+
+    /// Whether the input is gzip.
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
     }
 
     /// Reads the input from `from` to its end, handing each chunk to `emit`
@@ -243,7 +279,8 @@ impl OpenInput {
     ///
     /// Before resuming at `from`, the bytes before it are read and checked
     /// against the checkpoint's hash of them ([`SourceError::Changed`] when
-    /// they differ).
+    /// they differ; not checked when the position has no hash), unless the
+    /// reader is [`positioned`](OpenInput::positioned) there already.
     pub fn read_chunks(
         self,
         from: FilePosition,
@@ -257,7 +294,11 @@ impl OpenInput {
         };
         let mut reader = self.reader;
         let mut splitter = LineSplitter::new(self.info.clone(), max_record_size);
-        if from.offset > 0 {
+        if self.positioned {
+            // Nothing before `from` is read: the hash covers what follows.
+            splitter.position.offset = from.offset;
+            splitter.position.line = from.line;
+        } else if from.offset > 0 {
             let (read, last) = splitter.skip(&mut reader, from.offset).map_err(io_err)?;
             if read < from.offset {
                 return Err(SourceError::Shrunk {

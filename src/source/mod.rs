@@ -1,5 +1,5 @@
-//! Where records come from: files and stdin ([`file`]) or the shards of a
-//! Kinesis data stream ([`kinesis`]). A source hands out chunks of records
+//! Where records come from: files and stdin ([`file`]), objects in S3
+//! buckets ([`s3`]) or the shards of a Kinesis data stream ([`kinesis`]). A source hands out chunks of records
 //! with exact positions and never decides what is committed: positions
 //! advance only through the checkpoint committed with the data.
 //!
@@ -22,6 +22,7 @@ pub mod file;
 pub mod kinesis;
 pub mod kpl;
 pub mod lease;
+pub mod s3;
 
 /// Where a source sends its chunks: the pipeline's bounded channel to the
 /// decoder. A fatal error is the last item sent; reading has ended once
@@ -126,10 +127,11 @@ impl Reading {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
     /// Checkpoint key: `file:<canonical path>#<first-line hash>`,
-    /// `kinesis:<stream>:<consumer>:<shard id>`, or `stdin`.
+    /// `kinesis:<stream>:<consumer>:<shard id>`, `stdin`, or for objects
+    /// the `s3://bucket/pattern` they match, as given.
     pub key: String,
-    /// The source for people (`_source_id`): the input as given, or
-    /// `kinesis:<stream>/<shard id>`.
+    /// The source for people (`_source_id`): the input as given,
+    /// `s3://bucket/key` for an object, or `kinesis:<stream>/<shard id>`.
     pub display: Arc<str>,
     /// The generation of the lease claim a shard is read under (Kinesis
     /// with shard leases; see [`lease::Claims`]): records of a claim the
@@ -148,6 +150,8 @@ pub enum SourceChunk {
     File(file::Chunk),
     /// Records of a shard.
     Shard(kinesis::ShardBatch),
+    /// Lines of an object in a bucket.
+    Object(s3::ObjectChunk),
 }
 
 /// What can go wrong reading a source (not a record: bad records are values).
@@ -202,6 +206,62 @@ pub enum SourceError {
         offset: u64,
         /// The committed line count.
         line: u64,
+    },
+    /// An object changed (or was deleted) after part of it was committed:
+    /// resuming at the committed offset could skip or cut records.
+    #[error(
+        "{object} changed since its first {offset} bytes (line {line}) were committed: \
+         its ETag was {etag_then} then and {now}. Resuming at that offset could skip or cut \
+         records; give the new content another key to ingest it as a new object"
+    )]
+    ObjectChanged {
+        /// The object, `s3://bucket/key`.
+        object: String,
+        /// The committed offset (decompressed bytes).
+        offset: u64,
+        /// The committed line count.
+        line: u64,
+        /// Its ETag when it was read.
+        etag_then: String,
+        /// What it is now: `is "..." now`, `it is deleted now`, or that it
+        /// was overwritten while it was read.
+        now: String,
+    },
+    /// The checkpoint entry of an `s3://` input is not an object position.
+    #[error(
+        "the committed checkpoint of {input} is {position}, not a position among objects: \
+         was it written by another version of Floe?"
+    )]
+    NotAnObjectPosition {
+        /// The input pattern.
+        input: String,
+        /// The entry, described.
+        position: String,
+    },
+    /// Listing or reading objects failed (after the store's retries).
+    #[error("{input}: {operation}")]
+    Store {
+        /// The input pattern or object.
+        input: String,
+        /// What was asked (`listing the keys after ...`, `reading`).
+        operation: String,
+        /// The store's error (boxed: it is large, and errors are rare).
+        #[source]
+        source: Box<opendal::Error>,
+    },
+    /// A bucket's listing came back out of key order (S3 directory
+    /// buckets do not list in order): resuming by key would skip objects.
+    #[error(
+        "the listing of {input} is not in key order ({previous} came before {key}): \
+         only buckets that list keys in ascending order (S3 general purpose buckets) can be read"
+    )]
+    NotInKeyOrder {
+        /// The input pattern.
+        input: String,
+        /// The key listed before.
+        previous: String,
+        /// The key listed after it.
+        key: String,
     },
     /// The input is shorter than the committed checkpoint: it was truncated or
     /// replaced since it was ingested.

@@ -104,12 +104,48 @@ fn progress_line(p: &Progress, elapsed: Duration) -> String {
     let read = p.records_read.load(Ordering::Relaxed);
     let secs = elapsed.as_secs_f64().max(1e-3);
     format!(
-        "read {} records ({:.1} MiB), committed {} rows and {} rejects, {:.0} records/s, {:.0}s",
+        "read {} records ({:.1} MiB){}, committed {} rows and {} rejects, {:.0} records/s, {:.0}s",
         read,
         p.bytes_read.load(Ordering::Relaxed) as f64 / 1048576.0,
+        objects_progress(p),
         p.rows_committed.load(Ordering::Relaxed),
         p.rejected_committed.load(Ordering::Relaxed),
         read as f64 / secs,
         elapsed.as_secs_f64()
+    )
+}
+
+/// For `s3://` inputs: `, objects 1,204/5,310 (listing...), 1.2/4.5 GiB`
+/// (objects read and bytes as stored, of those listed so far); empty when
+/// no object was listed.
+pub fn objects_progress(p: &Progress) -> String {
+    let listed = p.objects_listed.load(Ordering::Relaxed);
+    if listed == 0 && p.objects_done.load(Ordering::Relaxed) == 0 {
+        return String::new();
+    }
+    let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
+    // Digits in groups of three (what `report::thousands` does, a layer up).
+    let grouped = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    format!(
+        ", objects {}/{}{}, {:.2}/{:.2} GiB",
+        grouped(p.objects_done.load(Ordering::Relaxed)),
+        grouped(listed),
+        if p.listing_done.load(Ordering::Relaxed) {
+            ""
+        } else {
+            " (listing...)"
+        },
+        gib(p.object_bytes_done.load(Ordering::Relaxed)),
+        gib(p.object_bytes_listed.load(Ordering::Relaxed)),
     )
 }

@@ -3,7 +3,7 @@
 //! and progress. Plain values, filled by the stages that know them.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 /// Live counters, read by the progress display while the run goes on.
@@ -17,6 +17,16 @@ pub struct Progress {
     pub rows_committed: AtomicU64,
     /// Records committed to the rejected table.
     pub rejected_committed: AtomicU64,
+    /// `s3://` inputs: objects read to their end (not yet committed).
+    pub objects_done: AtomicU64,
+    /// `s3://` inputs: bytes of objects read, as stored (compressed).
+    pub object_bytes_done: AtomicU64,
+    /// `s3://` inputs: objects this run reads, as far as listed yet.
+    pub objects_listed: AtomicU64,
+    /// `s3://` inputs: their bytes, as stored.
+    pub object_bytes_listed: AtomicU64,
+    /// `s3://` inputs: the listing is complete, so the totals are.
+    pub listing_done: AtomicBool,
 }
 
 /// What the consumer knows of one shard, for logs and the run summary.
