@@ -26,10 +26,9 @@ use crate::config::DedupMode;
 use crate::event::{RecordPosition, Row, events_batch, rejected_batch};
 use crate::failpoint::{self, FailPoint};
 use crate::table::index::KeyIndex;
-use crate::table::probe::Probe;
 use crate::table::summary::QualityCounts;
 use crate::table::writer::Partition;
-use crate::table::{Change, LoadedTable, TableError, TableStore};
+use crate::table::{Change, TableError};
 use crate::telemetry::Progress;
 use crate::telemetry::events;
 use crate::telemetry::metrics::CommitRecord;
@@ -48,13 +47,7 @@ pub(super) async fn flush(
     }
     commit_rejects(tables, &mut buffer, report, progress).await?;
     let mut plan = plan(&mut buffer, &tables.index, tables.dedup_mode);
-    probe_late(
-        &mut plan,
-        &tables.store,
-        &tables.events.table,
-        tables.dedup_mode,
-    )
-    .await?;
+    probe_late(&mut plan, tables).await?;
     let written = write(tables, plan.partitions, &mut plan.deletes, report).await?;
     commit_events(
         tables,
@@ -184,32 +177,51 @@ pub(super) fn plan(buffer: &mut Buffer, index: &KeyIndex, mode: DedupMode) -> Fl
     }
 }
 
-/// Decides the plan's late rows by looking their keys up in the table
-/// (bloom filters, then the files), adding them to their partitions.
-async fn probe_late(
-    plan: &mut FlushPlan,
-    store: &TableStore,
-    events: &LoadedTable,
-    mode: DedupMode,
-) -> Result<(), RunError> {
+/// Decides the plan's late rows: by the key index when it holds the key
+/// (the rows this run committed, late days included: a hit is as
+/// authoritative as for recent rows), otherwise by looking the key up in
+/// the table (bloom filters, then the files), skipping files whose every
+/// key the index holds. The rows kept join their partitions.
+async fn probe_late(plan: &mut FlushPlan, tables: &mut Tables) -> Result<(), RunError> {
     if plan.late.is_empty() {
         return Ok(());
     }
-    let mut probe = Probe::new(store, events).await?;
+    let mode = tables.dedup_mode;
+    let index = &tables.index;
+    let mut probe = tables
+        .probe
+        .probe(&tables.store, &tables.events.table, index)
+        .await?;
     for (i, row) in std::mem::take(&mut plan.late) {
-        let partition = &plan.partitions[i].0;
-        let live = probe
-            .find(partition, row.event.event_uuid(), row.event.created_micros)
-            .await?;
-        if upsert_against_table(live, mode, &row, &mut plan.deletes, &mut plan.counts) {
+        let keep = if index.get(row.event.key).is_some() {
+            probe.stats.index_hits += 1;
+            upsert_against_index(index, mode, &row, &mut plan.deletes, &mut plan.counts)
+        } else {
+            let live = probe
+                .find(
+                    &plan.partitions[i].0,
+                    row.event.event_uuid(),
+                    row.event.key,
+                    row.event.created_micros,
+                )
+                .await?;
+            upsert_against_table(live, mode, &row, &mut plan.deletes, &mut plan.counts)
+        };
+        if keep {
             plan.partitions[i].1.push(row);
         }
     }
     let stats = probe.stats;
     tracing::info!(
+        index_hits = stats.index_hits,
         lookups = stats.lookups,
+        skipped_complete = stats.skipped_complete,
         bloom_checks = stats.bloom_checks,
+        blooms_read = stats.blooms_read,
         files_read = stats.files_read,
+        reloaded = stats.reloaded,
+        snapshots_applied = stats.snapshots_applied,
+        cache_bytes = tables.probe.bytes(),
         "probed the table for events older than the dedup window"
     );
     Ok(())

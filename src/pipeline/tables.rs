@@ -15,6 +15,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{CatalogKind, DedupMode, RunConfig, StoreConfig, Warehouse};
 use crate::table::index::KeyIndex;
 use crate::table::maintain::{self, MaintainSettings};
+use crate::table::probe::{ProbeCache, cache_budget};
 use crate::table::writer::{DataWriter, FileSettings};
 use crate::table::{LoadedTable, SchemaSource, TableKind, TableLayout, TableStore};
 
@@ -63,6 +64,8 @@ pub(super) struct Tables {
     pub file_bytes_per_heap_byte: f64,
     /// Where the live row of each recent key is.
     pub index: KeyIndex,
+    /// What the table probe read for late rows, kept across flushes.
+    pub probe: ProbeCache,
     /// What a duplicate does.
     pub dedup_mode: DedupMode,
     /// The events table's checkpoint after each commit (the Kinesis
@@ -125,6 +128,7 @@ impl Tables {
             // A first guess (zstd on JSON-ish text); corrected after every flush.
             file_bytes_per_heap_byte: 0.3,
             index,
+            probe: ProbeCache::new(cache_budget(config.index_memory.get())),
             dedup_mode: config.dedup_mode,
             committed: watch::Sender::new(events.table.checkpoint()?),
             expiry: config.expire_every.map(|every| Expiry {

@@ -45,6 +45,12 @@ struct Entry {
 struct IndexedFile {
     path: String,
     partition: Partition,
+    /// Every live row of the file has its key here, pointing at it (or at
+    /// the row that replaced it): a key the index lacks is not in this
+    /// file, so the table probe skips it. Cleared when the file's day is
+    /// evicted, when the file leaves the table, or when a rebuild finds a
+    /// key live both here and in a newer file.
+    complete: bool,
 }
 
 /// The live row of a key, as the index knows it.
@@ -91,8 +97,9 @@ impl Keys {
         self.shards[Self::shard(*key)].get(key)
     }
 
-    fn insert(&mut self, key: u128, entry: Entry) {
-        self.shards[Self::shard(key)].insert(key, entry);
+    /// Sets the key's entry; returns the one it replaces.
+    fn insert(&mut self, key: u128, entry: Entry) -> Option<Entry> {
+        self.shards[Self::shard(key)].insert(key, entry)
     }
 
     /// Keeps the entries `keep` accepts, then gives back the room of the
@@ -183,6 +190,11 @@ impl KeyIndex {
             self.oldest_day = self.oldest_day.max(oldest + 1);
             let keep_from = oldest + 1;
             self.entries.retain(|e| day_of(e) >= keep_from);
+            for file in &mut self.files {
+                if file.partition.day.unwrap_or(i32::MIN) < keep_from {
+                    file.complete = false;
+                }
+            }
             dropped += 1;
         }
         dropped
@@ -211,6 +223,7 @@ impl KeyIndex {
         self.files.push(IndexedFile {
             path: path.to_string(),
             partition,
+            complete: true,
         });
         (self.files.len() - 1) as u32
     }
@@ -220,12 +233,31 @@ impl KeyIndex {
         self.entries.insert(key, Entry { file, pos, hash });
     }
 
+    /// Paths of the data files whose every live row the index holds (see
+    /// `IndexedFile::complete`): a key the index lacks is in none of them.
+    pub fn complete_files(&self) -> HashSet<&str> {
+        let mut partial = HashSet::new();
+        let mut complete = HashSet::new();
+        for file in &self.files {
+            if file.complete {
+                complete.insert(file.path.as_str());
+            } else {
+                partial.insert(file.path.as_str());
+            }
+        }
+        complete.retain(|p| !partial.contains(p));
+        complete
+    }
+
     /// Forgets the rows of data files a commit removed (their rows were
     /// rewritten into other files, or deleted); returns the keys dropped.
     pub fn forget_files(&mut self, removed: &HashSet<String>) -> usize {
         let gone: HashSet<u32> = (0..self.files.len() as u32)
             .filter(|&i| removed.contains(&self.files[i as usize].path))
             .collect();
+        for &i in &gone {
+            self.files[i as usize].complete = false;
+        }
         if gone.is_empty() {
             return 0;
         }
@@ -334,7 +366,13 @@ impl KeyIndex {
             let file = index.add_file(&path, partition);
             read_keys(store, &path, |pos, key, hash| {
                 if gone.binary_search(&(pos as i64)).is_err() {
-                    index.insert(key, file, pos, hash);
+                    // A key live in an older file too: that file's row is
+                    // not in the index, so the file is no longer complete.
+                    if let Some(older) = index.entries.insert(key, Entry { file, pos, hash })
+                        && older.file != file
+                    {
+                        index.files[older.file as usize].complete = false;
+                    }
                 }
             })
             .await?;
@@ -542,5 +580,29 @@ mod tests {
         assert!(!index.covers(19) && !index.covers(4));
         assert_eq!(index.len(), 2);
         assert!(index.get(crate::contract::event_key("late")).is_none());
+    }
+
+    #[test]
+    fn files_lose_completeness_when_their_keys_may_be_missing() {
+        // Room for 3 keys; a late file of day 3, two of days 20 and 21.
+        let mut index = KeyIndex::new(20, 3 * KeyIndex::bytes_per_key());
+        for (day, keys) in [(3, &["late"][..]), (20, &["a"][..]), (21, &["b", "c"][..])] {
+            let file = index.add_file(&format!("{day}.parquet"), Partition::events(day, "t"));
+            for (pos, key) in keys.iter().enumerate() {
+                index.insert(crate::contract::event_key(key), file, pos as u32, 0);
+            }
+        }
+        let all = HashSet::from(["3.parquet", "20.parquet", "21.parquet"]);
+        assert_eq!(index.complete_files(), all);
+        // Over budget: day 3 goes, and its file may hold keys the index lacks.
+        assert_eq!(index.evict_to_budget(), 1);
+        assert_eq!(
+            index.complete_files(),
+            HashSet::from(["20.parquet", "21.parquet"])
+        );
+        // A removed file is complete no more, even if added again.
+        index.forget_files(&HashSet::from(["20.parquet".to_string()]));
+        index.add_file("20.parquet", Partition::events(20, "t"));
+        assert_eq!(index.complete_files(), HashSet::from(["21.parquet"]));
     }
 }

@@ -3,25 +3,54 @@
 //!
 //! A duplicate carries its original's `created_at` and `event_type`, so it
 //! can only match rows of the same partition whose `created_datetime` bounds
-//! (from the manifests) contain its time. Of those files, the Parquet bloom
-//! filter on `event_uuid` rules out nearly all; only a file whose filter
-//! says "maybe" has its key columns read. Position deletes of the partition
-//! are applied, so only live rows match.
+//! (from the manifests) contain its time. Files whose every live row the key
+//! index holds are skipped (the caller asked the index first). Of the
+//! others, the Parquet bloom filter on `event_uuid` (read by range: the
+//! footer and the filters, not the file) rules out nearly all; only a file
+//! whose filter says "maybe" has its key columns read. Position deletes of
+//! the partition are applied, so only live rows match.
+//!
+//! What it reads is kept across flushes in a [`ProbeCache`], for one
+//! snapshot of the table at a time. When the table moves on (this writer's
+//! commits, another writer's, a compaction), the cache reads what the new
+//! snapshots added and removed (their own manifests only) and applies it:
+//! new data files become candidates, removed ones drop their candidates,
+//! filters and keys, new position deletes take rows out of the cached keys.
+//! When the new snapshots cannot be linked to the cached one (expired past
+//! it, a rollback, another table), or one removed a delete file, the cache
+//! starts over from the current snapshot. Filters and keys are bounded by a
+//! byte budget, oldest first out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
-use iceberg::spec::{DataContentType, PrimitiveLiteral};
+use iceberg::arrow::ArrowFileReader;
+use iceberg::io::FileMetadata;
+use iceberg::spec::{DataContentType, DataFile, ManifestStatus, PrimitiveLiteral};
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::bloom_filter::Sbbf;
-use parquet::file::properties::ReaderProperties;
-use parquet::file::reader::FileReader;
-use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
 
-use super::index::{Map, events_partition, read_keys, read_position_deletes};
+use super::index::{KeyIndex, Map, events_partition, read_keys, read_position_deletes};
 use super::writer::Partition;
 use super::{LoadedTable, TableError, TableStore};
 
 /// Field id of `created_datetime` in the events schema files.
 const CREATED_DATETIME_ID: i32 = 6;
+
+/// Bytes of bloom filters and key columns the probe keeps across flushes:
+/// a quarter of the key index's budget, at most 64 MiB (a filter costs
+/// about 1.2 bytes a row, a file's keys about 44).
+pub fn cache_budget(index_memory: usize) -> usize {
+    (index_memory / 4).min(64 << 20)
+}
+
+/// New snapshots past which the cache starts over rather than reading
+/// each one's manifests.
+const MAX_SNAPSHOTS_APPLIED: usize = 64;
+
+/// Memory one cached key costs (as in the key index: entry, control byte,
+/// hash-table slack).
+const BYTES_PER_CACHED_KEY: usize = (std::mem::size_of::<(u128, (i64, i64))>() + 1) * 4 / 3;
 
 /// A live row found in the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,39 +66,42 @@ pub struct Found {
 }
 
 /// A data file of the snapshot, with its `created_datetime` bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Candidate {
     path: String,
+    /// File size (the footer is read from its end).
+    size: u64,
     lower: i64,
     upper: i64,
 }
 
-/// Looks up keys in one snapshot of the table; caches what it reads.
-pub struct Probe<'a> {
-    store: &'a TableStore,
-    /// Data files per partition.
-    files: HashMap<Partition, Vec<Candidate>>,
-    /// Deleted positions per data file, loaded per partition on first use.
-    deleted: Map<String, Vec<i64>>,
-    /// Delete files per partition, not yet read.
-    delete_files: HashMap<Partition, Vec<String>>,
-    /// Key columns of the files read so far: key -> (pos, hash).
-    keys: HashMap<String, Map<u128, (i64, i64)>>,
-    /// Bloom filters of `event_uuid` per file, one per row group (`None`:
-    /// a row group without one, so the file must be read).
-    blooms: HashMap<String, Option<Vec<Sbbf>>>,
-    /// Files whose bloom filter was consulted, and files read.
-    pub stats: ProbeStats,
-}
+/// The bloom filters of a file's `event_uuid`, one per row group; `None`:
+/// a row group has none, so the file must be read.
+type Blooms = Arc<Option<Vec<Sbbf>>>;
+
+/// Key -> (position, content hash) of a file's live rows.
+type Keys = Arc<Map<u128, (i64, i64)>>;
 
 /// What probing cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProbeStats {
-    /// Keys looked up.
+    /// Keys looked up in the table (late rows the key index lacked).
     pub lookups: u64,
+    /// Late rows the key index decided (their key was indexed).
+    pub index_hits: u64,
+    /// Candidate files skipped because the key index holds all their keys.
+    pub skipped_complete: u64,
     /// Files whose bounds contained a key's time (bloom filters checked).
     pub bloom_checks: u64,
+    /// Bloom filters read from files (the others came from the cache).
+    pub blooms_read: u64,
     /// Files whose key columns were read.
     pub files_read: u64,
+    /// Whether the cache started over from the table (first use, or the
+    /// table's history could not be followed).
+    pub reloaded: bool,
+    /// Snapshots whose changes were applied to the cache.
+    pub snapshots_applied: u64,
 }
 
 fn bound_micros(datum: Option<&iceberg::spec::Datum>) -> Option<i64> {
@@ -79,18 +111,106 @@ fn bound_micros(datum: Option<&iceberg::spec::Datum>) -> Option<i64> {
     }
 }
 
-impl<'a> Probe<'a> {
-    /// Lists the data and delete files of the table's current snapshot.
-    pub async fn new(store: &'a TableStore, table: &LoadedTable) -> Result<Self, TableError> {
-        let mut probe = Self {
-            store,
+fn candidate(file: &DataFile) -> Candidate {
+    Candidate {
+        path: file.file_path().to_string(),
+        size: file.file_size_in_bytes(),
+        lower: bound_micros(file.lower_bounds().get(&CREATED_DATETIME_ID)).unwrap_or(i64::MIN),
+        upper: bound_micros(file.upper_bounds().get(&CREATED_DATETIME_ID)).unwrap_or(i64::MAX),
+    }
+}
+
+/// What snapshots after the cached one changed.
+#[derive(Debug, Default)]
+struct SnapshotChange {
+    /// Data files added.
+    added: Vec<(Partition, Candidate)>,
+    /// Data files removed.
+    removed: HashSet<String>,
+    /// Row positions the added position delete files remove, by data file.
+    deleted: Map<String, Vec<i64>>,
+    /// Whether a delete file was removed (its rows could be live again).
+    removed_deletes: bool,
+}
+
+/// The table probe's state, kept across flushes (see the module docs).
+pub struct ProbeCache {
+    /// The table and snapshot the file lists reflect; `None`: nothing loaded.
+    at: Option<(uuid::Uuid, Option<i64>)>,
+    /// Data files per partition.
+    files: HashMap<Partition, Vec<Candidate>>,
+    /// Deleted positions per data file (from the delete files read so far).
+    deleted: Map<String, Vec<i64>>,
+    /// Delete files per partition, not yet read.
+    delete_files: HashMap<Partition, Vec<String>>,
+    /// Key columns of files read.
+    keys: HashMap<String, Keys>,
+    /// Bloom filters of files read.
+    blooms: HashMap<String, Blooms>,
+    /// Cached filters and keys, oldest first: (path, is keys, bytes).
+    order: VecDeque<(String, bool, usize)>,
+    /// Bytes of cached filters and keys.
+    bytes: usize,
+    /// Most bytes of filters and keys kept.
+    budget: usize,
+}
+
+impl ProbeCache {
+    /// An empty cache keeping at most `budget` bytes of filters and keys.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            at: None,
             files: HashMap::new(),
             deleted: Map::default(),
             delete_files: HashMap::new(),
             keys: HashMap::new(),
             blooms: HashMap::new(),
-            stats: ProbeStats::default(),
-        };
+            order: VecDeque::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    /// Forgets everything: the next probe reads the table again.
+    pub fn clear(&mut self) {
+        *self = Self::new(self.budget);
+    }
+
+    /// Bytes of filters and keys held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Brings the cache to the table's current snapshot.
+    async fn sync(
+        &mut self,
+        store: &TableStore,
+        table: &LoadedTable,
+        stats: &mut ProbeStats,
+    ) -> Result<(), TableError> {
+        let now = (table.metadata.uuid(), table.metadata.current_snapshot_id());
+        if self.at == Some(now) {
+            return Ok(());
+        }
+        if let Some(new) = self.at.and_then(|at| snapshots_after(table, at)) {
+            match self.read_changes(store, table, &new).await? {
+                Some(change) if !change.removed_deletes => {
+                    self.apply(change);
+                    stats.snapshots_applied += new.len() as u64;
+                    self.at = Some(now);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        self.reload(store, table).await?;
+        stats.reloaded = true;
+        Ok(())
+    }
+
+    /// Lists the data and delete files of the table's current snapshot.
+    async fn reload(&mut self, store: &TableStore, table: &LoadedTable) -> Result<(), TableError> {
+        self.clear();
         for entry in store.live_entries(table).await? {
             let file = entry.data_file();
             let Some(partition) = events_partition(file.partition().iter()) else {
@@ -98,17 +218,13 @@ impl<'a> Probe<'a> {
             };
             match file.content_type() {
                 DataContentType::Data => {
-                    probe.files.entry(partition).or_default().push(Candidate {
-                        path: file.file_path().to_string(),
-                        lower: bound_micros(file.lower_bounds().get(&CREATED_DATETIME_ID))
-                            .unwrap_or(i64::MIN),
-                        upper: bound_micros(file.upper_bounds().get(&CREATED_DATETIME_ID))
-                            .unwrap_or(i64::MAX),
-                    });
+                    self.files
+                        .entry(partition)
+                        .or_default()
+                        .push(candidate(file));
                 }
                 DataContentType::PositionDeletes => {
-                    probe
-                        .delete_files
+                    self.delete_files
                         .entry(partition)
                         .or_default()
                         .push(file.file_path().to_string());
@@ -116,47 +232,253 @@ impl<'a> Probe<'a> {
                 DataContentType::EqualityDeletes => {}
             }
         }
-        Ok(probe)
+        self.at = Some((table.metadata.uuid(), table.metadata.current_snapshot_id()));
+        Ok(())
     }
 
-    /// The live row of `event_uuid` in `partition` around `created_micros`.
+    /// What the snapshots `new` of `table` (oldest first) added and removed,
+    /// read from the manifests each one wrote.
+    async fn read_changes(
+        &self,
+        store: &TableStore,
+        table: &LoadedTable,
+        new: &[i64],
+    ) -> Result<Option<SnapshotChange>, TableError> {
+        let mut change = SnapshotChange::default();
+        for id in new {
+            let Some(snapshot) = table.metadata.snapshot_by_id(*id) else {
+                return Ok(None);
+            };
+            // A later commit may merge a snapshot's manifests: only entries
+            // this snapshot itself added or deleted count (as in
+            // `TableStore::changed_since`).
+            for manifest_file in store.snapshot_manifests(table, snapshot).await? {
+                if manifest_file.added_snapshot_id != *id {
+                    continue;
+                }
+                let manifest = manifest_file.load_manifest(store.file_io()).await?;
+                for entry in manifest.entries() {
+                    if entry.snapshot_id() != Some(*id) {
+                        continue;
+                    }
+                    let file = entry.data_file();
+                    let partition = events_partition(file.partition().iter());
+                    match (entry.status(), file.content_type(), partition) {
+                        (ManifestStatus::Added, DataContentType::Data, Some(p)) => {
+                            change.added.push((p, candidate(file)));
+                        }
+                        (ManifestStatus::Deleted, DataContentType::Data, _) => {
+                            change.removed.insert(file.file_path().to_string());
+                        }
+                        (ManifestStatus::Added, DataContentType::PositionDeletes, _) => {
+                            read_position_deletes(store, file.file_path(), &mut change.deleted)
+                                .await?;
+                        }
+                        (ManifestStatus::Deleted, DataContentType::PositionDeletes, _) => {
+                            change.removed_deletes = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(Some(change))
+    }
+
+    /// Applies what new snapshots changed.
+    fn apply(&mut self, change: SnapshotChange) {
+        for (partition, file) in change.added {
+            self.files.entry(partition).or_default().push(file);
+        }
+        if !change.removed.is_empty() {
+            for files in self.files.values_mut() {
+                files.retain(|f| !change.removed.contains(&f.path));
+            }
+            self.files.retain(|_, files| !files.is_empty());
+            for path in &change.removed {
+                self.deleted.remove(path);
+                self.blooms.remove(path);
+                self.keys.remove(path);
+            }
+            self.recount();
+        }
+        for (path, positions) in change.deleted {
+            if let Some(keys) = self.keys.get_mut(&path) {
+                let gone: HashSet<i64> = positions.iter().copied().collect();
+                Arc::make_mut(keys).retain(|_, (pos, _)| !gone.contains(pos));
+            }
+            self.deleted.entry(path).or_default().extend(positions);
+        }
+    }
+
+    /// Drops eviction entries of filters and keys no longer held, and
+    /// recounts the bytes.
+    fn recount(&mut self) {
+        let (keys, blooms) = (&self.keys, &self.blooms);
+        self.order.retain(|(path, is_keys, _)| {
+            if *is_keys {
+                keys.contains_key(path)
+            } else {
+                blooms.contains_key(path)
+            }
+        });
+        self.bytes = self.order.iter().map(|(_, _, b)| b).sum();
+    }
+
+    /// Counts a new filter or key entry, and evicts the oldest past the budget.
+    fn admit(&mut self, path: &str, is_keys: bool, bytes: usize) {
+        self.order.push_back((path.to_string(), is_keys, bytes));
+        self.bytes += bytes;
+        while self.bytes > self.budget {
+            let Some((path, is_keys, bytes)) = self.order.pop_front() else {
+                break;
+            };
+            self.bytes -= bytes;
+            if is_keys {
+                self.keys.remove(&path);
+            } else {
+                self.blooms.remove(&path);
+            }
+        }
+    }
+
+    /// Starts a probe of the table's current snapshot (bringing the cache
+    /// up to it); files whose keys `index` holds completely are skipped.
+    pub async fn probe<'a>(
+        &'a mut self,
+        store: &'a TableStore,
+        table: &LoadedTable,
+        index: &'a KeyIndex,
+    ) -> Result<Probe<'a>, TableError> {
+        let mut stats = ProbeStats::default();
+        self.sync(store, table, &mut stats).await?;
+        Ok(Probe {
+            cache: self,
+            store,
+            complete: index.complete_files(),
+            open: HashMap::new(),
+            stats,
+        })
+    }
+}
+
+/// The snapshots of `table` after `at` (its table uuid and snapshot id),
+/// oldest first; `None` when the current snapshot does not descend from it
+/// (another table, a rollback, history expired past it, too many).
+fn snapshots_after(table: &LoadedTable, at: (uuid::Uuid, Option<i64>)) -> Option<Vec<i64>> {
+    if table.metadata.uuid() != at.0 {
+        return None;
+    }
+    let mut new = Vec::new();
+    let mut cursor = table.metadata.current_snapshot().cloned();
+    loop {
+        let Some(snapshot) = cursor else {
+            // The root: linked only if the cache saw the empty table.
+            return at.1.is_none().then(|| {
+                new.reverse();
+                new
+            });
+        };
+        if Some(snapshot.snapshot_id()) == at.1 {
+            new.reverse();
+            return Some(new);
+        }
+        if new.len() >= MAX_SNAPSHOTS_APPLIED {
+            return None;
+        }
+        new.push(snapshot.snapshot_id());
+        cursor = match snapshot.parent_snapshot_id() {
+            // An expired parent: the history cannot be followed.
+            Some(parent) => Some(table.metadata.snapshot_by_id(parent)?.clone()),
+            None => None,
+        };
+    }
+}
+
+/// A partition's files: the bounds of those the key index holds
+/// completely, and the others.
+type Split = (Vec<(i64, i64)>, Vec<Candidate>);
+
+/// One flush's lookups against the cache's snapshot.
+pub struct Probe<'a> {
+    cache: &'a mut ProbeCache,
+    store: &'a TableStore,
+    /// Files whose every live key the key index holds.
+    complete: HashSet<&'a str>,
+    /// Per partition probed: the bounds of its complete files, and its
+    /// other files.
+    open: HashMap<Partition, Split>,
+    /// What this probe cost.
+    pub stats: ProbeStats,
+}
+
+impl Probe<'_> {
+    /// The live row of `event_uuid` (whose [`event_key`](crate::contract::event_key)
+    /// is `key`) in `partition` around `created_micros`, for a key the key
+    /// index does not hold.
     pub async fn find(
         &mut self,
         partition: &Partition,
         event_uuid: &str,
+        key: u128,
         created_micros: i64,
     ) -> Result<Option<Found>, TableError> {
         self.stats.lookups += 1;
-        let key = crate::contract::event_key(event_uuid);
-        let candidates: Vec<String> = self
-            .files
-            .get(partition)
-            .map(|files| {
-                files
-                    .iter()
-                    .filter(|f| f.lower <= created_micros && created_micros <= f.upper)
-                    .map(|f| f.path.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut found = None;
-        for path in candidates {
-            if !self.keys.contains_key(&path) {
-                self.stats.bloom_checks += 1;
-                if !self.blooms.contains_key(&path) {
-                    let blooms = self.load_blooms(&path).await?;
-                    self.blooms.insert(path.clone(), blooms);
+        if !self.open.contains_key(partition) {
+            // The partition's files, split once per probe into those the
+            // index holds completely and the others.
+            let mut split = (Vec::new(), Vec::new());
+            for f in self.cache.files.get(partition).into_iter().flatten() {
+                if self.complete.contains(f.path.as_str()) {
+                    split.0.push((f.lower, f.upper));
+                } else {
+                    split.1.push(f.clone());
                 }
-                let may_contain = match &self.blooms[&path] {
-                    Some(filters) => filters.iter().any(|f| f.check(event_uuid)),
-                    None => true,
-                };
-                if !may_contain {
-                    continue;
-                }
-                self.load_keys(partition, &path).await?;
             }
-            if let Some(&(pos, hash)) = self.keys.get(&path).and_then(|k| k.get(&key)) {
+            self.open.insert(partition.clone(), split);
+        }
+        let (complete, open) = &self.open[partition];
+        let contains = |lower: i64, upper: i64| lower <= created_micros && created_micros <= upper;
+        self.stats.skipped_complete +=
+            complete.iter().filter(|(l, u)| contains(*l, *u)).count() as u64;
+        let candidates: Vec<(String, u64)> = open
+            .iter()
+            .filter(|f| contains(f.lower, f.upper))
+            .map(|f| (f.path.clone(), f.size))
+            .collect();
+        let mut found = None;
+        for (path, size) in candidates {
+            let keys = match self.cache.keys.get(&path) {
+                Some(keys) => keys.clone(),
+                None => {
+                    self.stats.bloom_checks += 1;
+                    let blooms = match self.cache.blooms.get(&path) {
+                        Some(blooms) => blooms.clone(),
+                        None => {
+                            self.stats.blooms_read += 1;
+                            let blooms = Arc::new(load_blooms(self.store, &path, size).await?);
+                            let bytes = blooms
+                                .iter()
+                                .flatten()
+                                .map(|f| f.num_blocks() * 32)
+                                .sum::<usize>()
+                                + path.len();
+                            self.cache.blooms.insert(path.clone(), blooms.clone());
+                            self.cache.admit(&path, false, bytes);
+                            blooms
+                        }
+                    };
+                    let may_contain = match &*blooms {
+                        Some(filters) => filters.iter().any(|f| f.check(event_uuid)),
+                        None => true,
+                    };
+                    if !may_contain {
+                        continue;
+                    }
+                    self.load_keys(partition, &path).await?
+                }
+            };
+            if let Some(&(pos, hash)) = keys.get(&key) {
                 // Files are not ordered here; a key lives in one file at most.
                 found = Some(Found {
                     path: path.clone(),
@@ -169,49 +491,19 @@ impl<'a> Probe<'a> {
         Ok(found)
     }
 
-    /// Reads a file's `event_uuid` bloom filters (once per file and probe).
-    async fn load_blooms(&self, path: &str) -> Result<Option<Vec<Sbbf>>, TableError> {
-        let bytes = self.store.file_io().new_input(path)?.read().await?;
-        let options = ReadOptionsBuilder::new()
-            .with_reader_properties(
-                ReaderProperties::builder()
-                    .set_read_bloom_filter(true)
-                    .build(),
-            )
-            .build();
-        let err = |e: parquet::errors::ParquetError| {
-            TableError::Iceberg(iceberg::Error::new(
-                iceberg::ErrorKind::DataInvalid,
-                format!("reading {path}: {e}"),
-            ))
-        };
-        let reader = SerializedFileReader::new_with_options(bytes, options).map_err(err)?;
-        let schema = reader.metadata().file_metadata().schema_descr_ptr();
-        let Some(column) =
-            (0..schema.num_columns()).find(|&i| schema.column(i).name() == "event_uuid")
-        else {
-            return Ok(None);
-        };
-        let mut filters = Vec::with_capacity(reader.num_row_groups());
-        for i in 0..reader.num_row_groups() {
-            let group = reader.get_row_group(i).map_err(err)?;
-            match group.get_column_bloom_filter(column) {
-                Some(filter) => filters.push(filter.clone()),
-                // No filter: the file must be read to know.
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(filters))
-    }
-
-    async fn load_keys(&mut self, partition: &Partition, path: &str) -> Result<(), TableError> {
+    async fn load_keys(&mut self, partition: &Partition, path: &str) -> Result<Keys, TableError> {
         self.stats.files_read += 1;
-        if let Some(delete_files) = self.delete_files.remove(partition) {
+        let cache = &mut *self.cache;
+        if let Some(delete_files) = cache.delete_files.remove(partition) {
             for delete_file in delete_files {
-                read_position_deletes(self.store, &delete_file, &mut self.deleted).await?;
+                read_position_deletes(self.store, &delete_file, &mut cache.deleted).await?;
             }
         }
-        let gone = self.deleted.get(path).cloned().unwrap_or_default();
+        let gone: HashSet<i64> = cache
+            .deleted
+            .get(path)
+            .map(|d| d.iter().copied().collect())
+            .unwrap_or_default();
         let mut keys = Map::default();
         read_keys(self.store, path, |pos, key, hash| {
             if !gone.contains(&i64::from(pos)) {
@@ -219,7 +511,146 @@ impl<'a> Probe<'a> {
             }
         })
         .await?;
-        self.keys.insert(path.to_string(), keys);
-        Ok(())
+        let keys = Arc::new(keys);
+        let bytes = keys.len() * BYTES_PER_CACHED_KEY + path.len();
+        cache.keys.insert(path.to_string(), keys.clone());
+        cache.admit(path, true, bytes);
+        Ok(keys)
+    }
+}
+
+fn parquet_err(path: &str, e: parquet::errors::ParquetError) -> TableError {
+    TableError::Iceberg(iceberg::Error::new(
+        iceberg::ErrorKind::DataInvalid,
+        format!("reading {path}: {e}"),
+    ))
+}
+
+/// Reads a file's `event_uuid` bloom filters by range: the footer, then
+/// each row group's filter.
+async fn load_blooms(
+    store: &TableStore,
+    path: &str,
+    size: u64,
+) -> Result<Option<Vec<Sbbf>>, TableError> {
+    let reader = store.file_io().new_input(path)?.reader().await?;
+    let reader = ArrowFileReader::new(FileMetadata { size }, reader);
+    let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| parquet_err(path, e))?;
+    let metadata = builder.metadata().clone();
+    let schema = metadata.file_metadata().schema_descr();
+    let Some(column) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == "event_uuid")
+    else {
+        return Ok(None);
+    };
+    let mut filters = Vec::with_capacity(metadata.num_row_groups());
+    for group in 0..metadata.num_row_groups() {
+        match builder
+            .get_row_group_column_bloom_filter(group, column)
+            .await
+            .map_err(|e| parquet_err(path, e))?
+        {
+            Some(filter) => filters.push(filter),
+            // No filter: the file must be read to know.
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(filters))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, lower: i64, upper: i64) -> Candidate {
+        Candidate {
+            path: path.into(),
+            size: 100,
+            lower,
+            upper,
+        }
+    }
+
+    fn keys(n: usize) -> Keys {
+        Arc::new((0..n as u128).map(|k| (k, (k as i64, 0))).collect())
+    }
+
+    /// A cache holding files a and b of day 10, with a's keys and both filters.
+    fn loaded(budget: usize) -> ProbeCache {
+        let mut cache = ProbeCache::new(budget);
+        let day = Partition::events(10, "t");
+        cache
+            .files
+            .insert(day, vec![file("a", 0, 9), file("b", 5, 20)]);
+        for path in ["a", "b"] {
+            cache.blooms.insert(path.into(), Arc::new(None));
+            cache.admit(path, false, 10);
+        }
+        cache.keys.insert("a".into(), keys(2));
+        cache.admit("a", true, 100);
+        cache
+    }
+
+    #[test]
+    fn a_removed_file_is_no_candidate_and_its_filters_and_keys_go() {
+        let mut cache = loaded(1 << 20);
+        let day = Partition::events(10, "t");
+        cache.apply(SnapshotChange {
+            added: vec![(day.clone(), file("c", 0, 20))],
+            removed: HashSet::from(["a".to_string()]),
+            ..Default::default()
+        });
+        let paths: Vec<_> = cache.files[&day].iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["b", "c"]);
+        assert!(!cache.keys.contains_key("a") && !cache.blooms.contains_key("a"));
+        assert!(cache.blooms.contains_key("b"));
+        assert_eq!(cache.bytes(), 10);
+    }
+
+    #[test]
+    fn new_position_deletes_take_rows_out_of_cached_keys() {
+        let mut cache = loaded(1 << 20);
+        let deleted: Map<String, Vec<i64>> =
+            [("a".to_string(), vec![1]), ("b".to_string(), vec![0])]
+                .into_iter()
+                .collect();
+        cache.apply(SnapshotChange {
+            deleted,
+            ..Default::default()
+        });
+        // a's row 1 (key 1) is gone, row 0 stays; b's keys were not read,
+        // so its deletes wait in `deleted` for when they are.
+        assert_eq!(cache.keys["a"].get(&0), Some(&(0, 0)));
+        assert_eq!(cache.keys["a"].get(&1), None);
+        assert_eq!(cache.deleted["a"], [1]);
+        assert_eq!(cache.deleted["b"], [0]);
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_oldest_first() {
+        // Room for the two filters and a's keys (120 bytes), not more.
+        let mut cache = loaded(130);
+        assert_eq!(cache.bytes(), 120);
+        cache.keys.insert("b".into(), keys(1));
+        cache.admit("b", true, 30);
+        // 150 bytes: both filters (the oldest entries) go, the keys stay.
+        assert!(cache.blooms.is_empty());
+        assert_eq!(cache.bytes(), 130);
+        assert!(cache.keys.contains_key("a") && cache.keys.contains_key("b"));
+        // A single entry over the budget evicts everything, itself included.
+        cache.keys.insert("c".into(), keys(1));
+        cache.admit("c", true, 1000);
+        assert_eq!(cache.bytes(), 0);
+        assert!(cache.keys.is_empty() && cache.blooms.is_empty());
+    }
+
+    #[test]
+    fn clearing_keeps_the_budget_and_nothing_else() {
+        let mut cache = loaded(4096);
+        cache.at = Some((uuid::Uuid::nil(), Some(1)));
+        cache.clear();
+        assert!(cache.at.is_none() && cache.files.is_empty() && cache.keys.is_empty());
+        assert_eq!((cache.bytes(), cache.budget), (0, 4096));
     }
 }
