@@ -359,4 +359,28 @@ mod tests {
             ]
         );
     }
+
+    /// The memory a buffer reports covers its rows' text, and a duplicate
+    /// that is not kept adds nothing.
+    #[test]
+    fn memory_counts_rows_and_skips_dropped_duplicates() {
+        let payload = format!(r#","p":"{}""#, "z".repeat(300));
+        let rows = |from: u64| -> Vec<Row> {
+            (from..from + 100)
+                .map(|i| row(&format!("u{i}"), "a", 1_780_000_000.0, &payload, i))
+                .collect()
+        };
+        let mut buffer = Buffer::new(DedupMode::Upsert);
+        assert_eq!(buffer.memory(), 0);
+        buffer.add(decoded(rows(0)));
+        let after_100 = buffer.memory();
+        assert!(after_100 >= 100 * 300, "{after_100}");
+        // The same rows again: identical duplicates, nothing appended.
+        buffer.add(decoded(rows(0)));
+        assert_eq!(buffer.memory(), after_100);
+        assert_eq!(buffer.counts.duplicates_identical, 100);
+        buffer.add(decoded(rows(100)));
+        assert!(buffer.memory() >= 200 * 300);
+        assert_eq!(buffer.live_rows(), 200);
+    }
 }
