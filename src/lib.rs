@@ -28,8 +28,9 @@
 //!    - [`retry`]: how long every retry loop waits (one backoff policy).
 //!    - [`blocking`]: blocking and CPU-bound work on tokio's blocking pool.
 //! 2. [`event`]: pure record handling: `event::decode` (parse, validate,
-//!    enrich one record), `event::typed` (typed payload columns) and
-//!    `event::batch` (rows to Arrow).
+//!    enrich one record), `event::typed` (typed payload columns),
+//!    `event::columns` (buffered rows as columns, gathered into Arrow one
+//!    file at a time) and `event::batch` (rows to Arrow).
 //!
 //!    [`catalog`]: catalog pointers and their compare-and-swap: `catalog::sql`
 //!    (SQLite, run on the blocking pool) and `catalog::glue` (AWS Glue).

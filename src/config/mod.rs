@@ -147,7 +147,7 @@ pub struct RunConfig {
     pub rejected_table: TableName,
     /// Schema folder, `None` for the built-in files.
     pub schema_dir: Option<PathBuf>,
-    /// Flush when this many input bytes are buffered.
+    /// Flush when the buffer holds this many bytes of memory.
     pub flush_size: NonZeroUsize,
     /// Flush when the oldest buffered record is this old.
     pub flush_interval: Duration,
@@ -196,7 +196,7 @@ pub mod defaults {
     /// Rejected table.
     pub const REJECTED_TABLE: &str = "analytics.events_rejected";
     /// Flush size.
-    pub const FLUSH_SIZE: &str = "128MiB";
+    pub const FLUSH_SIZE: &str = "192MiB";
     /// Flush interval.
     pub const FLUSH_INTERVAL: &str = "60s";
     /// Reach of the key index.

@@ -120,8 +120,8 @@ pub struct Tuning {
     /// Folder of schema files (schemas/<table>/NNNN-slug.json) [default: built in]
     #[arg(long, env = "FLOE_SCHEMA_DIR")]
     pub schema_dir: Option<PathBuf>,
-    /// Flush (write files and commit) when this much input is buffered; the next batch fills
-    /// while one is written, so memory holds about two [default: 128MiB]
+    /// Flush (write files and commit) when the buffered rows hold this much memory; the next
+    /// batch fills while one is written, so memory holds about two [default: 192MiB]
     #[arg(long, env = "FLOE_FLUSH_SIZE")]
     pub flush_size: Option<String>,
     /// Flush when the oldest buffered record is this old [default: 60s]

@@ -19,7 +19,7 @@ fn defaults_fill_a_minimal_config() {
     let c = base().validate().unwrap();
     assert_eq!(c.table.to_string(), "analytics.events");
     assert_eq!(c.rejected_table.to_string(), "analytics.events_rejected");
-    assert_eq!(c.flush_size.get(), 128 << 20);
+    assert_eq!(c.flush_size.get(), 192 << 20);
     assert_eq!(c.max_record_size.get(), 1 << 20);
     assert_eq!(c.flush_interval, Duration::from_secs(60));
     assert_eq!(c.zstd_level, 1);
@@ -335,7 +335,7 @@ fn the_listed_settings_validate_back_to_themselves() {
         assert_eq!(again.env_values().unwrap(), config.env_values().unwrap());
     }
     let values = base().validate().unwrap().env_values().unwrap();
-    assert_eq!(values["FLOE_FLUSH_SIZE"], "134217728");
+    assert_eq!(values["FLOE_FLUSH_SIZE"], "201326592");
     assert_eq!(values["FLOE_FLUSH_INTERVAL"], "1m");
     assert_eq!(values["FLOE_INPUT"], "a.jsonl");
     assert_eq!(

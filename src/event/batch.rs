@@ -5,14 +5,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{LargeBinaryBuilder, StringBuilder};
-use arrow_array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    new_null_array,
-};
+use arrow_array::builder::LargeBinaryBuilder;
+use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array};
 use arrow_schema::{ArrowError, DataType, SchemaRef};
 
-use super::typed::{self, Value};
 use super::{Event, RejectReason};
 use crate::contract::ids;
 
@@ -86,7 +82,7 @@ pub struct RejectedRecord {
 /// Longest prefix of an oversized record kept in the rejected table.
 pub const MAX_RAW_KEPT: usize = 64 * 1024;
 
-fn timestamps(data_type: &DataType, values: Vec<i64>) -> ArrayRef {
+pub(super) fn timestamps(data_type: &DataType, values: Vec<i64>) -> ArrayRef {
     let array = TimestampMicrosecondArray::from(values);
     match data_type {
         DataType::Timestamp(_, Some(tz)) => Arc::new(array.with_timezone(tz.clone())),
@@ -94,93 +90,18 @@ fn timestamps(data_type: &DataType, values: Vec<i64>) -> ArrayRef {
     }
 }
 
-fn strings<'a>(values: impl ExactSizeIterator<Item = Option<&'a str>>, bytes: usize) -> ArrayRef {
-    let mut builder = StringBuilder::with_capacity(values.len(), bytes);
-    for v in values {
-        builder.append_option(v);
-    }
-    Arc::new(builder.finish())
-}
-
-fn unknown_column(name: &str) -> ArrowError {
+pub(super) fn unknown_column(name: &str) -> ArrowError {
     ArrowError::SchemaError(format!(
         "required column `{name}` has no source: Floe cannot fill it"
     ))
 }
 
 /// The Iceberg field id an Arrow field carries.
-fn field_id(field: &arrow_schema::Field) -> Option<i32> {
+pub(super) fn field_id(field: &arrow_schema::Field) -> Option<i32> {
     field
         .metadata()
         .get(parquet::arrow::PARQUET_FIELD_ID_META_KEY)
         .and_then(|id| id.parse().ok())
-}
-
-/// Builds one record batch of event rows in `schema`.
-pub fn events_batch(schema: &SchemaRef, rows: &[&Row]) -> Result<RecordBatch, ArrowError> {
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    let mut typed_index = 0;
-    for field in schema.fields() {
-        let column: ArrayRef = match field_id(field) {
-            Some(ids::EVENT_UUID) => strings(
-                rows.iter().map(|r| Some(r.event.event_uuid())),
-                rows.iter().map(|r| r.event.event_uuid().len()).sum(),
-            ),
-            Some(ids::EVENT_NAME) => strings(
-                rows.iter().map(|r| Some(r.event.event_name())),
-                rows.iter().map(|r| r.event.event_name().len()).sum(),
-            ),
-            Some(ids::EVENT_TYPE) => strings(
-                rows.iter().map(|r| Some(r.event.event_type())),
-                rows.iter().map(|r| r.event.event_type().len()).sum(),
-            ),
-            Some(ids::EVENT_SUBTYPE) => strings(
-                rows.iter().map(|r| r.event.event_subtype()),
-                rows.iter()
-                    .map(|r| r.event.event_subtype().map_or(0, str::len))
-                    .sum(),
-            ),
-            Some(ids::CREATED_AT) => Arc::new(Float64Array::from_iter_values(
-                rows.iter().map(|r| r.event.created_at),
-            )),
-            Some(ids::CREATED_DATETIME) => timestamps(
-                field.data_type(),
-                rows.iter().map(|r| r.event.created_micros).collect(),
-            ),
-            Some(ids::PAYLOAD) => strings(
-                rows.iter().map(|r| r.event.payload()),
-                rows.iter()
-                    .map(|r| r.event.payload().map_or(0, str::len))
-                    .sum(),
-            ),
-            Some(ids::INGESTED_AT) => timestamps(
-                field.data_type(),
-                rows.iter().map(|r| r.origin.ingested_micros).collect(),
-            ),
-            Some(ids::SOURCE_ID) => strings(
-                rows.iter().map(|r| Some(r.origin.source.as_ref())),
-                rows.iter().map(|r| r.origin.source.len()).sum(),
-            ),
-            Some(ids::SOURCE_POSITION) => Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| r.origin.position.text()),
-            )),
-            Some(ids::CONTENT_HASH) => Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|r| r.event.content_hash),
-            )),
-            _ if field.is_nullable() => {
-                let i = typed_index;
-                typed_index += 1;
-                let values: Vec<&Value> = rows
-                    .iter()
-                    .map(|r| r.event.typed.get(i).unwrap_or(&Value::Null))
-                    .collect();
-                typed::to_array(field.data_type(), &values)?
-            }
-            _ => return Err(unknown_column(field.name())),
-        };
-        columns.push(column);
-    }
-    RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// Builds one record batch of rejected records in `schema`.

@@ -2,6 +2,10 @@
 //! `event_uuid` (an identical duplicate keeps the first row; a changed one
 //! replaces it in `upsert` mode and is skipped in `keep-first` mode), rejected
 //! records, counts, and the source positions the batch covers.
+//!
+//! Rows are held as columns ([`EventColumns`]), and [`Buffer::memory`]
+//! counts what the buffer holds (capacity, not length), so `--flush-size`
+//! bounds memory, not input.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,18 +18,49 @@ use super::decode::Decoded;
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use crate::checkpoint::SourcePosition;
 use crate::config::DedupMode;
-use crate::event::{RejectedRecord, Row};
+use crate::event::{EventColumns, RejectedRecord, Row};
 use crate::source::SourceInfo;
 use crate::table::summary::{QualityCounts, add_counts};
 use crate::table::writer::Partition;
 
-/// Rows of one partition; `None` marks a row replaced by a later duplicate.
+/// Rows of one partition, in arrival order; a row replaced by a later
+/// duplicate stays in the columns, marked dead.
 #[derive(Debug, Default)]
 pub struct PartitionRows {
-    /// Rows in arrival order.
-    pub rows: Vec<Option<Row>>,
+    /// The rows, live and dead, by slot.
+    pub columns: EventColumns,
+    /// One bit per slot: set for a replaced row.
+    dead: Vec<u64>,
     /// Live rows.
     pub live: usize,
+}
+
+impl PartitionRows {
+    /// Whether the row at `slot` was replaced.
+    pub fn is_dead(&self, slot: usize) -> bool {
+        self.dead
+            .get(slot / 64)
+            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+    }
+
+    fn kill(&mut self, slot: usize) {
+        if self.dead.len() <= slot / 64 {
+            self.dead.resize(slot / 64 + 1, 0);
+        }
+        self.dead[slot / 64] |= 1 << (slot % 64);
+        self.live -= 1;
+    }
+
+    /// Slots of the live rows, in arrival order.
+    pub fn live_slots(&self) -> Vec<u32> {
+        (0..self.columns.len() as u32)
+            .filter(|&s| !self.is_dead(s as usize))
+            .collect()
+    }
+
+    fn memory(&self) -> usize {
+        self.columns.memory() + self.dead.capacity() * 8
+    }
 }
 
 /// Source positions covered by a batch.
@@ -118,13 +153,12 @@ impl Buffer {
     }
 
     fn add_row(&mut self, row: Row) {
+        // Checked before the append: an identical or skipped duplicate
+        // never takes memory.
         if let Some(&(old_part, old_slot)) = self.keys.get(&row.event.key) {
             let old_rows = &mut self.partitions[old_part as usize].1;
-            let old = &mut old_rows.rows[old_slot as usize];
-            let same = old
-                .as_ref()
-                .is_some_and(|o| o.event.content_hash == row.event.content_hash);
-            if same {
+            let old_slot = old_slot as usize;
+            if old_rows.columns.content_hash(old_slot) == row.event.content_hash {
                 self.counts.duplicates_identical += 1;
                 return;
             }
@@ -132,17 +166,33 @@ impl Buffer {
                 self.counts.duplicates_skipped += 1;
                 return;
             }
-            if old.take().is_some() {
-                old_rows.live -= 1;
-            }
+            old_rows.kill(old_slot);
             self.counts.duplicates_replaced += 1;
         }
         let part = self.partition_of(&row);
-        let slot = self.partitions[part].1.rows.len();
-        self.keys.insert(row.event.key, (part as u32, slot as u32));
         let rows = &mut self.partitions[part].1;
-        rows.rows.push(Some(row));
+        let slot = rows.columns.len();
+        self.keys.insert(row.event.key, (part as u32, slot as u32));
+        rows.columns.push(&row.event, &row.origin);
         rows.live += 1;
+    }
+
+    /// Bytes the buffer holds: rows, the key map, rejected records
+    /// (capacity counted, so allocation slack is counted too).
+    pub fn memory(&self) -> usize {
+        let rows: usize = self.partitions.iter().map(|(_, p)| p.memory()).sum();
+        // A hashbrown slot plus its control byte.
+        let keys = self.keys.capacity() * (std::mem::size_of::<(u128, (u32, u32))>() + 1);
+        let rejects: usize = self
+            .rejects
+            .iter()
+            .map(|(_, r)| {
+                std::mem::size_of::<(Arc<SourceInfo>, RejectedRecord)>()
+                    + r.raw.capacity()
+                    + r.message.capacity()
+            })
+            .sum();
+        rows + keys + rejects
     }
 
     fn partition_of(&mut self, row: &Row) -> usize {
@@ -183,13 +233,6 @@ mod tests {
     use super::*;
     use crate::checkpoint::FilePosition;
     use crate::event::{DecodeLimits, Origin, RecordPosition, decode};
-
-    fn line_of(origin: &Origin) -> u64 {
-        match origin.position {
-            RecordPosition::Line { line, .. } => line,
-            RecordPosition::Record { .. } => panic!("not a file line"),
-        }
-    }
 
     fn row(uuid: &str, name: &str, created: f64, extra: &str, line: u64) -> Row {
         let text = format!(
@@ -256,10 +299,9 @@ mod tests {
             b.partitions
                 .iter()
                 .flat_map(|(p, rows)| {
-                    rows.rows
-                        .iter()
-                        .flatten()
-                        .map(move |r| (p.path(), line_of(&r.origin)))
+                    rows.live_slots().into_iter().map(move |s| {
+                        (p.path(), rows.columns.position(s as usize).parse().unwrap())
+                    })
                 })
                 .collect()
         };
@@ -321,5 +363,29 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// The memory a buffer reports covers its rows' text, and a duplicate
+    /// that is not kept adds nothing.
+    #[test]
+    fn memory_counts_rows_and_skips_dropped_duplicates() {
+        let payload = format!(r#","p":"{}""#, "z".repeat(300));
+        let rows = |from: u64| -> Vec<Row> {
+            (from..from + 100)
+                .map(|i| row(&format!("u{i}"), "a", 1_780_000_000.0, &payload, i))
+                .collect()
+        };
+        let mut buffer = Buffer::new(DedupMode::Upsert);
+        assert_eq!(buffer.memory(), 0);
+        buffer.add(decoded(rows(0)));
+        let after_100 = buffer.memory();
+        assert!(after_100 >= 100 * 300, "{after_100}");
+        // The same rows again: identical duplicates, nothing appended.
+        buffer.add(decoded(rows(0)));
+        assert_eq!(buffer.memory(), after_100);
+        assert_eq!(buffer.counts.duplicates_identical, 100);
+        buffer.add(decoded(rows(100)));
+        assert!(buffer.memory() >= 200 * 300);
+        assert_eq!(buffer.live_rows(), 200);
     }
 }

@@ -190,9 +190,15 @@ pub fn decode_shard_batch(
             },
             ingested_micros,
         };
-        let parts = match kpl::deaggregate(&record.data) {
-            Ok(None) => vec![&record.data[..]],
-            Ok(Some(user_records)) => user_records,
+        // A plain record is its own single part: no allocation for it.
+        let whole = &record.data[..];
+        let user_records;
+        let parts: &[&[u8]] = match kpl::deaggregate(&record.data) {
+            Ok(None) => std::slice::from_ref(&whole),
+            Ok(Some(records)) => {
+                user_records = records;
+                &user_records
+            }
             Err(message) => {
                 out.records += 1;
                 out.rejects.push(RejectedRecord {
@@ -205,7 +211,7 @@ pub fn decode_shard_batch(
             }
         };
         lines.clear();
-        for part in parts {
+        for &part in parts {
             let body = part.strip_suffix(b"\n").unwrap_or(part);
             lines.extend(
                 body.split(|b| *b == b'\n')

@@ -17,13 +17,13 @@ use std::time::Instant;
 
 use iceberg::spec::DataFile;
 
-use super::buffer::Buffer;
+use super::buffer::{Buffer, PartitionRows};
 use super::tables::Tables;
 use super::upsert::{Deletes, KeyRebase, Written, upsert_against_index, upsert_against_table};
 use super::{RunError, RunReport};
 use crate::checkpoint::{Checkpoint, SourcePosition};
 use crate::config::DedupMode;
-use crate::event::{RecordPosition, Row, events_batch, rejected_batch};
+use crate::event::{RecordPosition, rejected_batch};
 use crate::failpoint::{self, FailPoint};
 use crate::table::index::KeyIndex;
 use crate::table::summary::QualityCounts;
@@ -131,15 +131,25 @@ async fn commit_rejects(
 /// What a flush does with the buffered events, decided before anything is
 /// written.
 pub(super) struct FlushPlan {
-    /// The rows to insert, per partition.
-    pub partitions: Vec<(Partition, Vec<Row>)>,
-    /// Rows older than the key index covers, with the index of their
-    /// partition in `partitions`: the table decides them ([`probe_late`]).
-    pub late: Vec<(usize, Row)>,
+    /// The rows of each partition, and the slots of those to insert.
+    pub partitions: Vec<Planned>,
+    /// Rows older than the key index covers, as (index in `partitions`,
+    /// slot): the table decides them ([`probe_late`]).
+    pub late: Vec<(usize, u32)>,
     /// Live rows the inserted ones replace.
     pub deletes: Deletes,
     /// The buffer's counts, with the duplicates the plan found.
     pub counts: QualityCounts,
+}
+
+/// One partition of a [`FlushPlan`].
+pub(super) struct Planned {
+    /// The partition.
+    pub partition: Partition,
+    /// Its buffered rows.
+    pub rows: PartitionRows,
+    /// Slots of the rows to insert.
+    pub insert: Vec<u32>,
 }
 
 /// Decides every buffered row against the key index: insert, skip (a
@@ -155,19 +165,29 @@ pub(super) fn plan(buffer: &mut Buffer, index: &KeyIndex, mode: DedupMode) -> Fl
         .into_iter()
         .enumerate()
     {
-        let rows: Vec<_> = rows
-            .rows
-            .into_iter()
-            .flatten()
-            .filter_map(|row| {
-                if !index.covers(row.event.day()) {
-                    late.push((i, row));
-                    return None;
-                }
-                upsert_against_index(index, mode, &row, &mut deletes, &mut counts).then_some(row)
-            })
-            .collect();
-        partitions.push((partition, rows));
+        let live = rows.live_slots();
+        // A partition is one day: the index covers all its rows or none.
+        let insert = match partition.day.is_none_or(|day| index.covers(day)) {
+            true => live
+                .into_iter()
+                .filter(|&s| {
+                    let (key, hash) = (
+                        rows.columns.key(s as usize),
+                        rows.columns.content_hash(s as usize),
+                    );
+                    upsert_against_index(index, mode, key, hash, &mut deletes, &mut counts)
+                })
+                .collect(),
+            false => {
+                late.extend(live.into_iter().map(|s| (i, s)));
+                Vec::new()
+            }
+        };
+        partitions.push(Planned {
+            partition,
+            rows,
+            insert,
+        });
     }
     FlushPlan {
         partitions,
@@ -192,23 +212,26 @@ async fn probe_late(plan: &mut FlushPlan, tables: &mut Tables) -> Result<(), Run
         .probe
         .probe(&tables.store, &tables.events.table, index)
         .await?;
-    for (i, row) in std::mem::take(&mut plan.late) {
-        let keep = if index.get(row.event.key).is_some() {
+    for (i, slot) in std::mem::take(&mut plan.late) {
+        let planned = &mut plan.partitions[i];
+        let (columns, s) = (&planned.rows.columns, slot as usize);
+        let (key, hash) = (columns.key(s), columns.content_hash(s));
+        let keep = if index.get(key).is_some() {
             probe.stats.index_hits += 1;
-            upsert_against_index(index, mode, &row, &mut plan.deletes, &mut plan.counts)
+            upsert_against_index(index, mode, key, hash, &mut plan.deletes, &mut plan.counts)
         } else {
             let live = probe
                 .find(
-                    &plan.partitions[i].0,
-                    row.event.event_uuid(),
-                    row.event.key,
-                    row.event.created_micros,
+                    &planned.partition,
+                    columns.event_uuid(s),
+                    key,
+                    columns.created_micros(s),
                 )
                 .await?;
-            upsert_against_table(live, mode, &row, &mut plan.deletes, &mut plan.counts)
+            upsert_against_table(live, mode, hash, &mut plan.deletes, &mut plan.counts)
         };
         if keep {
-            plan.partitions[i].1.push(row);
+            planned.insert.push(slot);
         }
     }
     let stats = probe.stats;
@@ -242,10 +265,12 @@ pub(super) struct Encoded {
 /// Writes the planned rows, one file per partition or more when a
 /// partition exceeds the target file size, in parallel but at most
 /// `write_parallelism` at a time (so only that many Arrow batches and
-/// encoders are alive); then the position-delete files.
+/// encoders are alive); then the position-delete files. A file's rows are
+/// copied into Arrow when it is written, and a partition's columns are
+/// freed once its files are.
 async fn write(
     tables: &mut Tables,
-    partitions: Vec<(Partition, Vec<Row>)>,
+    partitions: Vec<Planned>,
     deletes: &mut Deletes,
     report: &mut RunReport,
 ) -> Result<Encoded, RunError> {
@@ -254,23 +279,29 @@ async fn write(
     let mut rows_written = 0u64;
     let mut heap_bytes = 0usize;
     let mut newest_micros = None;
-    for (partition, mut rows) in partitions {
-        if rows.is_empty() {
+    for Planned {
+        partition,
+        rows,
+        mut insert,
+    } in partitions
+    {
+        if insert.is_empty() {
             continue;
         }
-        rows_written += rows.len() as u64;
-        newest_micros = rows
+        let columns = rows.columns;
+        rows_written += insert.len() as u64;
+        newest_micros = insert
             .iter()
-            .map(|r| r.event.created_micros)
+            .map(|&s| columns.created_micros(s as usize))
             .max()
             .max(newest_micros);
-        let partition_bytes: usize = rows.iter().map(|r| r.event.heap_size()).sum();
+        let partition_bytes: usize = insert.iter().map(|&s| columns.row_bytes(s as usize)).sum();
         heap_bytes += partition_bytes;
         let files = (partition_bytes as f64 * tables.file_bytes_per_heap_byte
             / tables.target_file_size as f64)
             .ceil()
             .max(1.0) as usize;
-        let per_file = rows.len().div_ceil(files);
+        let per_file = insert.len().div_ceil(files);
         let writer = tables.events.writer.clone();
         let schema = tables.events.schema.clone();
         let permits = permits.clone();
@@ -279,22 +310,17 @@ async fn write(
             let _permit = permits.acquire_owned().await;
             // Sort order: event_type (constant in a partition), created_datetime.
             // Split after sorting, so files of a partition cover disjoint
-            // time ranges and scans prune by created_datetime bounds.
-            rows.sort_by_key(|r| r.event.created_micros);
+            // time ranges and scans prune by created_datetime bounds. The
+            // sort is stable: equal times stay in arrival order.
+            insert.sort_by_key(|&s| columns.created_micros(s as usize));
             let mut files = Vec::new();
-            while !rows.is_empty() {
-                let rest = rows.split_off(per_file.min(rows.len()));
-                let part = std::mem::replace(&mut rows, rest);
-                let refs: Vec<_> = part.iter().collect();
-                let batch = events_batch(&schema, &refs)?;
+            for part in insert.chunks(per_file) {
+                let batch = columns.batch(&schema, part)?;
                 // Row i of the file is part[i]: what the index learns after the commit.
                 let keys: Vec<(u128, i64)> = part
                     .iter()
-                    .map(|r| (r.event.key, r.event.content_hash))
+                    .map(|&s| (columns.key(s as usize), columns.content_hash(s as usize)))
                     .collect();
-                // The batch holds copies of the values: free the rows before encoding.
-                drop(refs);
-                drop(part);
                 let file = writer.write(&partition, batch).await?;
                 files.push(Written {
                     file,

@@ -566,7 +566,7 @@ fn take_chunk(
     let commit_soon = decoded.commit_soon;
     buffer.add(decoded);
     metrics.buffered(buffer.bytes, buffer.counts.records_read as usize);
-    commit_soon || buffer.bytes >= config.flush_size.get()
+    commit_soon || buffer.memory() >= config.flush_size.get()
 }
 
 /// How long releasing the leases at the end may take.

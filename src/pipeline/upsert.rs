@@ -8,7 +8,6 @@ use futures::future::BoxFuture;
 use iceberg::spec::DataFile;
 
 use crate::config::DedupMode;
-use crate::event::Row;
 use crate::table::history::ChangedSince;
 use crate::table::index::{KeyIndex, Map, read_keys};
 use crate::table::probe::Found;
@@ -36,41 +35,40 @@ pub struct Written {
 pub fn upsert_against_index(
     index: &KeyIndex,
     mode: DedupMode,
-    row: &Row,
+    key: u128,
+    content_hash: i64,
     deletes: &mut Deletes,
     counts: &mut QualityCounts,
 ) -> bool {
-    let live = index
-        .get(row.event.key)
-        .map(|l| (l.path, l.partition, l.pos, l.hash));
-    decide(live, mode, row, deletes, counts)
+    let live = index.get(key).map(|l| (l.path, l.partition, l.pos, l.hash));
+    decide(live, mode, content_hash, deletes, counts)
 }
 
 /// The same decision for a late row, against what the table probe found.
 pub fn upsert_against_table(
     live: Option<Found>,
     mode: DedupMode,
-    row: &Row,
+    content_hash: i64,
     deletes: &mut Deletes,
     counts: &mut QualityCounts,
 ) -> bool {
     let live = live
         .as_ref()
         .map(|f| (f.path.as_str(), &f.partition, f.pos, f.hash));
-    decide(live, mode, row, deletes, counts)
+    decide(live, mode, content_hash, deletes, counts)
 }
 
 fn decide(
     live: Option<(&str, &Partition, i64, i64)>,
     mode: DedupMode,
-    row: &Row,
+    content_hash: i64,
     deletes: &mut Deletes,
     counts: &mut QualityCounts,
 ) -> bool {
     let Some((path, partition, pos, hash)) = live else {
         return true;
     };
-    if hash == row.event.content_hash {
+    if hash == content_hash {
         counts.duplicates_identical += 1;
         return false;
     }

@@ -192,9 +192,9 @@ variable "start_position" {
 }
 
 variable "flush_size" {
-  description = "FLOE_FLUSH_SIZE: flush (write files and commit) when this much input is buffered."
+  description = "FLOE_FLUSH_SIZE: flush (write files and commit) when the buffered rows hold this much memory."
   type        = string
-  default     = "128MiB"
+  default     = "192MiB"
 }
 
 variable "flush_interval" {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::event::{DecodeLimits, Origin, RecordPosition, decode};
+use crate::event::{DecodeLimits, Origin, RecordPosition, Row, decode};
 
 const UUID: &str = "0b5a6c52-0000-4000-8000-000000000001";
 
@@ -49,7 +49,14 @@ fn the_upsert_decision_as_a_table() {
         }
         let mut deletes = Deletes::new();
         let mut counts = QualityCounts::default();
-        let got = upsert_against_index(&index, mode, &incoming, &mut deletes, &mut counts);
+        let got = upsert_against_index(
+            &index,
+            mode,
+            incoming.event.key,
+            incoming.event.content_hash,
+            &mut deletes,
+            &mut counts,
+        );
         let case = format!("live {live:?}, {mode:?}");
         assert_eq!(got, kept, "{case}: kept");
         let want: Deletes = if deleted == 1 {
@@ -300,21 +307,21 @@ fn a_late_row_is_decided_like_an_indexed_one() {
     assert!(upsert_against_table(
         None,
         DedupMode::Upsert,
-        &incoming,
+        incoming.event.content_hash,
         &mut deletes,
         &mut counts
     ));
     assert!(!upsert_against_table(
         Some(found("10")),
         DedupMode::Upsert,
-        &incoming,
+        incoming.event.content_hash,
         &mut deletes,
         &mut counts
     ));
     assert!(upsert_against_table(
         Some(found("12")),
         DedupMode::Upsert,
-        &incoming,
+        incoming.event.content_hash,
         &mut deletes,
         &mut counts
     ));

@@ -1,0 +1,457 @@
+//! Events held as columns: text in blocks and a few fixed-width vectors,
+//! instead of one struct and one allocation per event. The buffer of a
+//! flush keeps its rows here (a row costs its text plus about 90 bytes,
+//! all counted by [`EventColumns::memory`]), and a file's record batch is
+//! gathered from any selection of rows, so a flush copies one file's rows
+//! at a time into Arrow, never the whole buffer.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_schema::{ArrowError, SchemaRef};
+
+use super::batch::{field_id, timestamps, unknown_column};
+use super::typed::{self, Value};
+use super::{Event, Origin, RecordPosition, Row};
+use crate::contract::ids;
+
+/// Rows of events in columns. Row `i` is appended by [`EventColumns::push`]
+/// and read back by slot `i`.
+#[derive(Debug, Default)]
+pub struct EventColumns {
+    /// Per row: `event_uuid`, `event_name`, `payload` and the
+    /// `_source_position` text, one after the other, rows in slot order.
+    /// A row lies in one block, and a block is never grown: a full one is
+    /// followed by a new one, so text is never copied to grow and the
+    /// unused capacity is at most the last block's rest.
+    blocks: Vec<String>,
+    /// Per row, its block.
+    block: Vec<u32>,
+    /// Text bytes in all blocks.
+    text_len: usize,
+    /// Per row, the end in its block of its uuid, name, payload and
+    /// position (the row starts where the previous one ends, or at 0 when
+    /// it opens a block). An empty payload is no payload: a payload is
+    /// never empty text.
+    ends: Vec<[u32; 4]>,
+    /// Per row, `event_type` and `event_subtype` as ranges in its name; an
+    /// empty subtype range is no subtype (a subtype is never empty).
+    name_parts: Vec<[u32; 4]>,
+    created_at: Vec<f64>,
+    created_micros: Vec<i64>,
+    content_hash: Vec<i64>,
+    keys: Vec<u128>,
+    ingested_micros: Vec<i64>,
+    /// Per row, its `_source_id` as an index in `sources`.
+    source: Vec<u32>,
+    sources: Vec<Arc<str>>,
+    /// Typed column values, row after row (`typed_width` per row).
+    typed: Vec<Value>,
+    typed_width: usize,
+    /// Heap bytes the typed values hold beyond `typed` itself.
+    typed_heap: usize,
+}
+
+/// The first text block's capacity; each next one doubles, up to
+/// [`MAX_BLOCK`] (a partition of few rows takes little).
+const FIRST_BLOCK: usize = 16 << 10;
+/// The largest text block but for a row that is larger alone.
+const MAX_BLOCK: usize = 1 << 20;
+
+impl EventColumns {
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Text bytes held.
+    pub fn text_len(&self) -> usize {
+        self.text_len
+    }
+
+    /// The block with room for `need` more bytes, opened if needed.
+    fn block_for(&mut self, need: usize) -> usize {
+        let room = |b: &String| b.capacity() - b.len() >= need;
+        if !self.blocks.last().is_some_and(room) {
+            let size = match self.blocks.last() {
+                Some(last) => (2 * last.capacity()).min(MAX_BLOCK),
+                None => FIRST_BLOCK,
+            };
+            self.blocks.push(String::with_capacity(size.max(need)));
+        }
+        self.blocks.len() - 1
+    }
+
+    /// Appends `event` from `origin` as the next slot.
+    pub fn push(&mut self, event: &Event, origin: &Origin) {
+        let payload = event.payload().unwrap_or("");
+        // The position's text: at most 20 digits, or the sequence number
+        // and `:` with at most 10 digits.
+        let position = match &origin.position {
+            RecordPosition::Line { .. } => 20,
+            RecordPosition::Record { seq, .. } => seq.len() + 11,
+        };
+        let need = event.event_uuid().len() + event.event_name().len() + payload.len() + position;
+        let b = self.block_for(need);
+        let text = &mut self.blocks[b];
+        let before = text.len();
+        let end = |text: &String| text.len() as u32;
+        text.push_str(event.event_uuid());
+        let uuid_end = end(text);
+        text.push_str(event.event_name());
+        let name_end = end(text);
+        text.push_str(payload);
+        let payload_end = end(text);
+        // Written once, here, not per row at every flush. Writing into a
+        // String cannot fail.
+        let _ = match &origin.position {
+            RecordPosition::Line { line, .. } => write!(text, "{line}"),
+            RecordPosition::Record { seq, index: None } => write!(text, "{seq}"),
+            RecordPosition::Record {
+                seq,
+                index: Some(i),
+            } => write!(text, "{seq}:{i}"),
+        };
+        self.text_len += text.len() - before;
+        self.ends.push([uuid_end, name_end, payload_end, end(text)]);
+        self.block.push(b as u32);
+        let name = event.event_name();
+        let offset_in = |part: &str| (part.as_ptr() as usize - name.as_ptr() as usize) as u32;
+        let etype = event.event_type();
+        let (s0, s1) = match event.event_subtype() {
+            Some(s) => (offset_in(s), offset_in(s) + s.len() as u32),
+            None => (0, 0),
+        };
+        self.name_parts.push([
+            offset_in(etype),
+            offset_in(etype) + etype.len() as u32,
+            s0,
+            s1,
+        ]);
+        self.created_at.push(event.created_at);
+        self.created_micros.push(event.created_micros);
+        self.content_hash.push(event.content_hash);
+        self.keys.push(event.key);
+        self.ingested_micros.push(origin.ingested_micros);
+        let source = match self.sources.iter().rposition(|s| *s == origin.source) {
+            Some(i) => i,
+            None => {
+                self.sources.push(origin.source.clone());
+                self.sources.len() - 1
+            }
+        };
+        self.source.push(source as u32);
+        // Every event of a run has the same typed columns.
+        if self.ends.len() == 1 {
+            self.typed_width = event.typed.len();
+        }
+        for v in event.typed.iter().take(self.typed_width) {
+            self.typed_heap += v.heap_size() - std::mem::size_of::<Value>();
+            self.typed.push(v.clone());
+        }
+        for _ in event.typed.len()..self.typed_width {
+            self.typed.push(Value::Null);
+        }
+    }
+
+    /// The text of a row's block.
+    fn text(&self, slot: usize) -> &str {
+        &self.blocks[self.block[slot] as usize]
+    }
+
+    /// Where a row starts in its block.
+    fn start(&self, slot: usize) -> usize {
+        match slot.checked_sub(1) {
+            Some(prev) if self.block[prev] == self.block[slot] => self.ends[prev][3] as usize,
+            _ => 0,
+        }
+    }
+
+    /// `event_uuid` of a row.
+    pub fn event_uuid(&self, slot: usize) -> &str {
+        &self.text(slot)[self.start(slot)..self.ends[slot][0] as usize]
+    }
+
+    /// `event_name` of a row.
+    pub fn event_name(&self, slot: usize) -> &str {
+        &self.text(slot)[self.ends[slot][0] as usize..self.ends[slot][1] as usize]
+    }
+
+    fn event_type(&self, slot: usize) -> &str {
+        let [a, b, ..] = self.name_parts[slot];
+        &self.event_name(slot)[a as usize..b as usize]
+    }
+
+    fn event_subtype(&self, slot: usize) -> Option<&str> {
+        let [_, _, a, b] = self.name_parts[slot];
+        (a < b).then(|| &self.event_name(slot)[a as usize..b as usize])
+    }
+
+    fn payload(&self, slot: usize) -> Option<&str> {
+        let [_, a, b, _] = self.ends[slot];
+        (a < b).then(|| &self.text(slot)[a as usize..b as usize])
+    }
+
+    /// The `_source_position` text of a row.
+    pub fn position(&self, slot: usize) -> &str {
+        let [_, _, a, b] = self.ends[slot];
+        &self.text(slot)[a as usize..b as usize]
+    }
+
+    /// The key of a row ([`Event::key`]).
+    pub fn key(&self, slot: usize) -> u128 {
+        self.keys[slot]
+    }
+
+    /// The content hash of a row ([`Event::content_hash`]).
+    pub fn content_hash(&self, slot: usize) -> i64 {
+        self.content_hash[slot]
+    }
+
+    /// `created_datetime` of a row, in microseconds.
+    pub fn created_micros(&self, slot: usize) -> i64 {
+        self.created_micros[slot]
+    }
+
+    /// Bytes a row holds, for sizing files.
+    pub fn row_bytes(&self, slot: usize) -> usize {
+        ROW_FIXED_BYTES + self.ends[slot][3] as usize - self.start(slot)
+            + self.typed_width * std::mem::size_of::<Value>()
+    }
+
+    /// Bytes held, capacity counted (what the allocator gave, slack included).
+    pub fn memory(&self) -> usize {
+        fn cap<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        self.blocks.iter().map(String::capacity).sum::<usize>()
+            + cap(&self.blocks)
+            + cap(&self.block)
+            + cap(&self.ends)
+            + cap(&self.name_parts)
+            + cap(&self.created_at)
+            + cap(&self.created_micros)
+            + cap(&self.content_hash)
+            + cap(&self.keys)
+            + cap(&self.ingested_micros)
+            + cap(&self.source)
+            + cap(&self.sources)
+            + cap(&self.typed)
+            + self.typed_heap
+    }
+
+    /// One record batch in `schema` of the rows at `slots`, in that order.
+    /// Columns are matched by field id (see [`super::events_batch`]).
+    pub fn batch<'a>(
+        &'a self,
+        schema: &SchemaRef,
+        slots: &[u32],
+    ) -> Result<RecordBatch, ArrowError> {
+        let rows = || slots.iter().map(|&s| s as usize);
+        let strings = |f: &dyn Fn(usize) -> Option<&'a str>| gather(slots, f);
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        let mut typed_index = 0;
+        for field in schema.fields() {
+            let column: ArrayRef = match field_id(field) {
+                Some(ids::EVENT_UUID) => strings(&|s| Some(self.event_uuid(s))),
+                Some(ids::EVENT_NAME) => strings(&|s| Some(self.event_name(s))),
+                Some(ids::EVENT_TYPE) => strings(&|s| Some(self.event_type(s))),
+                Some(ids::EVENT_SUBTYPE) => strings(&|s| self.event_subtype(s)),
+                Some(ids::CREATED_AT) => Arc::new(Float64Array::from_iter_values(
+                    rows().map(|s| self.created_at[s]),
+                )),
+                Some(ids::CREATED_DATETIME) => timestamps(
+                    field.data_type(),
+                    rows().map(|s| self.created_micros[s]).collect(),
+                ),
+                Some(ids::PAYLOAD) => strings(&|s| self.payload(s)),
+                Some(ids::INGESTED_AT) => timestamps(
+                    field.data_type(),
+                    rows().map(|s| self.ingested_micros[s]).collect(),
+                ),
+                Some(ids::SOURCE_ID) => {
+                    strings(&|s| Some(self.sources[self.source[s] as usize].as_ref()))
+                }
+                Some(ids::SOURCE_POSITION) => strings(&|s| Some(self.position(s))),
+                Some(ids::CONTENT_HASH) => Arc::new(Int64Array::from_iter_values(
+                    rows().map(|s| self.content_hash[s]),
+                )),
+                _ if field.is_nullable() => {
+                    let i = typed_index;
+                    typed_index += 1;
+                    let values: Vec<&Value> = rows()
+                        .map(|s| match i < self.typed_width {
+                            true => &self.typed[s * self.typed_width + i],
+                            false => &Value::Null,
+                        })
+                        .collect();
+                    typed::to_array(field.data_type(), &values)?
+                }
+                _ => return Err(unknown_column(field.name())),
+            };
+            columns.push(column);
+        }
+        RecordBatch::try_new(schema.clone(), columns)
+    }
+}
+
+/// Builds one record batch of event rows in `schema`.
+pub fn events_batch(schema: &SchemaRef, rows: &[&Row]) -> Result<RecordBatch, ArrowError> {
+    let mut columns = EventColumns::default();
+    for row in rows {
+        columns.push(&row.event, &row.origin);
+    }
+    let slots: Vec<u32> = (0..rows.len() as u32).collect();
+    columns.batch(schema, &slots)
+}
+
+/// A string column of `f(slot)` for each of `slots`.
+fn gather<'a>(slots: &[u32], f: &dyn Fn(usize) -> Option<&'a str>) -> ArrayRef {
+    let bytes = slots
+        .iter()
+        .map(|&s| f(s as usize).map_or(0, str::len))
+        .sum();
+    let mut builder = StringBuilder::with_capacity(slots.len(), bytes);
+    for &s in slots {
+        builder.append_option(f(s as usize));
+    }
+    Arc::new(builder.finish())
+}
+
+/// Fixed bytes per row in [`EventColumns`] beside its text.
+pub const ROW_FIXED_BYTES: usize = 2 * 16 + 4 * 8 + 16 + 2 * 4;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use arrow_array::{Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::event::{DecodeLimits, decode};
+
+    fn field(name: &str, id: i32, data_type: DataType) -> Field {
+        Field::new(name, data_type, true).with_metadata(HashMap::from([(
+            parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_string(),
+            id.to_string(),
+        )]))
+    }
+
+    fn event(uuid: &str, name: &str, extra: &str) -> Event {
+        let text = format!(
+            r#"{{"event_uuid":"{uuid}","event_name":"{name}","created_at":1780000000{extra}}}"#
+        );
+        let limits = DecodeLimits {
+            max_record_size: 1 << 20,
+            now_seconds: 1_790_000_000.0,
+            ..Default::default()
+        };
+        decode(text.as_bytes(), &limits).unwrap()
+    }
+
+    fn strings(batch: &RecordBatch, i: usize) -> Vec<Option<String>> {
+        let array = batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        (0..array.len())
+            .map(|r| array.is_valid(r).then(|| array.value(r).to_string()))
+            .collect()
+    }
+
+    /// Rows come back from any selection of slots with their own values:
+    /// no subtype and no payload are nulls, positions are the text written
+    /// at push (a line, a sequence number, `seq:index`).
+    #[test]
+    fn a_selection_of_rows_becomes_a_batch() {
+        let origin = |source: &str, position| Origin {
+            source: Arc::from(source),
+            position,
+            ingested_micros: 5,
+        };
+        let mut columns = EventColumns::default();
+        columns.push(
+            &event("a", "x : y", r#","v":1"#),
+            &origin(
+                "f.jsonl",
+                RecordPosition::Line {
+                    line: 12,
+                    offset: 0,
+                },
+            ),
+        );
+        columns.push(
+            &event("b", "x", ""),
+            &origin(
+                "kinesis:s/1",
+                RecordPosition::Record {
+                    seq: Arc::from("4960"),
+                    index: None,
+                },
+            ),
+        );
+        columns.push(
+            &event("c", "x:", ""),
+            &origin(
+                "kinesis:s/1",
+                RecordPosition::Record {
+                    seq: Arc::from("4961"),
+                    index: Some(3),
+                },
+            ),
+        );
+        assert_eq!(columns.len(), 3);
+        let schema = Arc::new(Schema::new(vec![
+            field("event_uuid", ids::EVENT_UUID, DataType::Utf8),
+            field("event_type", ids::EVENT_TYPE, DataType::Utf8),
+            field("event_subtype", ids::EVENT_SUBTYPE, DataType::Utf8),
+            field("payload", ids::PAYLOAD, DataType::Utf8),
+            field("_source_id", ids::SOURCE_ID, DataType::Utf8),
+            field("_source_position", ids::SOURCE_POSITION, DataType::Utf8),
+        ]));
+        let batch = columns.batch(&schema, &[2, 0, 1]).unwrap();
+        let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+        assert_eq!(strings(&batch, 0), some(&["c", "a", "b"]));
+        assert_eq!(strings(&batch, 1), some(&["x", "x", "x"]));
+        assert_eq!(strings(&batch, 2), [None, Some("y".to_string()), None]);
+        assert_eq!(
+            strings(&batch, 3),
+            [None, Some(r#"{"v":1}"#.to_string()), None]
+        );
+        assert_eq!(
+            strings(&batch, 4),
+            some(&["kinesis:s/1", "f.jsonl", "kinesis:s/1"])
+        );
+        assert_eq!(strings(&batch, 5), some(&["4961:3", "12", "4960"]));
+        assert_eq!(columns.batch(&schema, &[]).unwrap().num_rows(), 0);
+    }
+
+    /// What the columns hold is counted, slack included, and grows with
+    /// the rows' text.
+    #[test]
+    fn memory_counts_text_and_fixed_bytes() {
+        let mut columns = EventColumns::default();
+        let origin = Origin {
+            source: Arc::from("f"),
+            position: RecordPosition::Line { line: 1, offset: 0 },
+            ingested_micros: 0,
+        };
+        let payload = format!(r#","p":"{}""#, "z".repeat(200));
+        for i in 0..1000 {
+            columns.push(&event(&format!("u{i}"), "x", &payload), &origin);
+        }
+        let text = columns.text_len();
+        assert!(text > 1000 * 200, "{text}");
+        assert!(columns.memory() >= text + 1000 * ROW_FIXED_BYTES);
+        assert!(columns.memory() <= 2 * (text + 1000 * ROW_FIXED_BYTES) + 4096);
+    }
+}
