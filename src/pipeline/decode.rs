@@ -136,20 +136,7 @@ fn decode_object_chunk(
 ) -> Decoded {
     let (start, end) = object.positions();
     let mut out = if object.done && object.chunk.body == ChunkBody::Lines(Vec::new()) {
-        Decoded {
-            source: object.chunk.source.clone(),
-            start: start.clone(),
-            end: end.clone(),
-            rows: Vec::new(),
-            rejects: Vec::new(),
-            records: 0,
-            blank_lines: 0,
-            type_mismatches: MismatchCounts::new(),
-            missing: MissingCounts::new(),
-            missing_by_type: HashMap::new(),
-            bytes: 0,
-            commit_soon: false,
-        }
+        Decoded::empty(object.chunk.source.clone(), start.clone(), end.clone())
     } else {
         decode_chunk(object.chunk, limits, ingested_micros)
     };
@@ -166,18 +153,14 @@ pub fn decode_shard_batch(
     ingested_micros: i64,
 ) -> Decoded {
     let mut out = Decoded {
-        source: batch.source.clone(),
-        start: SourcePosition::Shard(batch.start),
         commit_soon: batch.end.end || batch.handoff,
-        end: SourcePosition::Shard(batch.end),
         rows: Vec::with_capacity(batch.records.len()),
-        rejects: Vec::new(),
-        records: 0,
-        blank_lines: 0,
-        type_mismatches: MismatchCounts::new(),
-        missing: MissingCounts::new(),
-        missing_by_type: HashMap::new(),
         bytes: batch.records.iter().map(|r| r.data.len() as u64).sum(),
+        ..Decoded::empty(
+            batch.source.clone(),
+            SourcePosition::Shard(batch.start),
+            SourcePosition::Shard(batch.end),
+        )
     };
     // Reused for every record: most hold a single event.
     let mut lines: Vec<&[u8]> = Vec::new();
@@ -271,18 +254,12 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
         ingested_micros,
     };
     let mut out = Decoded {
-        source: chunk.source.clone(),
-        start: SourcePosition::File(chunk.start),
-        end: SourcePosition::File(chunk.end),
-        rows: Vec::new(),
-        rejects: Vec::new(),
-        records: 0,
-        blank_lines: 0,
-        type_mismatches: MismatchCounts::new(),
-        missing: MissingCounts::new(),
-        missing_by_type: HashMap::new(),
         bytes: chunk.end.offset - chunk.start.offset,
-        commit_soon: false,
+        ..Decoded::empty(
+            chunk.source.clone(),
+            SourcePosition::File(chunk.start),
+            SourcePosition::File(chunk.end),
+        )
     };
     match &chunk.body {
         ChunkBody::Oversized { len, head } => {
@@ -323,6 +300,24 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
 }
 
 impl Decoded {
+    /// Nothing decoded yet, between `start` and `end` of `source`.
+    fn empty(source: Arc<SourceInfo>, start: SourcePosition, end: SourcePosition) -> Self {
+        Decoded {
+            source,
+            start,
+            end,
+            rows: Vec::new(),
+            rejects: Vec::new(),
+            records: 0,
+            blank_lines: 0,
+            type_mismatches: MismatchCounts::new(),
+            missing: MissingCounts::new(),
+            missing_by_type: HashMap::new(),
+            bytes: 0,
+            commit_soon: false,
+        }
+    }
+
     /// Counts the optional fields `event` lacks: no `event_subtype`, or a
     /// typed column with no value that was not a mismatch (those are counted
     /// as mismatches).
