@@ -515,7 +515,12 @@ mod tests {
         let keys = budget / KeyIndex::bytes_per_key();
         let mut peak = 0;
         for i in 0..keys {
-            index.insert(crate::contract::event_key(&i.to_string()), file, i as u32, 0);
+            index.insert(
+                crate::contract::event_key(&i.to_string()),
+                file,
+                i as u32,
+                0,
+            );
             peak = peak.max(index.memory());
         }
         assert_eq!(index.len(), keys);
@@ -524,7 +529,11 @@ mod tests {
         assert!(index.entries.shards.iter().all(|s| s.len() > keys / 128));
         // Dropping keys gives their room back.
         index.entries.retain(|e| e.pos % 2 == 0);
-        assert!(index.memory() <= budget / 2 + budget / 8, "{}", index.memory());
+        assert!(
+            index.memory() <= budget / 2 + budget / 8,
+            "{}",
+            index.memory()
+        );
     }
 
     #[test]
