@@ -88,7 +88,11 @@ pub struct Buffer {
     keys: HashMap<u128, (u32, u32)>,
     /// Rejected records in arrival order, with their source (whose key
     /// finds the rejected table's checkpoint of them).
-    pub rejects: Vec<(Arc<SourceInfo>, RejectedRecord)>,
+    rejects: Vec<(Arc<SourceInfo>, RejectedRecord)>,
+    /// Heap bytes of the rejects added (their raw text and message), kept
+    /// as they arrive so [`memory`](Self::memory) does not walk them all
+    /// for every chunk.
+    reject_heap: usize,
     /// Counts of the records behind this batch.
     pub counts: QualityCounts,
     /// Positions per source key.
@@ -108,6 +112,7 @@ impl Buffer {
             partition_index: HashMap::default(),
             keys: HashMap::default(),
             rejects: Vec::new(),
+            reject_heap: 0,
             counts: QualityCounts::default(),
             spans: BTreeMap::new(),
             bytes: 0,
@@ -120,6 +125,17 @@ impl Buffer {
         self.spans.is_empty()
     }
 
+    /// Whether any rejected record is buffered.
+    pub fn has_rejects(&self) -> bool {
+        !self.rejects.is_empty()
+    }
+
+    /// Takes the rejected records, with their sources, out of the buffer.
+    pub fn take_rejects(&mut self) -> Vec<(Arc<SourceInfo>, RejectedRecord)> {
+        self.reject_heap = 0;
+        std::mem::take(&mut self.rejects)
+    }
+
     /// Adds a decoded chunk: rows (last per key wins), rejects, counts, positions.
     pub fn add(&mut self, decoded: Decoded) {
         self.since.get_or_insert_with(Instant::now);
@@ -130,6 +146,7 @@ impl Buffer {
         add_counts(&mut self.counts.missing, &decoded.missing);
         for reject in &decoded.rejects {
             self.counts.reject(reject.reason);
+            self.reject_heap += reject.raw.capacity() + reject.message.capacity();
         }
         let source = &decoded.source;
         self.rejects
@@ -183,15 +200,8 @@ impl Buffer {
         let rows: usize = self.partitions.iter().map(|(_, p)| p.memory()).sum();
         // A hashbrown slot plus its control byte.
         let keys = self.keys.capacity() * (std::mem::size_of::<(u128, (u32, u32))>() + 1);
-        let rejects: usize = self
-            .rejects
-            .iter()
-            .map(|(_, r)| {
-                std::mem::size_of::<(Arc<SourceInfo>, RejectedRecord)>()
-                    + r.raw.capacity()
-                    + r.message.capacity()
-            })
-            .sum();
+        let rejects = self.rejects.len() * std::mem::size_of::<(Arc<SourceInfo>, RejectedRecord)>()
+            + self.reject_heap;
         rows + keys + rejects
     }
 
@@ -367,6 +377,30 @@ mod tests {
 
     /// The memory a buffer reports covers its rows' text, and a duplicate
     /// that is not kept adds nothing.
+    #[test]
+    fn memory_counts_rejects_until_they_are_taken() {
+        let reject = |i: u64| crate::event::RejectedRecord {
+            reason: crate::event::RejectReason::InvalidJson,
+            message: "x".repeat(50),
+            raw: vec![b'{'; 1000],
+            origin: Origin {
+                source: Arc::from("t"),
+                position: RecordPosition::Line { line: i, offset: i },
+                ingested_micros: 0,
+            },
+        };
+        let mut buffer = Buffer::new(DedupMode::Upsert);
+        let mut chunk = decoded(Vec::new());
+        chunk.rejects = (0..10).map(reject).collect();
+        buffer.add(chunk);
+        let each = std::mem::size_of::<(Arc<SourceInfo>, crate::event::RejectedRecord)>();
+        assert_eq!(buffer.memory(), 10 * (each + 1000 + 50));
+        assert!(buffer.has_rejects());
+        assert_eq!(buffer.take_rejects().len(), 10);
+        assert!(!buffer.has_rejects());
+        assert_eq!(buffer.memory(), 0);
+    }
+
     #[test]
     fn memory_counts_rows_and_skips_dropped_duplicates() {
         let payload = format!(r#","p":"{}""#, "z".repeat(300));

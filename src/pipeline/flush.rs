@@ -73,7 +73,8 @@ async fn commit_rejects(
     progress: &Progress,
 ) -> Result<(), RunError> {
     let rejected_checkpoint = tables.rejected.table.checkpoint()?;
-    let rejects: Vec<_> = std::mem::take(&mut buffer.rejects)
+    let rejects: Vec<_> = buffer
+        .take_rejects()
         .into_iter()
         .filter(|(source, r)| {
             rejected_checkpoint

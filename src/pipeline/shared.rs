@@ -97,7 +97,7 @@ pub(super) async fn flush_held(
     if buffer.is_empty() {
         return Ok(());
     }
-    catch_up(tables, !buffer.rejects.is_empty()).await?;
+    catch_up(tables, buffer.has_rejects()).await?;
     if let Some(source_key) = stale_source(tables, &buffer, claims)? {
         tracing::warn!(source_key = %source_key, "a buffered shard moved to another task: dropping what was buffered and reading every held shard again from the table's checkpoint");
         claims.reset();
