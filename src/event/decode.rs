@@ -7,6 +7,7 @@
 //! numbers keep their exact digits.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::Deserializer as _;
@@ -386,32 +387,59 @@ fn last_wins(members: &mut Members<'_>) {
     if members.len() < 2 {
         return;
     }
-    // One bit per key of a cheap signature: only a collision (rare with
-    // distinct keys) pays for comparing the keys themselves.
+    // One bit per key of a cheap signature: only a collision pays for
+    // comparing the keys themselves.
     let signature = |k: &str| {
         let b = k.as_bytes();
         let mix = b.len()
             ^ usize::from(b.first().copied().unwrap_or(0)) << 2
             ^ usize::from(b.last().copied().unwrap_or(0)) << 4;
-        1u64 << (mix % 64)
+        (mix % 64) as u8
     };
     let mut seen = 0u64;
     let mut collision = false;
     for (key, _) in members.iter() {
-        let bit = signature(key);
+        let bit = 1u64 << signature(key);
         collision |= seen & bit != 0;
         seen |= bit;
     }
     if !collision {
         return;
     }
-    let mut kept = std::collections::HashSet::with_capacity(members.len());
-    let mut keep = vec![false; members.len()];
-    for (i, (key, _)) in members.iter().enumerate().rev() {
-        keep[i] = kept.insert(key.clone());
+    // A collision is common (ten keys share 64 bits about half the time)
+    // and mostly false. Up to 64 members, compare only the keys whose
+    // signatures match, with no allocation; past that, a hash set.
+    let n = members.len();
+    if n <= 64 {
+        let mut signatures = [0u8; 64];
+        for (s, (key, _)) in signatures.iter_mut().zip(members.iter()) {
+            *s = signature(key);
+        }
+        // Bit i: member i is replaced by a later one with its key.
+        let mut replaced = 0u64;
+        for i in 0..n {
+            if (i + 1..n).any(|j| signatures[i] == signatures[j] && members[i].0 == members[j].0) {
+                replaced |= 1 << i;
+            }
+        }
+        if replaced != 0 {
+            let mut i = 0;
+            members.retain(|_| {
+                i += 1;
+                replaced & (1 << (i - 1)) == 0
+            });
+        }
+    } else {
+        let mut kept: HashSet<&str, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(n, Default::default());
+        let keep: Vec<bool> = (0..n)
+            .rev()
+            .map(|i| kept.insert(members[i].0.as_ref()))
+            .collect();
+        drop(kept);
+        let mut flags = keep.into_iter().rev();
+        members.retain(|_| flags.next().unwrap_or(true));
     }
-    let mut flags = keep.into_iter();
-    members.retain(|_| flags.next().unwrap_or(true));
 }
 
 /// The typed column values of a record, and which members went into them

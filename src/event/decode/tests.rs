@@ -234,24 +234,28 @@ fn a_key_sent_twice_takes_its_last_value_everywhere() {
         e.content_hash,
         "the same event, however often a key was sent"
     );
-    // Many keys, some of them sent twice or three times.
-    let mut members: Vec<String> = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect();
-    members.extend([
-        r#""k3":"x""#.into(),
-        r#""k30":"y""#.into(),
-        r#""k3":"z""#.into(),
-    ]);
-    let line = format!(
-        r#"{{"event_uuid":"u","event_name":"t","created_at":1780000000,{}}}"#,
-        members.join(",")
-    );
-    let e = decode(line.as_bytes(), &roomy()).unwrap();
-    let payload: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(e.payload().unwrap()).unwrap();
-    assert_eq!(payload.len(), 40);
-    assert_eq!(payload["k3"], "z");
-    assert_eq!(payload["k30"], "y");
-    assert_eq!(e.payload().unwrap().matches("\"k3\"").count(), 1);
+    // Many keys, some of them sent twice or three times: up to 64 members
+    // and past it (two ways of finding repeats).
+    for count in [40, 100] {
+        let mut members: Vec<String> = (0..count).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        members.extend([
+            r#""k3":"x""#.into(),
+            r#""k30":"y""#.into(),
+            r#""k3":"z""#.into(),
+        ]);
+        let line = format!(
+            r#"{{"event_uuid":"u","event_name":"t","created_at":1780000000,{}}}"#,
+            members.join(",")
+        );
+        let e = decode(line.as_bytes(), &roomy()).unwrap();
+        let payload: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(e.payload().unwrap()).unwrap();
+        assert_eq!(payload.len(), count, "{count} keys");
+        assert_eq!(payload["k3"], "z");
+        assert_eq!(payload["k30"], "y");
+        assert_eq!(payload["k7"], 7);
+        assert_eq!(e.payload().unwrap().matches("\"k3\"").count(), 1);
+    }
 }
 
 #[test]
