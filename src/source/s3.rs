@@ -291,6 +291,7 @@ impl ObjectReader {
                     etag: etag.to_string(),
                 }),
                 size: meta.content_length(),
+                counted_ahead: true,
             };
             matched = true;
             if !self.read_object(operator, input, &listed, FilePosition::default())? {
@@ -340,16 +341,15 @@ impl ObjectReader {
                 return Err(changed(format!("is {} now", now.unwrap_or("(none)"))));
             }
         }
+        // Its bytes are counted when its read starts (Listed::start).
         self.progress.objects_listed.fetch_add(1, Ordering::Relaxed);
-        self.progress
-            .object_bytes_listed
-            .fetch_add(meta.content_length(), Ordering::Relaxed);
         Ok(Listed {
             object: Arc::new(ObjectRef {
                 key: at.key.clone(),
                 etag: at.etag.clone(),
             }),
             size: meta.content_length(),
+            counted_ahead: false,
         })
     }
 
@@ -411,8 +411,9 @@ impl ObjectReader {
                 progress: self.progress.clone(),
             }))
         };
-        let open = if from.offset > 0 && !gzip_at_start {
-            OpenInput::positioned(info.clone(), body(from.offset)?)
+        let start = listed.start(&from, gzip_at_start, &self.progress);
+        let open = if start > 0 {
+            OpenInput::positioned(info.clone(), body(start)?)
         } else {
             OpenInput::from_reader(info.clone(), body(0)?).map_err(|source| SourceError::Io {
                 input: uri.clone(),
@@ -475,6 +476,27 @@ fn in_key_order(input: &S3Input, previous: Option<&str>, key: &str) -> Result<()
 struct Listed {
     object: Arc<ObjectRef>,
     size: u64,
+    /// Its bytes are in the progress's listed total: the lister ahead
+    /// counted them. The object a resume starts in is not listed ahead.
+    counted_ahead: bool,
+}
+
+impl Listed {
+    /// Where in its stored bytes a read from `from` starts: at the offset
+    /// of a plain object (a ranged read), at 0 for gzip (`gzip`), which is
+    /// read again from its start. An object the lister ahead did not count
+    /// adds the bytes the read takes to the listed total, so the bytes
+    /// done (counted as they arrive) meet it at the object's end, never
+    /// short of it nor past it.
+    fn start(&self, from: &FilePosition, gzip: bool, progress: &Progress) -> u64 {
+        let start = if gzip { 0 } else { from.offset };
+        if !self.counted_ahead {
+            progress
+                .object_bytes_listed
+                .fetch_add(self.size.saturating_sub(start), Ordering::Relaxed);
+        }
+        start
+    }
 }
 
 /// Starts listing `input`'s objects after `after` (every key, when `None`).
