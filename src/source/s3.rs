@@ -27,13 +27,14 @@
 //!
 //! Reading runs on one thread (`floe-reader`), as for files, and shares the
 //! file source's line splitting ([`OpenInput`]). A task lists ahead of it,
-//! counting the objects and bytes to read for the progress line.
+//! counting the objects and bytes to read for the progress line; having
+//! read every pattern, the reader logs the objects and bytes it read.
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use opendal::{ErrorKind, Operator};
@@ -213,6 +214,14 @@ impl Source for S3Source {
                         }
                     }
                 }
+                let p = &reader.progress;
+                let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+                tracing::info!(
+                    objects = load(&p.objects_done),
+                    bytes = load(&p.object_bytes_done),
+                    bytes_listed = load(&p.object_bytes_listed),
+                    "read every object of the input patterns"
+                );
             })
             .map_err(|e| StageFailure {
                 stage: STAGE,
