@@ -143,6 +143,15 @@ def run(
     )
 
 
+def read_to_the_end(result) -> dict:
+    """The fields of the log line a run (with `--log-format json`) writes
+    once it has read every object: objects and bytes read, bytes listed."""
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    ends = [x["fields"] for x in lines if x["fields"].get("message") == "read every object of the input patterns"]
+    assert len(ends) == 1, result.stderr
+    return {k: ends[0][k] for k in ("objects", "bytes", "bytes_listed")}
+
+
 def loaded(wh, ident: str):
     catalog = pyiceberg_catalog(wh)
     try:
@@ -235,13 +244,39 @@ def test_killed_in_a_gzip_object_then_in_a_plain_one_each_record_lands_once(moto
     assert at["key"] == "p/2026/05/29/d.json" and at["offset"] > 0 and not at.get("done"), at
     d_offset = at["offset"]
 
-    # Resumed by a ranged read of the plain object.
-    out = run(moto, tmp_warehouse).stdout
+    # Resumed by a ranged read of the plain object: the bytes read and
+    # listed are its rest (and e.jsonl's none), each counted once.
+    resumed = run(moto, tmp_warehouse, "--log-format", "json", FLOE_LOG="floe=info")
+    out = resumed.stdout
     d = objects[3][1]
     assert floe.summary_value(out, "records read") == sum(1 for _ in iter_lines(d[d_offset:]))
+    rest = len(d) - d_offset
+    assert read_to_the_end(resumed) == {"objects": 2, "bytes": rest, "bytes_listed": rest}
     assert_holds_the_model(tmp_warehouse, rows, rejects)
     count = duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t")
     assert count == [{"n": len(rows), "k": len(rows)}]
+
+
+def test_a_gzip_object_resumed_counts_its_stored_bytes_once_as_listed_and_read(moto, tmp_path, tmp_warehouse):
+    objects = build_prefix(moto, tmp_path)
+    # The pattern is one key: nothing else is listed, ahead or after it.
+    key = "p/2026/05/28/a.json.gz"
+    pattern = f"s3://{BUCKET}/{key}"
+    rows, rejects = model([objects[0]])
+    stored = moto.client("s3").head_object(Bucket=BUCKET, Key=key)["ContentLength"]
+    died = run(moto, tmp_warehouse, pattern=pattern, check=False, FLOE_FAILPOINT="after-data-files@4")
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    at = committed(tmp_warehouse, pattern)
+    assert at["key"] == key and at["offset"] > 0 and not at.get("done"), at
+
+    # Read again from its start (the committed lines skipped): its stored
+    # bytes count once on both sides, not its committed part twice.
+    resumed = run(moto, tmp_warehouse, "--log-format", "json", pattern=pattern, FLOE_LOG="floe=info")
+    assert read_to_the_end(resumed) == {"objects": 1, "bytes": stored, "bytes_listed": stored}
+    assert floe.summary_value(resumed.stdout, "records read") == sum(
+        1 for _ in iter_lines(objects[0][1][at["offset"]:])
+    )
+    assert_holds_the_model(tmp_warehouse, rows, rejects)
 
 
 def test_an_object_overwritten_after_part_of_it_was_committed_is_refused(moto, tmp_path, tmp_warehouse):

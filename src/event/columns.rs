@@ -27,6 +27,9 @@ pub struct EventColumns {
     /// followed by a new one, so text is never copied to grow and the
     /// unused capacity is at most the last block's rest.
     blocks: Vec<String>,
+    /// Capacity of all blocks, kept as they are opened and written so that
+    /// [`EventColumns::memory`] does not walk them.
+    block_capacity: usize,
     /// Per row, its block.
     block: Vec<u32>,
     /// Text bytes in all blocks.
@@ -84,7 +87,9 @@ impl EventColumns {
                 Some(last) => (2 * last.capacity()).min(MAX_BLOCK),
                 None => FIRST_BLOCK,
             };
-            self.blocks.push(String::with_capacity(size.max(need)));
+            let block = String::with_capacity(size.max(need));
+            self.block_capacity += block.capacity();
+            self.blocks.push(block);
         }
         self.blocks.len() - 1
     }
@@ -102,6 +107,7 @@ impl EventColumns {
         let b = self.block_for(need);
         let text = &mut self.blocks[b];
         let before = text.len();
+        let capacity_before = text.capacity();
         let end = |text: &String| text.len() as u32;
         text.push_str(event.event_uuid());
         let uuid_end = end(text);
@@ -120,6 +126,8 @@ impl EventColumns {
             } => write!(text, "{seq}:{i}"),
         };
         self.text_len += text.len() - before;
+        // Not grown when `need` was right, but counted whatever happened.
+        self.block_capacity = self.block_capacity + text.capacity() - capacity_before;
         self.ends.push([uuid_end, name_end, payload_end, end(text)]);
         self.block.push(b as u32);
         let name = event.event_name();
@@ -226,13 +234,24 @@ impl EventColumns {
             + self.typed_width * std::mem::size_of::<Value>()
     }
 
-    /// Bytes held, capacity counted (what the allocator gave, slack included).
+    /// Bytes held, capacity counted (what the allocator gave, slack
+    /// included). Constant time: the buffer asks after every row.
     pub fn memory(&self) -> usize {
+        self.block_capacity + self.fixed_memory()
+    }
+
+    /// [`memory`](Self::memory) counted again from every block.
+    #[cfg(test)]
+    pub fn memory_recounted(&self) -> usize {
+        self.blocks.iter().map(String::capacity).sum::<usize>() + self.fixed_memory()
+    }
+
+    /// Bytes held beside the blocks' text.
+    fn fixed_memory(&self) -> usize {
         fn cap<T>(v: &Vec<T>) -> usize {
             v.capacity() * std::mem::size_of::<T>()
         }
-        self.blocks.iter().map(String::capacity).sum::<usize>()
-            + cap(&self.blocks)
+        cap(&self.blocks)
             + cap(&self.block)
             + cap(&self.ends)
             + cap(&self.name_parts)
@@ -350,7 +369,7 @@ mod tests {
             r#"{{"event_uuid":"{uuid}","event_name":"{name}","created_at":1780000000{extra}}}"#
         );
         let limits = DecodeLimits {
-            max_record_size: 1 << 20,
+            max_record_size: 4 << 20,
             now_seconds: 1_790_000_000.0,
             ..Default::default()
         };
@@ -436,7 +455,7 @@ mod tests {
     }
 
     /// What the columns hold is counted, slack included, and grows with
-    /// the rows' text.
+    /// the rows' text; the running count of the blocks is their sum.
     #[test]
     fn memory_counts_text_and_fixed_bytes() {
         let mut columns = EventColumns::default();
@@ -453,5 +472,13 @@ mod tests {
         assert!(text > 1000 * 200, "{text}");
         assert!(columns.memory() >= text + 1000 * ROW_FIXED_BYTES);
         assert!(columns.memory() <= 2 * (text + 1000 * ROW_FIXED_BYTES) + 4096);
+        // Kept as blocks open (several by now), and for a row larger than
+        // a block alone.
+        assert!(columns.blocks.len() > 3, "{}", columns.blocks.len());
+        assert_eq!(columns.memory(), columns.memory_recounted());
+        let large = format!(r#","p":"{}""#, "z".repeat(MAX_BLOCK + 10));
+        columns.push(&event("big", "x", &large), &origin);
+        assert!(columns.blocks.last().unwrap().capacity() > MAX_BLOCK);
+        assert_eq!(columns.memory(), columns.memory_recounted());
     }
 }

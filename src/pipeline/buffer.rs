@@ -43,12 +43,23 @@ impl PartitionRows {
             .is_some_and(|w| w & (1 << (slot % 64)) != 0)
     }
 
-    fn kill(&mut self, slot: usize) {
+    /// Marks the row at `slot` replaced; returns the bytes this grew by.
+    fn kill(&mut self, slot: usize) -> usize {
+        let before = self.memory();
         if self.dead.len() <= slot / 64 {
             self.dead.resize(slot / 64 + 1, 0);
         }
         self.dead[slot / 64] |= 1 << (slot % 64);
         self.live -= 1;
+        self.memory() - before
+    }
+
+    /// Appends a row as the next slot; returns the bytes this grew by.
+    fn push(&mut self, row: &Row) -> usize {
+        let before = self.memory();
+        self.columns.push(&row.event, &row.origin);
+        self.live += 1;
+        self.memory() - before
     }
 
     /// Slots of the live rows, in arrival order.
@@ -58,6 +69,7 @@ impl PartitionRows {
             .collect()
     }
 
+    /// Bytes held, capacity counted; constant time.
     fn memory(&self) -> usize {
         self.columns.memory() + self.dead.capacity() * 8
     }
@@ -80,7 +92,12 @@ pub struct Buffer {
     /// What a duplicate key does.
     mode: DedupMode,
     /// Partitions in first-seen order.
-    pub partitions: Vec<(Partition, PartitionRows)>,
+    partitions: Vec<(Partition, PartitionRows)>,
+    /// Bytes the partitions hold (their memory summed), kept as rows are
+    /// appended and replaced: [`memory`](Self::memory) is asked after
+    /// every chunk, and a backfill's batch may hold thousands of
+    /// partitions.
+    rows_memory: usize,
     /// Partition index by day, then event type (lookups without allocating).
     partition_index: HashMap<i32, HashMap<String, usize>>,
     /// Where the live row of each key ([`crate::event::Event::key`]) is:
@@ -109,6 +126,7 @@ impl Buffer {
         Self {
             mode,
             partitions: Vec::new(),
+            rows_memory: 0,
             partition_index: HashMap::default(),
             keys: HashMap::default(),
             rejects: Vec::new(),
@@ -183,21 +201,34 @@ impl Buffer {
                 self.counts.duplicates_skipped += 1;
                 return;
             }
-            old_rows.kill(old_slot);
+            self.rows_memory += old_rows.kill(old_slot);
             self.counts.duplicates_replaced += 1;
         }
         let part = self.partition_of(&row);
         let rows = &mut self.partitions[part].1;
         let slot = rows.columns.len();
         self.keys.insert(row.event.key, (part as u32, slot as u32));
-        rows.columns.push(&row.event, &row.origin);
-        rows.live += 1;
+        self.rows_memory += rows.push(&row);
+    }
+
+    /// Takes the partitions, with their rows, out of the buffer (the key
+    /// map, which points into them, is to be forgotten first).
+    pub fn take_partitions(&mut self) -> Vec<(Partition, PartitionRows)> {
+        // Once per flush: a walk of the partitions costs little here.
+        debug_assert_eq!(self.rows_memory, self.rows_recounted());
+        self.rows_memory = 0;
+        std::mem::take(&mut self.partitions)
+    }
+
+    /// The partitions' memory summed, as `rows_memory` keeps it.
+    fn rows_recounted(&self) -> usize {
+        self.partitions.iter().map(|(_, p)| p.memory()).sum()
     }
 
     /// Bytes the buffer holds: rows, the key map, rejected records
     /// (capacity counted, so allocation slack is counted too).
     pub fn memory(&self) -> usize {
-        let rows: usize = self.partitions.iter().map(|(_, p)| p.memory()).sum();
+        let rows = self.rows_memory;
         // A hashbrown slot plus its control byte.
         let keys = self.keys.capacity() * (std::mem::size_of::<(u128, (u32, u32))>() + 1);
         let rejects = self.rejects.len() * std::mem::size_of::<(Arc<SourceInfo>, RejectedRecord)>()
@@ -375,8 +406,6 @@ mod tests {
         );
     }
 
-    /// The memory a buffer reports covers its rows' text, and a duplicate
-    /// that is not kept adds nothing.
     #[test]
     fn memory_counts_rejects_until_they_are_taken() {
         let reject = |i: u64| crate::event::RejectedRecord {
@@ -401,6 +430,8 @@ mod tests {
         assert_eq!(buffer.memory(), 0);
     }
 
+    /// The memory a buffer reports covers its rows' text, and a duplicate
+    /// that is not kept adds nothing.
     #[test]
     fn memory_counts_rows_and_skips_dropped_duplicates() {
         let payload = format!(r#","p":"{}""#, "z".repeat(300));
@@ -421,5 +452,144 @@ mod tests {
         buffer.add(decoded(rows(100)));
         assert!(buffer.memory() >= 200 * 300);
         assert_eq!(buffer.live_rows(), 200);
+    }
+
+    /// What [`Buffer::memory`] counted by walking everything before it was
+    /// kept as a running total: every partition's columns (every block),
+    /// dead bits, the key map and the rejects.
+    fn recounted(b: &Buffer) -> usize {
+        let rows: usize = b
+            .partitions
+            .iter()
+            .map(|(_, p)| p.columns.memory_recounted() + p.dead.capacity() * 8)
+            .sum();
+        let keys = b.keys.capacity() * (std::mem::size_of::<(u128, (u32, u32))>() + 1);
+        let rejects: usize = b
+            .rejects
+            .iter()
+            .map(|(_, r)| {
+                std::mem::size_of::<(Arc<SourceInfo>, RejectedRecord)>()
+                    + r.raw.capacity()
+                    + r.message.capacity()
+            })
+            .sum();
+        rows + keys + rejects
+    }
+
+    /// The running total of the rows' memory is what a walk of every
+    /// partition counts, after each way a row comes in or goes: appended,
+    /// replaced (a dead bit), an identical or skipped duplicate, and the
+    /// partitions taken by a flush while rejects stay, across 2,000
+    /// partitions.
+    #[test]
+    fn memory_kept_as_rows_come_and_go_is_a_full_recount() {
+        const TYPES: u64 = 100;
+        const DAYS: u64 = 20;
+        let partitions = (TYPES * DAYS) as usize;
+        // Partition `p`: event type `t{p % TYPES}` on day `p / TYPES`.
+        let at = |p: u64, uuid: String, extra: &str, line: u64| {
+            let created = 1_780_000_000.0 + (p / TYPES) as f64 * 86_400.0;
+            row(&uuid, &format!("t{}", p % TYPES), created, extra, line)
+        };
+        let all = 0..TYPES * DAYS;
+        let payload = |p: u64| format!(r#","p":"{}""#, "z".repeat((p % 7 * 40) as usize));
+        for mode in [DedupMode::Upsert, DedupMode::KeepFirst] {
+            let mut buffer = Buffer::new(mode);
+            let check = |b: &Buffer, when: &str| {
+                assert_eq!(b.memory(), recounted(b), "{mode:?}, {when}");
+            };
+            buffer.add(decoded(
+                all.clone()
+                    .flat_map(|p| {
+                        let a = at(p, format!("a{p}"), &payload(p), p);
+                        [a, at(p, format!("b{p}"), "", p)]
+                    })
+                    .collect(),
+            ));
+            check(&buffer, "after the first rows of each partition");
+            assert_eq!(buffer.partitions.len(), partitions);
+            buffer.add(decoded(
+                all.clone()
+                    .map(|p| at(p, format!("c{p}"), &payload(p + 3), p))
+                    .collect(),
+            ));
+            check(&buffer, "after more rows");
+            // Duplicates: a changed body of `a` (replaced or skipped), the
+            // same body of `b` (identical), and one in ten `c` changed and
+            // moved to the next partition.
+            buffer.add(decoded(
+                all.clone()
+                    .flat_map(|p| {
+                        let mut rows = vec![
+                            at(p, format!("a{p}"), r#","v":2"#, p),
+                            at(p, format!("b{p}"), "", p),
+                        ];
+                        if p % 10 == 3 {
+                            rows.push(at(p + 1, format!("c{p}"), r#","v":3"#, p));
+                        }
+                        rows
+                    })
+                    .collect(),
+            ));
+            check(&buffer, "after the duplicates");
+            let c = &buffer.counts;
+            let changed = (TYPES * DAYS + TYPES * DAYS / 10) as usize;
+            let kept = match mode {
+                DedupMode::Upsert => {
+                    assert_eq!(
+                        (c.duplicates_replaced, c.duplicates_skipped),
+                        (changed as u64, 0)
+                    );
+                    changed
+                }
+                DedupMode::KeepFirst => {
+                    assert_eq!(
+                        (c.duplicates_replaced, c.duplicates_skipped),
+                        (0, changed as u64)
+                    );
+                    0
+                }
+            };
+            assert_eq!(c.duplicates_identical, TYPES * DAYS);
+            assert_eq!(buffer.live_rows(), 3 * partitions);
+            let slots: usize = buffer.partitions.iter().map(|(_, p)| p.columns.len()).sum();
+            assert_eq!(slots, 3 * partitions + kept);
+
+            let mut rejects = decoded(Vec::new());
+            rejects.rejects = (0..50)
+                .map(|i| RejectedRecord {
+                    reason: crate::event::RejectReason::InvalidJson,
+                    message: "broken".into(),
+                    raw: vec![b'{'; 100 + i],
+                    origin: Origin {
+                        source: Arc::from("t"),
+                        position: RecordPosition::Line {
+                            line: i as u64,
+                            offset: 0,
+                        },
+                        ingested_micros: 0,
+                    },
+                })
+                .collect();
+            buffer.add(rejects);
+            check(&buffer, "after rejects");
+
+            // A flush takes the partitions; the rejects are still held.
+            buffer.forget_keys();
+            assert_eq!(buffer.take_partitions().len(), partitions);
+            check(&buffer, "after the partitions were taken");
+            assert!(buffer.has_rejects() && buffer.memory() > 0);
+            buffer.add(decoded(
+                (0..TYPES)
+                    .map(|p| at(p, format!("d{p}"), &payload(p), p))
+                    .collect(),
+            ));
+            check(&buffer, "after rows added since");
+            assert_eq!(buffer.partitions.len(), TYPES as usize);
+            buffer.take_rejects();
+            buffer.forget_keys();
+            buffer.take_partitions();
+            assert_eq!(buffer.memory(), 0);
+        }
     }
 }

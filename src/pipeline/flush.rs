@@ -160,12 +160,10 @@ pub(super) fn plan(buffer: &mut Buffer, index: &KeyIndex, mode: DedupMode) -> Fl
     let mut deletes = Deletes::new();
     let mut counts = buffer.counts.clone();
     buffer.forget_keys();
-    let mut partitions = Vec::with_capacity(buffer.partitions.len());
+    let taken = buffer.take_partitions();
+    let mut partitions = Vec::with_capacity(taken.len());
     let mut late = Vec::new();
-    for (i, (partition, rows)) in std::mem::take(&mut buffer.partitions)
-        .into_iter()
-        .enumerate()
-    {
+    for (i, (partition, rows)) in taken.into_iter().enumerate() {
         let live = rows.live_slots();
         // A partition is one day: the index covers all its rows or none.
         let insert = match partition.day.is_none_or(|day| index.covers(day)) {

@@ -27,13 +27,14 @@
 //!
 //! Reading runs on one thread (`floe-reader`), as for files, and shares the
 //! file source's line splitting ([`OpenInput`]). A task lists ahead of it,
-//! counting the objects and bytes to read for the progress line.
+//! counting the objects and bytes to read for the progress line; having
+//! read every pattern, the reader logs the objects and bytes it read.
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use opendal::{ErrorKind, Operator};
@@ -213,6 +214,14 @@ impl Source for S3Source {
                         }
                     }
                 }
+                let p = &reader.progress;
+                let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+                tracing::info!(
+                    objects = load(&p.objects_done),
+                    bytes = load(&p.object_bytes_done),
+                    bytes_listed = load(&p.object_bytes_listed),
+                    "read every object of the input patterns"
+                );
             })
             .map_err(|e| StageFailure {
                 stage: STAGE,
@@ -291,6 +300,7 @@ impl ObjectReader {
                     etag: etag.to_string(),
                 }),
                 size: meta.content_length(),
+                counted_ahead: true,
             };
             matched = true;
             if !self.read_object(operator, input, &listed, FilePosition::default())? {
@@ -340,16 +350,15 @@ impl ObjectReader {
                 return Err(changed(format!("is {} now", now.unwrap_or("(none)"))));
             }
         }
+        // Its bytes are counted when its read starts (Listed::start).
         self.progress.objects_listed.fetch_add(1, Ordering::Relaxed);
-        self.progress
-            .object_bytes_listed
-            .fetch_add(meta.content_length(), Ordering::Relaxed);
         Ok(Listed {
             object: Arc::new(ObjectRef {
                 key: at.key.clone(),
                 etag: at.etag.clone(),
             }),
             size: meta.content_length(),
+            counted_ahead: false,
         })
     }
 
@@ -411,8 +420,9 @@ impl ObjectReader {
                 progress: self.progress.clone(),
             }))
         };
-        let open = if from.offset > 0 && !gzip_at_start {
-            OpenInput::positioned(info.clone(), body(from.offset)?)
+        let start = listed.start(&from, gzip_at_start, &self.progress);
+        let open = if start > 0 {
+            OpenInput::positioned(info.clone(), body(start)?)
         } else {
             OpenInput::from_reader(info.clone(), body(0)?).map_err(|source| SourceError::Io {
                 input: uri.clone(),
@@ -475,6 +485,27 @@ fn in_key_order(input: &S3Input, previous: Option<&str>, key: &str) -> Result<()
 struct Listed {
     object: Arc<ObjectRef>,
     size: u64,
+    /// Its bytes are in the progress's listed total: the lister ahead
+    /// counted them. The object a resume starts in is not listed ahead.
+    counted_ahead: bool,
+}
+
+impl Listed {
+    /// Where in its stored bytes a read from `from` starts: at the offset
+    /// of a plain object (a ranged read), at 0 for gzip (`gzip`), which is
+    /// read again from its start. An object the lister ahead did not count
+    /// adds the bytes the read takes to the listed total, so the bytes
+    /// done (counted as they arrive) meet it at the object's end, never
+    /// short of it nor past it.
+    fn start(&self, from: &FilePosition, gzip: bool, progress: &Progress) -> u64 {
+        let start = if gzip { 0 } else { from.offset };
+        if !self.counted_ahead {
+            progress
+                .object_bytes_listed
+                .fetch_add(self.size.saturating_sub(start), Ordering::Relaxed);
+        }
+        start
+    }
 }
 
 /// Starts listing `input`'s objects after `after` (every key, when `None`).

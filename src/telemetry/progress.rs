@@ -23,7 +23,9 @@ pub struct Progress {
     pub object_bytes_done: AtomicU64,
     /// `s3://` inputs: objects this run reads, as far as listed yet.
     pub objects_listed: AtomicU64,
-    /// `s3://` inputs: their bytes, as stored.
+    /// `s3://` inputs: their bytes, as stored (of the object a resume
+    /// starts in, those the run reads: all of a gzip one, the rest of a
+    /// plain one).
     pub object_bytes_listed: AtomicU64,
     /// `s3://` inputs: the listing is complete, so the totals are.
     pub listing_done: AtomicBool,

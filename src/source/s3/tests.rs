@@ -144,6 +144,79 @@ fn the_blocking_body_reads_every_part_in_order_and_counts_bytes() {
     assert_eq!(e.to_string(), "gone");
 }
 
+/// Every stored byte a run reads of an object counts once in both bytes
+/// listed and bytes done: the object a resume starts in counts its rest
+/// when plain (a ranged read) and all of it when gzip (read again from its
+/// start), and an object listed ahead is not counted twice.
+#[test]
+fn a_read_counts_in_bytes_listed_what_it_reads_as_done() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let stored: Vec<u8> = (0..100).collect();
+    let resumed_at = |offset| FilePosition {
+        offset,
+        line: 3,
+        prefix: None,
+    };
+    let cases = [
+        // (listed ahead, resumed at, gzip, start, bytes listed here)
+        (false, 40, false, 40, 60),
+        (false, 40, true, 0, 100),
+        // Past the stored size: a gzip object's offset is decompressed.
+        (false, 250, true, 0, 100),
+        (false, 100, false, 100, 0),
+        (true, 0, false, 0, 0),
+    ];
+    for (counted_ahead, offset, gzip, start, listed_here) in cases {
+        let case = format!("listed ahead {counted_ahead}, at {offset}, gzip {gzip}");
+        let progress = Arc::new(Progress::default());
+        let listed = Listed {
+            object: Arc::new(ObjectRef {
+                key: "p/a".into(),
+                etag: "\"e\"".into(),
+            }),
+            size: stored.len() as u64,
+            counted_ahead,
+        };
+        // The lister ahead's count, when it listed the object.
+        if counted_ahead {
+            progress
+                .object_bytes_listed
+                .fetch_add(100, Ordering::Relaxed);
+        }
+        let before = progress.object_bytes_listed.load(Ordering::Relaxed);
+        assert_eq!(
+            listed.start(&resumed_at(offset), gzip, &progress),
+            start,
+            "{case}"
+        );
+        let after = progress.object_bytes_listed.load(Ordering::Relaxed);
+        assert_eq!(after - before, listed_here, "{case}");
+        // The body from `start`, in two parts, counted as it is read.
+        let rest = stored[start as usize..].to_vec();
+        let parts: Vec<std::io::Result<Vec<u8>>> = vec![
+            Ok(rest[..rest.len() / 2].to_vec()),
+            Ok(rest[rest.len() / 2..].to_vec()),
+        ];
+        let mut body = BlockingRead {
+            handle: runtime.handle().clone(),
+            stream: futures::stream::iter(parts),
+            current: None,
+            at: 0,
+            progress: progress.clone(),
+        };
+        let mut read = Vec::new();
+        body.read_to_end(&mut read).unwrap();
+        assert_eq!(read.len() as u64, 100 - start, "{case}");
+        assert_eq!(
+            progress.object_bytes_done.load(Ordering::Relaxed),
+            after,
+            "{case}: bytes done and listed"
+        );
+    }
+}
+
 #[test]
 fn the_progress_line_shows_objects_and_bytes_of_those_listed() {
     let progress = Progress::default();
