@@ -121,7 +121,8 @@ pub struct Tuning {
     #[arg(long, env = "FLOE_SCHEMA_DIR")]
     pub schema_dir: Option<PathBuf>,
     /// Flush (write files and commit) when the buffered rows hold this much memory; the next
-    /// batch fills while one is written, so memory holds about two [default: 192MiB]
+    /// batch fills while one is written, into the memory it frees: the two hold at most this
+    /// much together [default: 192MiB]
     #[arg(long, env = "FLOE_FLUSH_SIZE")]
     pub flush_size: Option<String>,
     /// Flush when the oldest buffered record is this old [default: 60s]

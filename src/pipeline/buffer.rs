@@ -70,7 +70,7 @@ impl PartitionRows {
     }
 
     /// Bytes held, capacity counted; constant time.
-    fn memory(&self) -> usize {
+    pub fn memory(&self) -> usize {
         self.columns.memory() + self.dead.capacity() * 8
     }
 }

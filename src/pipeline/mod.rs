@@ -414,21 +414,27 @@ impl RunLoop<'_> {
         }
     }
 
-    /// Writes and commits `full` while the next buffer fills (up to
-    /// `flush_size`; then reading waits for the commit). What stops the
-    /// run meanwhile sets `stop`.
+    /// Writes and commits `full` while the next buffer fills into the
+    /// memory the flush frees: the two together hold at most `flush_size`
+    /// (then reading waits for the flush to free some), however long the
+    /// flush takes. What stops the run meanwhile sets `stop`.
     async fn flush_filling(&mut self, full: Buffer) -> Result<(), RunError> {
         let mut interrupted = false;
+        let held = self.tables.held.clone();
+        let ceiling = self.config.flush_size.get();
         {
             let flushing = flush(&mut self.tables, full, &mut self.report, &self.progress);
             tokio::pin!(flushing);
             loop {
+                let filling = !self.stop && !self.due;
+                let room = self.buffer.memory() + held.bytes() < ceiling;
                 tokio::select! {
                     done = &mut flushing => {
                         done?;
                         break;
                     }
-                    next = self.decoded.recv(), if !self.stop && !self.due => match next {
+                    _ = held.freed(), if filling && !room => {}
+                    next = self.decoded.recv(), if filling && room => match next {
                         Some(Ok(decoded)) => {
                             self.due = take_chunk(&mut self.buffer, decoded, &self.progress, self.config);
                         }

@@ -10,6 +10,7 @@ use iceberg::io::FileIO;
 use tokio::sync::watch;
 
 use super::RunError;
+use super::flush::Held;
 use crate::catalog::{Catalog, GlueCatalog, TableName};
 use crate::checkpoint::Checkpoint;
 use crate::config::{CatalogKind, DedupMode, RunConfig, StoreConfig, Warehouse};
@@ -68,6 +69,8 @@ pub(super) struct Tables {
     pub probe: ProbeCache,
     /// What a duplicate does.
     pub dedup_mode: DedupMode,
+    /// Memory the running flush still holds of its batch.
+    pub held: Arc<Held>,
     /// The events table's checkpoint after each commit (the Kinesis
     /// consumer starts a closed shard's children once its end is committed).
     pub committed: watch::Sender<Checkpoint>,
@@ -130,6 +133,7 @@ impl Tables {
             index,
             probe: ProbeCache::new(cache_budget(config.index_memory.get())),
             dedup_mode: config.dedup_mode,
+            held: Arc::default(),
             committed: watch::Sender::new(events.table.checkpoint()?),
             expiry: config.expire_every.map(|every| Expiry {
                 every,

@@ -266,6 +266,58 @@ async fn a_source_read_to_its_end_is_committed_exactly() {
     assert_eq!((report.event_snapshots, report.rejected_snapshots), (1, 1));
 }
 
+/// Batches far larger than `flush_size`, many flushes: while one is
+/// written the next fills only into the memory it frees, and every record
+/// still lands once, with the checkpoint at the end.
+#[tokio::test(start_paused = true)]
+async fn batches_over_the_flush_size_fill_as_flushes_free_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RunSettings {
+        input: Some(vec!["(the fake)".into()]),
+        warehouse: Some(dir.path().to_path_buf()),
+        tuning: Tuning {
+            flush_interval: Some("60s".into()),
+            flush_size: Some("4KiB".into()),
+            decode_threads: Some(2),
+            expire_every: Some("off".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    // 120 events, every fifth one sent again identical, three per chunk.
+    let mut lines = Vec::new();
+    for id in 1..=120 {
+        lines.push(event(id, id * 10));
+        if id % 5 == 0 {
+            lines.push(event(id, id * 10));
+        }
+    }
+    let mut fake = Fake::new(&lines, 3, Then::End);
+    fake.on_task = true;
+    let (_stop, shutdown) = watch::channel(false);
+    let report = run_fake(&config, fake, shutdown).await.unwrap();
+
+    let (events, checkpoint) = read_back(&config, &config.table, "event_uuid").await;
+    assert_eq!(events, uuids(&(1..=120).collect::<Vec<_>>()));
+    assert_eq!(checkpoint.get(KEY), Some(&end_of(&lines)));
+    let counts = &report.counts;
+    assert_eq!(
+        (
+            counts.records_read,
+            counts.rows_written,
+            counts.duplicates_identical
+        ),
+        (144, 120, 24)
+    );
+    assert!(
+        report.event_snapshots >= 10,
+        "a flush for every few chunks, not {}",
+        report.event_snapshots
+    );
+}
+
 /// A source that sends three records and then nothing: the flush interval
 /// commits them without more input; a shutdown then ends the run.
 #[tokio::test(start_paused = true)]
