@@ -103,21 +103,29 @@ fn an_object_chunk_carries_the_objects_positions() {
     );
 }
 
+/// A body that hands out `parts` in order, counting into `progress`.
+fn body_of(
+    runtime: &tokio::runtime::Runtime,
+    parts: Vec<Vec<u8>>,
+    progress: &Arc<Progress>,
+) -> BlockingRead<impl futures::Stream<Item = std::io::Result<Vec<u8>>> + Unpin + use<>, Vec<u8>> {
+    BlockingRead {
+        handle: runtime.handle().clone(),
+        stream: futures::stream::iter(parts.into_iter().map(Ok)),
+        current: None,
+        at: 0,
+        progress: progress.clone(),
+    }
+}
+
 #[test]
 fn the_blocking_body_reads_every_part_in_order_and_counts_bytes() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let parts: Vec<std::io::Result<Vec<u8>>> =
-        vec![Ok(b"ab".to_vec()), Ok(Vec::new()), Ok(b"cde\n".to_vec())];
+    let parts = vec![b"ab".to_vec(), Vec::new(), b"cde\n".to_vec()];
     let progress = Arc::new(Progress::default());
-    let mut body = BlockingRead {
-        handle: runtime.handle().clone(),
-        stream: futures::stream::iter(parts),
-        current: None,
-        at: 0,
-        progress: progress.clone(),
-    };
+    let mut body = body_of(&runtime, parts, &progress);
     let mut out = Vec::new();
     let mut small = [0u8; 3];
     loop {
@@ -195,17 +203,11 @@ fn a_read_counts_in_bytes_listed_what_it_reads_as_done() {
         assert_eq!(after - before, listed_here, "{case}");
         // The body from `start`, in two parts, counted as it is read.
         let rest = stored[start as usize..].to_vec();
-        let parts: Vec<std::io::Result<Vec<u8>>> = vec![
-            Ok(rest[..rest.len() / 2].to_vec()),
-            Ok(rest[rest.len() / 2..].to_vec()),
+        let parts = vec![
+            rest[..rest.len() / 2].to_vec(),
+            rest[rest.len() / 2..].to_vec(),
         ];
-        let mut body = BlockingRead {
-            handle: runtime.handle().clone(),
-            stream: futures::stream::iter(parts),
-            current: None,
-            at: 0,
-            progress: progress.clone(),
-        };
+        let mut body = body_of(&runtime, parts, &progress);
         let mut read = Vec::new();
         body.read_to_end(&mut read).unwrap();
         assert_eq!(read.len() as u64, 100 - start, "{case}");
