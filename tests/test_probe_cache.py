@@ -167,3 +167,44 @@ def test_a_late_duplicate_is_found_whatever_changed_the_table_between_flushes(ch
     assert all(p["reloaded"] is False for p in probes[1:]), probes
     assert sum(p["snapshots_applied"] for p in probes) >= 3, probes
     assert sum(p["files_read"] for p in probes) > 0, probes
+
+
+def test_a_bulk_of_late_duplicates_reads_each_late_file_once(tmp_path, tmp_warehouse):
+    # Thousands of late duplicates in one flush, and a cache with no room for
+    # a file's keys (a 2 KiB index keeps 512 bytes of cache): each late file
+    # is read once for all the keys its bounds hold, not asked through its
+    # bloom filter key by key (with a hundred keys or more, a filter at 1%
+    # false positives says "maybe" anyway, and keys the cache cannot keep
+    # were read again for the next key). Every duplicate is still found.
+    late = valid_lines(floe.generate(tmp_path / "late.jsonl", 6_000, seed=191, **QUIET, **LATE))
+    fresh = valid_lines(floe.generate(tmp_path / "fresh.jsonl", 500, seed=192, **QUIET, **LATE))
+    wh = str(tmp_warehouse.root)
+    floe.run("run", "--input", str(write(tmp_path / "a.jsonl", late)), "--warehouse", wh)
+    files = len(list((tmp_warehouse.root / "analytics" / "events" / "data").rglob("*.parquet")))
+    # Every event type of the day has more than a hundred events (one file each).
+    assert files >= 10
+    batch = [changed(line) for line in late[:3_000]] + late[3_000:] + fresh
+    random.Random(191).shuffle(batch)
+    r = floe.run(
+        "run", "--input", str(write(tmp_path / "b.jsonl", batch)), "--warehouse", wh,
+        "--index-memory", "2KiB", "--flush-interval", "1h", "--log-format", "json",
+        FLOE_LOG="floe=info",
+    )
+
+    assert floe.summary_value(r.stdout, "rows deleted") == 3_000
+    assert floe.summary_value(r.stdout, "identical") == 3_000
+    want = latest_bodies(late + batch)
+    got = by_key(pyiceberg_rows(tmp_warehouse, EVENTS))  # raises on a second live row
+    assert {k: body(as_model_row(row)) for k, row in got.items()} == want
+    assert duckdb_query(tmp_warehouse, EVENTS, "SELECT count(*) AS n, count(DISTINCT event_uuid) AS k FROM t") == [
+        {"n": 6_500, "k": 6_500}
+    ]
+    probes = [
+        json.loads(line)["fields"]
+        for line in r.stderr.splitlines()
+        if "probed the table for events older than the dedup window" in line
+    ]
+    assert len(probes) == 1, probes
+    probe = probes[0]
+    assert (probe["lookups"], probe["index_hits"]) == (6_500, 0), probe
+    assert (probe["files_read"], probe["bloom_checks"], probe["blooms_read"]) == (files, 0, 0), probe

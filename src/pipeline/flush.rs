@@ -26,6 +26,7 @@ use crate::config::DedupMode;
 use crate::event::{RecordPosition, rejected_batch};
 use crate::failpoint::{self, FailPoint};
 use crate::table::index::KeyIndex;
+use crate::table::probe::Lookup;
 use crate::table::summary::QualityCounts;
 use crate::table::writer::Partition;
 use crate::table::{Change, TableError};
@@ -263,26 +264,45 @@ async fn probe_late(plan: &mut FlushPlan, tables: &mut Tables) -> Result<(), Run
         .probe
         .probe(&tables.store, &tables.events.table, index)
         .await?;
-    for (i, slot) in std::mem::take(&mut plan.late) {
-        let planned = &mut plan.partitions[i];
-        let (columns, s) = (&planned.rows.columns, slot as usize);
-        let (key, hash) = (columns.key(s), columns.content_hash(s));
-        let keep = if index.get(key).is_some() {
-            probe.stats.index_hits += 1;
-            upsert_against_index(index, mode, key, hash, &mut plan.deletes, &mut plan.counts)
-        } else {
-            let live = probe
-                .find(
-                    &planned.partition,
-                    columns.event_uuid(s),
-                    key,
-                    columns.created_micros(s),
-                )
-                .await?;
-            upsert_against_table(live, mode, hash, &mut plan.deletes, &mut plan.counts)
-        };
-        if keep {
-            planned.insert.push(slot);
+    // Late rows come partition by partition: each partition's rows the
+    // index lacks are looked up in the table at once.
+    let late = std::mem::take(&mut plan.late);
+    for group in late.chunk_by(|a, b| a.0 == b.0) {
+        let planned = &mut plan.partitions[group[0].0];
+        let columns = &planned.rows.columns;
+        let asked: Vec<bool> = group
+            .iter()
+            .map(|&(_, s)| index.get(columns.key(s as usize)).is_none())
+            .collect();
+        let lookups: Vec<Lookup> = group
+            .iter()
+            .zip(&asked)
+            .filter(|(_, asked)| **asked)
+            .map(|(&(_, s), _)| Lookup {
+                event_uuid: columns.event_uuid(s as usize),
+                key: columns.key(s as usize),
+                created_micros: columns.created_micros(s as usize),
+            })
+            .collect();
+        let mut answers = probe
+            .find_many(&planned.partition, &lookups)
+            .await?
+            .into_iter();
+        for (&(_, slot), asked) in group.iter().zip(asked) {
+            let (key, hash) = (
+                columns.key(slot as usize),
+                columns.content_hash(slot as usize),
+            );
+            let keep = if asked {
+                let live = answers.next().flatten();
+                upsert_against_table(live, mode, hash, &mut plan.deletes, &mut plan.counts)
+            } else {
+                probe.stats.index_hits += 1;
+                upsert_against_index(index, mode, key, hash, &mut plan.deletes, &mut plan.counts)
+            };
+            if keep {
+                planned.insert.push(slot);
+            }
         }
     }
     let stats = probe.stats;

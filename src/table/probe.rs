@@ -7,8 +7,12 @@
 //! index holds are skipped (the caller asked the index first). Of the
 //! others, the Parquet bloom filter on `event_uuid` (read by range: the
 //! footer and the filters, not the file) rules out nearly all; only a file
-//! whose filter says "maybe" has its key columns read. Position deletes of
-//! the partition are applied, so only live rows match.
+//! whose filter says "maybe" has its key columns read. A flush's late keys
+//! of a partition are looked up together, so each file is read at most once
+//! for all of them; one whose bounds hold many of them, with no room in the
+//! cache for its keys, is read without asking its filter (a bulk backfill
+//! with a small index). Position deletes of the partition are applied, so
+//! only live rows match.
 //!
 //! What it reads is kept across flushes in a [`ProbeCache`], for one
 //! snapshot of the table at a time. When the table moves on (this writer's
@@ -52,6 +56,23 @@ const MAX_SNAPSHOTS_APPLIED: usize = 64;
 /// hash-table slack).
 const BYTES_PER_CACHED_KEY: usize = (std::mem::size_of::<(u128, (i64, i64))>() + 1) * 4 / 3;
 
+/// Keys looked up in one file's bounds at or past which the file is read
+/// for all of them, rather than asked through its bloom filter, when the
+/// cache has no room for its keys: at 1% false positives, a hundred keys
+/// make a "maybe" likely anyway.
+const READ_WHOLE_AT: usize = 100;
+
+/// A key the probe looks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    /// Its `event_uuid`.
+    pub event_uuid: &'a str,
+    /// Its [`event_key`](crate::contract::event_key).
+    pub key: u128,
+    /// Its row's `created_datetime` (microseconds).
+    pub created_micros: i64,
+}
+
 /// A live row found in the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
@@ -71,6 +92,8 @@ struct Candidate {
     path: String,
     /// File size (the footer is read from its end).
     size: u64,
+    /// Rows in the file.
+    rows: u64,
     lower: i64,
     upper: i64,
 }
@@ -115,6 +138,7 @@ fn candidate(file: &DataFile) -> Candidate {
     Candidate {
         path: file.file_path().to_string(),
         size: file.file_size_in_bytes(),
+        rows: file.record_count(),
         lower: bound_micros(file.lower_bounds().get(&CREATED_DATETIME_ID)).unwrap_or(i64::MIN),
         upper: bound_micros(file.upper_bounds().get(&CREATED_DATETIME_ID)).unwrap_or(i64::MAX),
     }
@@ -325,6 +349,12 @@ impl ProbeCache {
         self.bytes = self.order.iter().map(|(_, _, b)| b).sum();
     }
 
+    /// Whether the keys of a file of `rows` rows fit in the budget beside
+    /// what is cached.
+    fn has_room(&self, rows: u64) -> bool {
+        self.bytes + rows as usize * BYTES_PER_CACHED_KEY <= self.budget
+    }
+
     /// Counts a new filter or key entry, and evicts the oldest past the budget.
     fn admit(&mut self, path: &str, is_keys: bool, bytes: usize) {
         self.order.push_back((path.to_string(), is_keys, bytes));
@@ -413,17 +443,22 @@ pub struct Probe<'a> {
 }
 
 impl Probe<'_> {
-    /// The live row of `event_uuid` (whose [`event_key`](crate::contract::event_key)
-    /// is `key`) in `partition` around `created_micros`, for a key the key
-    /// index does not hold.
-    pub async fn find(
+    /// The live rows of `lookups`, keys of one partition the key index does
+    /// not hold: the answer's `i`th entry is `lookups[i]`'s.
+    ///
+    /// A file that few of the keys may be in (by its time bounds) is asked
+    /// through its bloom filter first, and its key columns are read, and
+    /// cached, only on a "maybe". A file that many may be in, with no room
+    /// in the cache for its keys, is read once for all of them instead:
+    /// with hundreds of keys, a filter with 1% false positives says "maybe"
+    /// anyway, and keys the cache cannot keep would be read again for the
+    /// next key (a bulk backfill with a small index).
+    pub async fn find_many(
         &mut self,
         partition: &Partition,
-        event_uuid: &str,
-        key: u128,
-        created_micros: i64,
-    ) -> Result<Option<Found>, TableError> {
-        self.stats.lookups += 1;
+        lookups: &[Lookup<'_>],
+    ) -> Result<Vec<Option<Found>>, TableError> {
+        self.stats.lookups += lookups.len() as u64;
         if !self.open.contains_key(partition) {
             // The partition's files, split once per probe into those the
             // index holds completely and the others.
@@ -438,72 +473,127 @@ impl Probe<'_> {
             self.open.insert(partition.clone(), split);
         }
         let (complete, open) = &self.open[partition];
-        let contains = |lower: i64, upper: i64| lower <= created_micros && created_micros <= upper;
-        self.stats.skipped_complete +=
-            complete.iter().filter(|(l, u)| contains(*l, *u)).count() as u64;
-        let candidates: Vec<(String, u64)> = open
-            .iter()
-            .filter(|f| contains(f.lower, f.upper))
-            .map(|f| (f.path.clone(), f.size))
-            .collect();
-        let mut found = None;
-        for (path, size) in candidates {
-            let keys = match self.cache.keys.get(&path) {
+        for lookup in lookups {
+            self.stats.skipped_complete += complete
+                .iter()
+                .filter(|(l, u)| (*l..=*u).contains(&lookup.created_micros))
+                .count() as u64;
+        }
+        let open = open.clone();
+        let mut found = vec![None; lookups.len()];
+        for file in open {
+            // The keys whose time the file's bounds contain.
+            let mine: Vec<usize> = (0..lookups.len())
+                .filter(|&i| (file.lower..=file.upper).contains(&lookups[i].created_micros))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let keys = match self.cache.keys.get(&file.path) {
                 Some(keys) => keys.clone(),
+                None if mine.len() >= READ_WHOLE_AT && !self.cache.has_room(file.rows) => {
+                    self.read_for(partition, &file.path, lookups, &mine, &mut found)
+                        .await?;
+                    continue;
+                }
                 None => {
-                    self.stats.bloom_checks += 1;
-                    let blooms = match self.cache.blooms.get(&path) {
-                        Some(blooms) => blooms.clone(),
-                        None => {
-                            self.stats.blooms_read += 1;
-                            let blooms = Arc::new(load_blooms(self.store, &path, size).await?);
-                            let bytes = blooms
-                                .iter()
-                                .flatten()
-                                .map(|f| f.num_blocks() * 32)
-                                .sum::<usize>()
-                                + path.len();
-                            self.cache.blooms.insert(path.clone(), blooms.clone());
-                            self.cache.admit(&path, false, bytes);
-                            blooms
-                        }
-                    };
-                    let may_contain = match &*blooms {
-                        Some(filters) => filters.iter().any(|f| f.check(event_uuid)),
+                    self.stats.bloom_checks += mine.len() as u64;
+                    let blooms = self.blooms(&file).await?;
+                    let may_contain = |i: &usize| match &*blooms {
+                        Some(filters) => filters.iter().any(|f| f.check(lookups[*i].event_uuid)),
                         None => true,
                     };
-                    if !may_contain {
+                    if !mine.iter().any(may_contain) {
                         continue;
                     }
-                    self.load_keys(partition, &path).await?
+                    self.load_keys(partition, &file.path).await?
                 }
             };
-            if let Some(&(pos, hash)) = keys.get(&key) {
-                // Files are not ordered here; a key lives in one file at most.
-                found = Some(Found {
-                    path: path.clone(),
-                    partition: partition.clone(),
-                    pos,
-                    hash,
-                });
+            for &i in &mine {
+                if let Some(&(pos, hash)) = keys.get(&lookups[i].key) {
+                    // Files are not ordered here; a key lives in one file at most.
+                    found[i] = Some(Found {
+                        path: file.path.clone(),
+                        partition: partition.clone(),
+                        pos,
+                        hash,
+                    });
+                }
             }
         }
         Ok(found)
     }
 
-    async fn load_keys(&mut self, partition: &Partition, path: &str) -> Result<Keys, TableError> {
+    /// The bloom filters of `file`, from the cache or read (and cached).
+    async fn blooms(&mut self, file: &Candidate) -> Result<Blooms, TableError> {
+        if let Some(blooms) = self.cache.blooms.get(&file.path) {
+            return Ok(blooms.clone());
+        }
+        self.stats.blooms_read += 1;
+        let blooms = Arc::new(load_blooms(self.store, &file.path, file.size).await?);
+        let bytes = blooms
+            .iter()
+            .flatten()
+            .map(|f| f.num_blocks() * 32)
+            .sum::<usize>()
+            + file.path.len();
+        self.cache.blooms.insert(file.path.clone(), blooms.clone());
+        self.cache.admit(&file.path, false, bytes);
+        Ok(blooms)
+    }
+
+    /// Reads the keys of `path` once and answers `lookups[i]` for each `i`
+    /// of `mine` from them, keeping nothing.
+    async fn read_for(
+        &mut self,
+        partition: &Partition,
+        path: &str,
+        lookups: &[Lookup<'_>],
+        mine: &[usize],
+        found: &mut [Option<Found>],
+    ) -> Result<(), TableError> {
         self.stats.files_read += 1;
+        let gone = self.deleted_in(partition, path).await?;
+        let wanted: Map<u128, usize> = mine.iter().map(|&i| (lookups[i].key, i)).collect();
+        read_keys(self.store, path, |pos, key, hash| {
+            if let Some(&i) = wanted.get(&key)
+                && !gone.contains(&i64::from(pos))
+            {
+                found[i] = Some(Found {
+                    path: path.to_string(),
+                    partition: partition.clone(),
+                    pos: i64::from(pos),
+                    hash,
+                });
+            }
+        })
+        .await
+    }
+
+    /// Row positions of `path` that position deletes removed (reading the
+    /// partition's delete files not read yet).
+    async fn deleted_in(
+        &mut self,
+        partition: &Partition,
+        path: &str,
+    ) -> Result<HashSet<i64>, TableError> {
         let cache = &mut *self.cache;
         if let Some(delete_files) = cache.delete_files.remove(partition) {
             for delete_file in delete_files {
                 read_position_deletes(self.store, &delete_file, &mut cache.deleted).await?;
             }
         }
-        let gone: HashSet<i64> = cache
+        Ok(cache
             .deleted
             .get(path)
             .map(|d| d.iter().copied().collect())
-            .unwrap_or_default();
+            .unwrap_or_default())
+    }
+
+    async fn load_keys(&mut self, partition: &Partition, path: &str) -> Result<Keys, TableError> {
+        self.stats.files_read += 1;
+        let gone = self.deleted_in(partition, path).await?;
+        let cache = &mut *self.cache;
         let mut keys = Map::default();
         read_keys(self.store, path, |pos, key, hash| {
             if !gone.contains(&i64::from(pos)) {
@@ -567,6 +657,7 @@ mod tests {
         Candidate {
             path: path.into(),
             size: 100,
+            rows: 10,
             lower,
             upper,
         }
