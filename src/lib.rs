@@ -87,6 +87,7 @@
 //!    ordering the shutdown): `pipeline::tables` (the two tables),
 //!    `pipeline::decode` (the CPU-parallel decoder stage), `pipeline::buffer` (a
 //!    batch, deduplicated), `pipeline::flush` (plan, write, commit),
+//!    `pipeline::held` (the memory a flush still holds of its batch),
 //!    `pipeline::upsert` (the upsert decision and rebase) and
 //!    `pipeline::shared` (what changes under leases).
 //! 8. [`report`]: run summaries and table descriptions.

@@ -31,6 +31,7 @@
 mod buffer;
 mod decode;
 mod flush;
+mod held;
 mod shared;
 mod tables;
 mod upsert;

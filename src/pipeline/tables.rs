@@ -10,7 +10,7 @@ use iceberg::io::FileIO;
 use tokio::sync::watch;
 
 use super::RunError;
-use super::flush::Held;
+use super::held::Held;
 use crate::catalog::{Catalog, GlueCatalog, TableName};
 use crate::checkpoint::Checkpoint;
 use crate::config::{CatalogKind, DedupMode, RunConfig, StoreConfig, Warehouse};
