@@ -386,7 +386,6 @@ impl ProbeCache {
             cache: self,
             store,
             complete: index.complete_files(),
-            open: HashMap::new(),
             stats,
         })
     }
@@ -425,19 +424,12 @@ fn snapshots_after(table: &LoadedTable, at: (uuid::Uuid, Option<i64>)) -> Option
     }
 }
 
-/// A partition's files: the bounds of those the key index holds
-/// completely, and the others.
-type Split = (Vec<(i64, i64)>, Vec<Candidate>);
-
 /// One flush's lookups against the cache's snapshot.
 pub struct Probe<'a> {
     cache: &'a mut ProbeCache,
     store: &'a TableStore,
     /// Files whose every live key the key index holds.
     complete: HashSet<&'a str>,
-    /// Per partition probed: the bounds of its complete files, and its
-    /// other files.
-    open: HashMap<Partition, Split>,
     /// What this probe cost.
     pub stats: ProbeStats,
 }
@@ -459,27 +451,19 @@ impl Probe<'_> {
         lookups: &[Lookup<'_>],
     ) -> Result<Vec<Option<Found>>, TableError> {
         self.stats.lookups += lookups.len() as u64;
-        if !self.open.contains_key(partition) {
-            // The partition's files, split once per probe into those the
-            // index holds completely and the others.
-            let mut split = (Vec::new(), Vec::new());
-            for f in self.cache.files.get(partition).into_iter().flatten() {
-                if self.complete.contains(f.path.as_str()) {
-                    split.0.push((f.lower, f.upper));
-                } else {
-                    split.1.push(f.clone());
-                }
+        // The partition's files the key index does not hold completely (the
+        // others are skipped); copied, as reading them updates the cache.
+        let mut open = Vec::new();
+        for f in self.cache.files.get(partition).into_iter().flatten() {
+            if self.complete.contains(f.path.as_str()) {
+                self.stats.skipped_complete += lookups
+                    .iter()
+                    .filter(|l| (f.lower..=f.upper).contains(&l.created_micros))
+                    .count() as u64;
+            } else {
+                open.push(f.clone());
             }
-            self.open.insert(partition.clone(), split);
         }
-        let (complete, open) = &self.open[partition];
-        for lookup in lookups {
-            self.stats.skipped_complete += complete
-                .iter()
-                .filter(|(l, u)| (*l..=*u).contains(&lookup.created_micros))
-                .count() as u64;
-        }
-        let open = open.clone();
         let mut found = vec![None; lookups.len()];
         for file in open {
             // The keys whose time the file's bounds contain.
