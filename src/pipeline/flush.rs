@@ -309,10 +309,13 @@ async fn write(
         mut insert,
     } in partitions
     {
+        let bytes = rows.memory();
         if insert.is_empty() {
+            // Nothing to write (all duplicates): its rows go now.
+            drop(rows);
+            tables.held.release(bytes);
             continue;
         }
-        let bytes = rows.memory();
         let columns = rows.columns;
         rows_written += insert.len() as u64;
         newest_micros = insert
