@@ -115,6 +115,19 @@ fn progress_line(p: &Progress, elapsed: Duration) -> String {
     )
 }
 
+/// `1234567` -> `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// For `s3://` inputs: `, objects 1,204/5,310 (listing...), 1.2/4.5 GiB`
 /// (objects read and bytes as stored, of those listed so far); empty when
 /// no object was listed.
@@ -124,22 +137,10 @@ pub fn objects_progress(p: &Progress) -> String {
         return String::new();
     }
     let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
-    // Digits in groups of three (what `report::thousands` does, a layer up).
-    let grouped = |n: u64| {
-        let digits = n.to_string();
-        let mut out = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
-    };
     format!(
         ", objects {}/{}{}, {:.2}/{:.2} GiB",
-        grouped(p.objects_done.load(Ordering::Relaxed)),
-        grouped(listed),
+        thousands(p.objects_done.load(Ordering::Relaxed)),
+        thousands(listed),
         if p.listing_done.load(Ordering::Relaxed) {
             ""
         } else {
