@@ -355,7 +355,6 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema};
 
     use super::*;
-    use crate::event::{DecodeLimits, decode};
 
     fn field(name: &str, id: i32, data_type: DataType) -> Field {
         Field::new(name, data_type, true).with_metadata(HashMap::from([(
@@ -365,15 +364,7 @@ mod tests {
     }
 
     fn event(uuid: &str, name: &str, extra: &str) -> Event {
-        let text = format!(
-            r#"{{"event_uuid":"{uuid}","event_name":"{name}","created_at":1780000000{extra}}}"#
-        );
-        let limits = DecodeLimits {
-            max_record_size: 4 << 20,
-            now_seconds: 1_790_000_000.0,
-            ..Default::default()
-        };
-        decode(text.as_bytes(), &limits).unwrap()
+        crate::event::test_event(uuid, name, 1_780_000_000.0, extra)
     }
 
     fn strings(batch: &RecordBatch, i: usize) -> Vec<Option<String>> {

@@ -273,19 +273,11 @@ impl Buffer {
 mod tests {
     use super::*;
     use crate::checkpoint::FilePosition;
-    use crate::event::{DecodeLimits, Origin, RecordPosition, decode};
+    use crate::event::{Origin, RecordPosition};
 
     fn row(uuid: &str, name: &str, created: f64, extra: &str, line: u64) -> Row {
-        let text = format!(
-            r#"{{"event_uuid":"{uuid}","event_name":"{name}","created_at":{created}{extra}}}"#
-        );
-        let limits = DecodeLimits {
-            max_record_size: 1 << 20,
-            now_seconds: 1_790_000_000.0,
-            ..Default::default()
-        };
         Row {
-            event: decode(text.as_bytes(), &limits).unwrap(),
+            event: crate::event::test_event(uuid, name, created, extra),
             origin: Origin {
                 source: Arc::from("t"),
                 position: RecordPosition::Line {
