@@ -78,7 +78,9 @@
 //!    - `source::kinesis`: a Kinesis data stream: `source::kinesis::coordinator`
 //!      (shards, resharding; `source::kinesis::coordinator::sharing` under
 //!      leases), `source::kinesis::shard_state` (its decisions, pure),
-//!      `source::kinesis::reader` (one shard), and `source::kpl` (KPL aggregates).
+//!      `source::kinesis::reader` (one shard), `source::kinesis::answer` (the
+//!      records of its `GetRecords` answers, read without the SDK's per-record
+//!      parse), and `source::kpl` (KPL aggregates).
 //!    - `source::lease`: several tasks sharing the shards: `source::lease::table`
 //!      (DynamoDB), `source::lease::keeper` (heartbeats and renewals),
 //!      `source::lease::balance` (the balancing rule, pure) and

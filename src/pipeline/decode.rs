@@ -155,7 +155,7 @@ pub fn decode_shard_batch(
     let mut out = Decoded {
         commit_soon: batch.end.end || batch.handoff,
         rows: Vec::with_capacity(batch.records.len()),
-        bytes: batch.records.iter().map(|r| r.data.len() as u64).sum(),
+        bytes: batch.data.len() as u64,
         ..Decoded::empty(
             batch.source.clone(),
             SourcePosition::Shard(batch.start),
@@ -174,9 +174,9 @@ pub fn decode_shard_batch(
             ingested_micros,
         };
         // A plain record is its own single part: no allocation for it.
-        let whole = &record.data[..];
+        let whole = &batch.data[record.data.clone()];
         let user_records;
-        let parts: &[&[u8]] = match kpl::deaggregate(&record.data) {
+        let parts: &[&[u8]] = match kpl::deaggregate(whole) {
             Ok(None) => std::slice::from_ref(&whole),
             Ok(Some(records)) => {
                 user_records = records;
@@ -187,7 +187,7 @@ pub fn decode_shard_batch(
                 out.rejects.push(RejectedRecord {
                     reason: RejectReason::BadAggregate,
                     message,
-                    raw: record.data[..record.data.len().min(MAX_RAW_KEPT)].to_vec(),
+                    raw: whole[..whole.len().min(MAX_RAW_KEPT)].to_vec(),
                     origin: origin(None),
                 });
                 continue;
@@ -372,27 +372,34 @@ mod tests {
             lease: None,
             checkpointed: true,
         });
-        let record = |seq: &str, data: &str| ShardRecord {
-            seq: Arc::from(seq),
-            data: data.as_bytes().to_vec(),
-        };
         let at = |seq: &str, end| ShardPosition {
             seq: Some(seq.into()),
             end,
         };
+        let mut data = Vec::new();
+        let mut record = |seq: &str, text: &str| {
+            let start = data.len();
+            data.extend_from_slice(text.as_bytes());
+            ShardRecord {
+                seq: Arc::from(seq),
+                data: start..data.len(),
+            }
+        };
+        let records = vec![
+            record(
+                "7",
+                r#"{"event_uuid":"a","event_name":"x:y","created_at":1780000000}"#,
+            ),
+            record(
+                "9",
+                "{\"event_uuid\":\"b\",\"event_name\":\"x\",\"created_at\":1780000000}\nnope\n",
+            ),
+            record("12", " \n"),
+        ];
         let batch = ShardBatch {
             source,
-            records: vec![
-                record(
-                    "7",
-                    r#"{"event_uuid":"a","event_name":"x:y","created_at":1780000000}"#,
-                ),
-                record(
-                    "9",
-                    "{\"event_uuid\":\"b\",\"event_name\":\"x\",\"created_at\":1780000000}\nnope\n",
-                ),
-                record("12", " \n"),
-            ],
+            records,
+            data,
             start: at("5", false),
             end: at("12", true),
             handoff: false,

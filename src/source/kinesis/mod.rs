@@ -21,6 +21,7 @@
 //! after the lease was taken; a child waits until the table shows its
 //! parents ended, whichever task committed them. See [`crate::source::lease`].
 
+mod answer;
 mod coordinator;
 mod reader;
 mod shard_state;
@@ -58,6 +59,8 @@ pub struct ShardBatch {
     pub source: Arc<SourceInfo>,
     /// The records, in shard order.
     pub records: Vec<ShardRecord>,
+    /// The records' data, one after the other.
+    pub data: Vec<u8>,
     /// Position before the first record.
     pub start: ShardPosition,
     /// Position after the last record (`end`: the shard is closed and read
@@ -69,12 +72,12 @@ pub struct ShardBatch {
 }
 
 /// One Kinesis record.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct ShardRecord {
     /// Its sequence number.
     pub seq: Arc<str>,
-    /// Its data blob.
-    pub data: Vec<u8>,
+    /// Where its data blob is in its batch's `data`.
+    pub data: std::ops::Range<usize>,
 }
 
 /// The stream, by name or ARN.

@@ -10,9 +10,9 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::answer::{Page, Taken};
 use super::{
-    CALLS_PER_SECOND, Failure, IDLE_POLL, RECORDS_PER_CALL, ShardBatch, ShardRecord, Stream,
-    backoff, classify,
+    CALLS_PER_SECOND, Failure, IDLE_POLL, RECORDS_PER_CALL, ShardBatch, Stream, backoff, classify,
 };
 use crate::checkpoint::ShardPosition;
 use crate::source::{SourceChunk, SourceError, SourceInfo};
@@ -90,6 +90,7 @@ impl ShardReader {
                 let marker = ShardBatch {
                     source: self.source.clone(),
                     records: Vec::new(),
+                    data: Vec::new(),
                     start: position.clone(),
                     end: position.clone(),
                     handoff: true,
@@ -99,11 +100,14 @@ impl ShardReader {
                 return Ok(Some(position));
             }
             last_call = Some(Instant::now());
+            let taken = Taken::default();
             let answer = self
                 .client
                 .get_records()
                 .shard_iterator(&iterator)
                 .limit(RECORDS_PER_CALL)
+                .customize()
+                .interceptor(taken.interceptor())
                 .send()
                 .await;
             let out = match answer {
@@ -143,14 +147,8 @@ impl ShardReader {
                 .iter()
                 .map(|c| c.shard_id().to_string())
                 .collect();
-            let records: Vec<ShardRecord> = out
-                .records
-                .into_iter()
-                .map(|r| ShardRecord {
-                    seq: Arc::from(r.sequence_number),
-                    data: r.data.into_inner(),
-                })
-                .collect();
+            let Page { records, data } =
+                taken.take().unwrap_or_else(|| Page::from_sdk(out.records));
             let read = records.len() as u64;
             if !records.is_empty() || next.is_none() {
                 let end = ShardPosition {
@@ -163,6 +161,7 @@ impl ShardReader {
                 let batch = ShardBatch {
                     source: self.source.clone(),
                     records,
+                    data,
                     start: position.clone(),
                     end: end.clone(),
                     handoff: false,

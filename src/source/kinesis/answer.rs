@@ -1,0 +1,301 @@
+//! `GetRecords` answers whose records Floe reads itself.
+//!
+//! The SDK reads an answer of up to 10,000 records by copying the whole body
+//! into one buffer, then building a `Record` per record: a sequence number,
+//! partition key and arrival time of its own, and the data decoded from
+//! base64 into an allocation of its own. Per event, that was most of what a
+//! stream cost over a file.
+//!
+//! So the call still goes through the SDK client (endpoint, signing,
+//! timeouts, errors), but an interceptor on it ([`Taken::interceptor`])
+//! takes a successful answer's body as it arrives, decodes every record's
+//! data into one buffer ([`Page`]) and hands the SDK the same answer without
+//! its records (`"Records": []`): the SDK still reads the next shard
+//! iterator, `MillisBehindLatest` and the child shards. An answer Floe cannot
+//! read this way goes to the SDK as it came, and its records are then taken
+//! from the SDK's output ([`Page::from_sdk`]).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use aws_sdk_kinesis::types::Record;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::ShardRecord;
+
+/// The most of an answer's announced length reserved up front: Kinesis
+/// answers hold at most 10 MiB of data (about 14 MB as base64).
+const MAX_RESERVED: usize = 16 << 20;
+
+/// The records of one answer, in shard order, their data one after the
+/// other in one buffer.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Page {
+    pub(super) records: Vec<ShardRecord>,
+    pub(super) data: Vec<u8>,
+}
+
+impl Page {
+    /// The records of an answer the SDK read.
+    pub(super) fn from_sdk(records: Vec<Record>) -> Self {
+        let mut page = Page {
+            records: Vec::with_capacity(records.len()),
+            data: Vec::with_capacity(records.iter().map(|r| r.data.as_ref().len()).sum()),
+        };
+        for record in records {
+            let start = page.data.len();
+            page.data.extend_from_slice(record.data.as_ref());
+            page.records.push(ShardRecord {
+                seq: Arc::from(record.sequence_number),
+                data: start..page.data.len(),
+            });
+        }
+        page
+    }
+}
+
+/// Where the interceptor of one call leaves the records it took.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Taken(Arc<Mutex<Option<Page>>>);
+
+impl Taken {
+    /// The interceptor for one `GetRecords` call.
+    pub(super) fn interceptor(&self) -> TakeRecords {
+        TakeRecords(self.clone())
+    }
+
+    /// The records taken from the call's answer, if it was read here.
+    pub(super) fn take(&self) -> Option<Page> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Takes the records out of a successful `GetRecords` answer (see the
+/// module's documentation).
+#[derive(Debug)]
+pub(super) struct TakeRecords(Taken);
+
+impl Intercept for TakeRecords {
+    fn name(&self) -> &'static str {
+        "TakeRecords"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response_mut();
+        if !response.status().is_success() {
+            return Ok(());
+        }
+        let announced = response
+            .headers()
+            .get("content-length")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        let body = std::mem::replace(response.body_mut(), SdkBody::taken());
+        *response.body_mut() = SdkBody::from_body_1_x(Taking {
+            body,
+            read: Vec::with_capacity(announced.min(MAX_RESERVED)),
+            into: self.0.clone(),
+            done: false,
+        });
+        Ok(())
+    }
+}
+
+/// An answer's body as the SDK sees it: the whole answer read, then its
+/// records taken.
+struct Taking {
+    body: SdkBody,
+    read: Vec<u8>,
+    into: Taken,
+    done: bool,
+}
+
+impl Body for Taking {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        while let Some(frame) = ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+            match frame.map(Frame::into_data) {
+                Ok(Ok(data)) => this.read.extend_from_slice(&data),
+                // Trailers: Kinesis sends none, and the SDK reads none.
+                Ok(Err(_)) => {}
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+        }
+        this.done = true;
+        let read = std::mem::take(&mut this.read);
+        let left = match take_records(&read) {
+            Ok((page, left)) => {
+                *this.into.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(page);
+                left
+            }
+            Err(why) => {
+                tracing::debug!(%why, "a GetRecords answer left to the SDK to read");
+                read
+            }
+        };
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(left)))))
+    }
+}
+
+/// The parts of a `GetRecords` answer ([the API's
+/// reference](https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html)):
+/// the records, and the rest kept as it came.
+#[derive(Deserialize)]
+struct Answer<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<WireRecord<'a>>,
+    #[serde(rename = "NextShardIterator", borrow, default)]
+    next_shard_iterator: Option<&'a RawValue>,
+    #[serde(rename = "MillisBehindLatest", borrow, default)]
+    millis_behind_latest: Option<&'a RawValue>,
+    #[serde(rename = "ChildShards", borrow, default)]
+    child_shards: Option<&'a RawValue>,
+}
+
+/// What Floe keeps of a record; its partition key, arrival time and
+/// encryption type are skipped.
+#[derive(Deserialize)]
+struct WireRecord<'a> {
+    #[serde(rename = "SequenceNumber", borrow)]
+    sequence_number: Cow<'a, str>,
+    #[serde(rename = "Data", borrow)]
+    data: Cow<'a, str>,
+}
+
+/// The records of the answer `body`, and the answer without them for the
+/// SDK; or why it is not an answer read here.
+fn take_records(body: &[u8]) -> Result<(Page, Vec<u8>), String> {
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let mut page = Page {
+        records: Vec::with_capacity(answer.records.len()),
+        data: Vec::with_capacity(answer.records.iter().map(|r| r.data.len() / 4 * 3).sum()),
+    };
+    for (i, record) in answer.records.iter().enumerate() {
+        let start = page.data.len();
+        STANDARD
+            .decode_vec(record.data.as_bytes(), &mut page.data)
+            .map_err(|e| format!("record {i}: its data is not base64: {e}"))?;
+        page.records.push(ShardRecord {
+            seq: Arc::from(&*record.sequence_number),
+            data: start..page.data.len(),
+        });
+    }
+    let mut left = String::from(r#"{"Records":[]"#);
+    for (name, value) in [
+        ("NextShardIterator", answer.next_shard_iterator),
+        ("MillisBehindLatest", answer.millis_behind_latest),
+        ("ChildShards", answer.child_shards),
+    ] {
+        if let Some(value) = value {
+            let _ = write!(left, r#","{name}":{}"#, value.get());
+        }
+    }
+    left.push('}');
+    Ok((page, left.into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(records: &[(&str, &[u8])]) -> Page {
+        let mut page = Page::default();
+        for (seq, data) in records {
+            let start = page.data.len();
+            page.data.extend_from_slice(data);
+            page.records.push(ShardRecord {
+                seq: Arc::from(*seq),
+                data: start..page.data.len(),
+            });
+        }
+        page
+    }
+
+    #[test]
+    fn records_are_taken_and_the_rest_is_left_as_it_came() {
+        let body = br#"{"Records":[
+            {"SequenceNumber":"495","ApproximateArrivalTimestamp":1.7E9,"Data":"eyJhIjoxfQ==","PartitionKey":"k","EncryptionType":"NONE"},
+            {"Data":"","SequenceNumber":"496","PartitionKey":"k"},
+            {"SequenceNumber":"497","Data":"Pz8\/","PartitionKey":"\u006b"}],
+            "NextShardIterator":"AAAA\/x==","MillisBehindLatest":12,
+            "ChildShards":[{"ShardId":"shardId-1","ParentShards":["shardId-0"],"HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"9"}}],
+            "Unknown":{"x":[1]}}"#;
+        let (taken, left) = take_records(body).unwrap();
+        assert_eq!(
+            taken,
+            page(&[("495", br#"{"a":1}"#), ("496", b""), ("497", b"???")])
+        );
+        assert_eq!(
+            String::from_utf8(left).unwrap(),
+            r#"{"Records":[],"NextShardIterator":"AAAA\/x==","MillisBehindLatest":12,"ChildShards":[{"ShardId":"shardId-1","ParentShards":["shardId-0"],"HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"9"}}]}"#
+        );
+        // A closed shard's last answer: no iterator, null or absent.
+        let (taken, left) =
+            take_records(br#"{"Records":[],"NextShardIterator":null,"ChildShards":[]}"#).unwrap();
+        assert_eq!(taken, Page::default());
+        assert_eq!(left, br#"{"Records":[],"ChildShards":[]}"#);
+    }
+
+    #[test]
+    fn an_answer_not_read_here_says_why() {
+        let why = |body: &[u8]| take_records(body).unwrap_err();
+        assert!(
+            why(b"<html>502</html>").starts_with("expected value"),
+            "{}",
+            why(b"<html>502</html>")
+        );
+        assert!(why(br#"{"NextShardIterator":"A"}"#).contains("missing field `Records`"));
+        assert!(
+            why(br#"{"Records":[{"SequenceNumber":"1","Data":"e30="},{"SequenceNumber":"2","Data":"not base64!"}]}"#)
+                .starts_with("record 1: its data is not base64"),
+        );
+    }
+
+    #[test]
+    fn the_sdks_records_make_the_same_page() {
+        let record = |seq: &str, data: &[u8]| {
+            Record::builder()
+                .sequence_number(seq)
+                .data(aws_sdk_kinesis::primitives::Blob::new(data))
+                .partition_key("k")
+                .build()
+                .unwrap()
+        };
+        assert_eq!(
+            Page::from_sdk(vec![
+                record("1", b"{}"),
+                record("2", b""),
+                record("3", b"abc")
+            ]),
+            page(&[("1", b"{}"), ("2", b""), ("3", b"abc")])
+        );
+    }
+}
