@@ -28,11 +28,11 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserialization
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use serde::Deserialize;
+use serde::de::{Deserializer, Visitor};
 use serde_json::value::RawValue;
 
 use super::ShardRecord;
@@ -187,7 +187,30 @@ struct WireRecord<'a> {
     #[serde(rename = "SequenceNumber", borrow)]
     sequence_number: Cow<'a, str>,
     #[serde(rename = "Data", borrow)]
-    data: Cow<'a, str>,
+    data: Base64<'a>,
+}
+
+/// A base64 string's bytes, unescaped but not checked for UTF-8: decoding
+/// checks them.
+struct Base64<'a>(Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Base64<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Base64<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a base64 string")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(Base64(Cow::Borrowed(v)))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(Base64(Cow::Owned(v.to_vec())))
+            }
+        }
+        deserializer.deserialize_bytes(Text)
+    }
 }
 
 /// The records of the answer `body`, and the answer without them for the
@@ -196,12 +219,12 @@ fn take_records(body: &[u8]) -> Result<(Page, Vec<u8>), String> {
     let answer: Answer = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let mut page = Page {
         records: Vec::with_capacity(answer.records.len()),
-        data: Vec::with_capacity(answer.records.iter().map(|r| r.data.len() / 4 * 3).sum()),
+        data: Vec::with_capacity(answer.records.iter().map(|r| r.data.0.len() / 4 * 3).sum()),
     };
     for (i, record) in answer.records.iter().enumerate() {
         let start = page.data.len();
         STANDARD
-            .decode_vec(record.data.as_bytes(), &mut page.data)
+            .decode_append(&record.data.0, &mut page.data)
             .map_err(|e| format!("record {i}: its data is not base64: {e}"))?;
         page.records.push(ShardRecord {
             seq: Arc::from(&*record.sequence_number),
