@@ -5,7 +5,6 @@
 //! gathered from any selection of rows, so a flush copies one file's rows
 //! at a time into Arrow, never the whole buffer.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
@@ -115,16 +114,17 @@ impl EventColumns {
         let name_end = end(text);
         text.push_str(payload);
         let payload_end = end(text);
-        // Written once, here, not per row at every flush. Writing into a
-        // String cannot fail.
-        let _ = match &origin.position {
-            RecordPosition::Line { line, .. } => write!(text, "{line}"),
-            RecordPosition::Record { seq, index: None } => write!(text, "{seq}"),
-            RecordPosition::Record {
-                seq,
-                index: Some(i),
-            } => write!(text, "{seq}:{i}"),
-        };
+        // Written once, here, not per row at every flush.
+        match &origin.position {
+            RecordPosition::Line { line, .. } => text.push_str(itoa::Buffer::new().format(*line)),
+            RecordPosition::Record { seq, index } => {
+                text.push_str(seq);
+                if let Some(i) = index {
+                    text.push(':');
+                    text.push_str(itoa::Buffer::new().format(*i));
+                }
+            }
+        }
         self.text_len += text.len() - before;
         // Not grown when `need` was right, but counted whatever happened.
         self.block_capacity = self.block_capacity + text.capacity() - capacity_before;
@@ -268,21 +268,16 @@ impl EventColumns {
 
     /// One record batch in `schema` of the rows at `slots`, in that order.
     /// Columns are matched by field id (see [`super::events_batch`]).
-    pub fn batch<'a>(
-        &'a self,
-        schema: &SchemaRef,
-        slots: &[u32],
-    ) -> Result<RecordBatch, ArrowError> {
+    pub fn batch(&self, schema: &SchemaRef, slots: &[u32]) -> Result<RecordBatch, ArrowError> {
         let rows = || slots.iter().map(|&s| s as usize);
-        let strings = |f: &dyn Fn(usize) -> Option<&'a str>| gather(slots, f);
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         let mut typed_index = 0;
         for field in schema.fields() {
             let column: ArrayRef = match field_id(field) {
-                Some(ids::EVENT_UUID) => strings(&|s| Some(self.event_uuid(s))),
-                Some(ids::EVENT_NAME) => strings(&|s| Some(self.event_name(s))),
-                Some(ids::EVENT_TYPE) => strings(&|s| Some(self.event_type(s))),
-                Some(ids::EVENT_SUBTYPE) => strings(&|s| self.event_subtype(s)),
+                Some(ids::EVENT_UUID) => gather(slots, |s| Some(self.event_uuid(s))),
+                Some(ids::EVENT_NAME) => gather(slots, |s| Some(self.event_name(s))),
+                Some(ids::EVENT_TYPE) => gather(slots, |s| Some(self.event_type(s))),
+                Some(ids::EVENT_SUBTYPE) => gather(slots, |s| self.event_subtype(s)),
                 Some(ids::CREATED_AT) => Arc::new(Float64Array::from_iter_values(
                     rows().map(|s| self.created_at[s]),
                 )),
@@ -290,15 +285,15 @@ impl EventColumns {
                     field.data_type(),
                     rows().map(|s| self.created_micros[s]).collect(),
                 ),
-                Some(ids::PAYLOAD) => strings(&|s| self.payload(s)),
+                Some(ids::PAYLOAD) => gather(slots, |s| self.payload(s)),
                 Some(ids::INGESTED_AT) => timestamps(
                     field.data_type(),
                     rows().map(|s| self.ingested_micros[s]).collect(),
                 ),
-                Some(ids::SOURCE_ID) => {
-                    strings(&|s| Some(self.sources[self.source[s] as usize].as_ref()))
-                }
-                Some(ids::SOURCE_POSITION) => strings(&|s| Some(self.position(s))),
+                Some(ids::SOURCE_ID) => gather(slots, |s| {
+                    Some(self.sources[self.source[s] as usize].as_ref())
+                }),
+                Some(ids::SOURCE_POSITION) => gather(slots, |s| Some(self.position(s))),
                 Some(ids::CONTENT_HASH) => Arc::new(Int64Array::from_iter_values(
                     rows().map(|s| self.content_hash[s]),
                 )),
@@ -331,15 +326,14 @@ pub fn events_batch(schema: &SchemaRef, rows: &[&Row]) -> Result<RecordBatch, Ar
     columns.batch(schema, &slots)
 }
 
-/// A string column of `f(slot)` for each of `slots`.
-fn gather<'a>(slots: &[u32], f: &dyn Fn(usize) -> Option<&'a str>) -> ArrayRef {
-    let bytes = slots
-        .iter()
-        .map(|&s| f(s as usize).map_or(0, str::len))
-        .sum();
-    let mut builder = StringBuilder::with_capacity(slots.len(), bytes);
-    for &s in slots {
-        builder.append_option(f(s as usize));
+/// A string column of `f(slot)` for each of `slots`. Each is asked for
+/// once: finding a row's text in its block is most of the cost.
+fn gather<'a>(slots: &[u32], f: impl Fn(usize) -> Option<&'a str>) -> ArrayRef {
+    let values: Vec<Option<&str>> = slots.iter().map(|&s| f(s as usize)).collect();
+    let bytes = values.iter().map(|v| v.map_or(0, str::len)).sum();
+    let mut builder = StringBuilder::with_capacity(values.len(), bytes);
+    for value in values {
+        builder.append_option(value);
     }
     Arc::new(builder.finish())
 }
