@@ -68,11 +68,56 @@ impl Page {
     }
 }
 
-/// Where the interceptor of one call leaves the records it took.
+/// The most answer buffers [`Bodies`] keeps: enough for the calls of a few
+/// shards in flight at once.
+const KEPT_BODIES: usize = 4;
+
+/// Buffers that answers are read into, kept for the next answer rather than
+/// freed: an answer is up to about 14 MB, and memory freed and taken again
+/// is zeroed again by the kernel (a fifth of a stream's page faults). Shared
+/// by a stream's readers; at most [`KEPT_BODIES`] are kept, none over
+/// [`MAX_RESERVED`] bytes, whatever the number of shards.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Taken(Arc<Mutex<Option<Page>>>);
+pub(super) struct Bodies(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Bodies {
+    /// An empty buffer with room for `len` bytes.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut body = kept.unwrap_or_default();
+        body.reserve(len);
+        body
+    }
+
+    /// Keeps `body` for a later answer, if there is room.
+    fn give_back(&self, mut body: Vec<u8>) {
+        if body.capacity() > MAX_RESERVED {
+            return;
+        }
+        body.clear();
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < KEPT_BODIES {
+            kept.push(body);
+        }
+    }
+}
+
+/// Where the interceptor of one call leaves the records it took.
+#[derive(Debug, Clone)]
+pub(super) struct Taken {
+    page: Arc<Mutex<Option<Page>>>,
+    bodies: Bodies,
+}
 
 impl Taken {
+    /// A call's records, its answer read into one of `bodies`.
+    pub(super) fn new(bodies: &Bodies) -> Self {
+        Taken {
+            page: Arc::default(),
+            bodies: bodies.clone(),
+        }
+    }
+
     /// The interceptor for one `GetRecords` call.
     pub(super) fn interceptor(&self) -> TakeRecords {
         TakeRecords(self.clone())
@@ -80,7 +125,7 @@ impl Taken {
 
     /// The records taken from the call's answer, if it was read here.
     pub(super) fn take(&self) -> Option<Page> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.page.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -112,7 +157,7 @@ impl Intercept for TakeRecords {
         let body = std::mem::replace(response.body_mut(), SdkBody::taken());
         *response.body_mut() = SdkBody::from_body_1_x(Taking {
             body,
-            read: Vec::with_capacity(announced.min(MAX_RESERVED)),
+            read: self.0.bodies.take(announced.min(MAX_RESERVED)),
             into: self.0.clone(),
             done: false,
         });
@@ -153,7 +198,8 @@ impl Body for Taking {
         let read = std::mem::take(&mut this.read);
         let left = match take_records(&read) {
             Ok((page, left)) => {
-                *this.into.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(page);
+                *this.into.page.lock().unwrap_or_else(|e| e.into_inner()) = Some(page);
+                this.into.bodies.give_back(read);
                 left
             }
             Err(why) => {
@@ -300,6 +346,28 @@ mod tests {
             why(br#"{"Records":[{"SequenceNumber":"1","Data":"e30="},{"SequenceNumber":"2","Data":"not base64!"}]}"#)
                 .starts_with("record 1: its data is not base64"),
         );
+    }
+
+    #[test]
+    fn answer_buffers_are_reused_and_few_are_kept() {
+        let bodies = Bodies::default();
+        let mut body = bodies.take(1_000);
+        body.extend_from_slice(b"an answer");
+        let (at, capacity) = (body.as_ptr(), body.capacity());
+        bodies.give_back(body);
+        let again = bodies.take(10);
+        assert_eq!(
+            (again.as_ptr(), again.capacity(), again.len()),
+            (at, capacity, 0)
+        );
+        // However many are given back, at most KEPT_BODIES stay, and none
+        // larger than an answer can be.
+        for _ in 0..10 {
+            bodies.give_back(Vec::with_capacity(100));
+        }
+        bodies.give_back(Vec::with_capacity(MAX_RESERVED + 1));
+        assert_eq!(bodies.0.lock().unwrap().len(), KEPT_BODIES);
+        assert!(bodies.0.lock().unwrap().iter().all(|b| b.capacity() == 100));
     }
 
     #[test]

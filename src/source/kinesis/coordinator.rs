@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::answer::Bodies;
 use super::reader::{IteratorStart, ShardReader};
 use super::shard_state::{self, Finish, Known, Listed, Phase, Step, merge_newer};
 use super::{DISCOVERY_INTERVAL, Failure, LAG_LOG_INTERVAL, Stream, backoff, classify};
@@ -128,6 +129,8 @@ pub(super) struct Coordinator {
     view_tried: Option<Instant>,
     /// The shards the keeper was last told need reading.
     active_noted: BTreeSet<String>,
+    /// Buffers for the readers' answers, shared by all of them.
+    bodies: Bodies,
 }
 
 impl Coordinator {
@@ -152,6 +155,7 @@ impl Coordinator {
             view_loaded: None,
             view_tried: None,
             active_noted: BTreeSet::new(),
+            bodies: Bodies::default(),
         }
     }
 
@@ -376,6 +380,7 @@ impl Coordinator {
             lags: self.lags.clone(),
             ended_tx: ended_tx.clone(),
             handed: Arc::new(std::sync::Mutex::new(committed.clone())),
+            bodies: self.bodies.clone(),
         };
         let handed = reader.handed.clone();
         let (stop, stop_rx) = watch::channel(false);

@@ -10,7 +10,7 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::answer::{Page, Taken};
+use super::answer::{Bodies, Page, Taken};
 use super::{
     CALLS_PER_SECOND, Failure, IDLE_POLL, RECORDS_PER_CALL, ShardBatch, Stream, backoff, classify,
 };
@@ -38,6 +38,8 @@ pub(super) struct ShardReader {
     /// The position after the last batch handed to the pipeline: where a
     /// restart after a panic goes on, so nothing is read twice or skipped.
     pub(super) handed: Arc<std::sync::Mutex<ShardPosition>>,
+    /// Where its answers are read into.
+    pub(super) bodies: Bodies,
 }
 
 /// Resolves once `stop` turns true (never, when its sender is gone).
@@ -100,7 +102,7 @@ impl ShardReader {
                 return Ok(Some(position));
             }
             last_call = Some(Instant::now());
-            let taken = Taken::default();
+            let taken = Taken::new(&self.bodies);
             let answer = self
                 .client
                 .get_records()
