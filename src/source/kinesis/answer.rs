@@ -145,6 +145,8 @@ impl Intercept for TakeRecords {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // One attempt, one page: nothing an earlier attempt took is used.
+        self.0.take();
         let response = context.response_mut();
         if !response.status().is_success() {
             return Ok(());
@@ -191,7 +193,10 @@ impl Body for Taking {
                 Ok(Ok(data)) => this.read.extend_from_slice(&data),
                 // Trailers: Kinesis sends none, and the SDK reads none.
                 Ok(Err(_)) => {}
-                Err(e) => return Poll::Ready(Some(Err(e))),
+                Err(e) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
             }
         }
         this.done = true;
