@@ -155,15 +155,15 @@ pub fn decode_shard_batch(
     let mut out = Decoded {
         commit_soon: batch.end.end || batch.handoff,
         rows: Vec::with_capacity(batch.records.len()),
-        bytes: batch.data.len() as u64,
+        bytes: batch.data.decoded_len() as u64,
         ..Decoded::empty(
             batch.source.clone(),
             SourcePosition::Shard(batch.start),
             SourcePosition::Shard(batch.end),
         )
     };
-    // Reused for every record: most hold a single event.
-    let mut lines: Vec<&[u8]> = Vec::new();
+    // Reused for every record: where its data is decoded.
+    let mut scratch = Vec::new();
     for record in &batch.records {
         let origin = |index: Option<u32>| Origin {
             source: batch.source.display.clone(),
@@ -173,8 +173,20 @@ pub fn decode_shard_batch(
             },
             ingested_micros,
         };
+        let whole = match batch.data.of(record, &mut scratch) {
+            Ok(whole) => whole,
+            Err(message) => {
+                out.records += 1;
+                out.rejects.push(RejectedRecord {
+                    reason: RejectReason::InvalidJson,
+                    message,
+                    raw: Vec::new(),
+                    origin: origin(None),
+                });
+                continue;
+            }
+        };
         // A plain record is its own single part: no allocation for it.
-        let whole = &batch.data[record.data.clone()];
         let user_records;
         let parts: &[&[u8]] = match kpl::deaggregate(whole) {
             Ok(None) => std::slice::from_ref(&whole),
@@ -193,22 +205,23 @@ pub fn decode_shard_batch(
                 continue;
             }
         };
-        lines.clear();
-        for &part in parts {
-            let body = part.strip_suffix(b"\n").unwrap_or(part);
-            lines.extend(
-                lines_of(body)
+        let lines = || {
+            parts.iter().flat_map(|part| {
+                lines_of(part.strip_suffix(b"\n").unwrap_or(part))
                     .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-                    .filter(|l| !l.iter().all(u8::is_ascii_whitespace)),
-            );
-        }
-        if lines.is_empty() {
-            out.blank_lines += 1;
-        }
+                    .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            })
+        };
         // The i-th event of a record holding several (for a KPL aggregate of
         // one event per user record, i is the sub-sequence number).
-        let several = lines.len() > 1;
-        for (i, line) in lines.iter().enumerate() {
+        let several = match lines().take(2).count() {
+            0 => {
+                out.blank_lines += 1;
+                false
+            }
+            n => n > 1,
+        };
+        for (i, line) in lines().enumerate() {
             decode_line(line, limits, origin(several.then_some(i as u32)), &mut out);
         }
     }
@@ -375,7 +388,7 @@ impl Decoded {
 mod tests {
     use super::*;
     use crate::checkpoint::{FilePosition, ShardPosition};
-    use crate::source::kinesis::ShardRecord;
+    use crate::source::kinesis::{ShardData, ShardRecord};
 
     #[test]
     fn shard_records_hold_one_event_or_several_lines() {
@@ -412,7 +425,7 @@ mod tests {
         let batch = ShardBatch {
             source,
             records,
-            data,
+            data: ShardData::Decoded(data),
             start: at("5", false),
             end: at("12", true),
             handoff: false,

@@ -8,10 +8,13 @@
 //!
 //! So the call still goes through the SDK client (endpoint, signing,
 //! timeouts, errors), but an interceptor on it ([`Taken::interceptor`])
-//! takes a successful answer's body as it arrives, decodes every record's
-//! data into one buffer ([`Page`]) and hands the SDK the same answer without
-//! its records (`"Records": []`): the SDK still reads the next shard
-//! iterator, `MillisBehindLatest` and the child shards. An answer Floe cannot
+//! takes a successful answer's body as it arrives, finds every record's
+//! sequence number and base64 data in it ([`Page`]) and hands the SDK the
+//! same answer without its records (`"Records": []`): the SDK still reads
+//! the next shard iterator, `MillisBehindLatest` and the child shards. The
+//! body itself goes to the pipeline with the records ([`AnswerBody`]), whose
+//! decoder decodes each record's data as it reads it, so the data is never
+//! held twice, and comes back to [`Bodies`] once the batch is decoded. An answer Floe cannot
 //! read this way goes to the SDK as it came, and its records are then taken
 //! from the SDK's output ([`Page::from_sdk`]).
 
@@ -35,36 +38,58 @@ use serde::Deserialize;
 use serde::de::{Deserializer, Visitor};
 use serde_json::value::RawValue;
 
-use super::ShardRecord;
+use super::{ShardData, ShardRecord};
 
 /// The most of an answer's announced length reserved up front: Kinesis
 /// answers hold at most 10 MiB of data (about 14 MB as base64).
 const MAX_RESERVED: usize = 16 << 20;
 
-/// The records of one answer, in shard order, their data one after the
-/// other in one buffer.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// The records of one answer, in shard order, and their data.
+#[derive(Debug)]
 pub(super) struct Page {
     pub(super) records: Vec<ShardRecord>,
-    pub(super) data: Vec<u8>,
+    pub(super) data: ShardData,
 }
 
 impl Page {
-    /// The records of an answer the SDK read.
+    /// The records of an answer the SDK read, their data one after the
+    /// other.
     pub(super) fn from_sdk(records: Vec<Record>) -> Self {
-        let mut page = Page {
-            records: Vec::with_capacity(records.len()),
-            data: Vec::with_capacity(records.iter().map(|r| r.data.as_ref().len()).sum()),
-        };
+        let mut data = Vec::with_capacity(records.iter().map(|r| r.data.as_ref().len()).sum());
+        let mut out = Vec::with_capacity(records.len());
         for record in records {
-            let start = page.data.len();
-            page.data.extend_from_slice(record.data.as_ref());
-            page.records.push(ShardRecord {
+            let start = data.len();
+            data.extend_from_slice(record.data.as_ref());
+            out.push(ShardRecord {
                 seq: Arc::from(record.sequence_number),
-                data: start..page.data.len(),
+                data: start..data.len(),
             });
         }
-        page
+        Page {
+            records: out,
+            data: ShardData::Decoded(data),
+        }
+    }
+}
+
+/// An answer's body, its records' data as base64 text in it: given back to
+/// the [`Bodies`] it came from when dropped.
+#[derive(Debug)]
+pub struct AnswerBody {
+    bytes: Vec<u8>,
+    home: Bodies,
+}
+
+impl AnswerBody {
+    /// The body's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for AnswerBody {
+    fn drop(&mut self) {
+        self.home.give_back(std::mem::take(&mut self.bytes));
     }
 }
 
@@ -78,7 +103,7 @@ const KEPT_BODIES: usize = 4;
 /// by a stream's readers; at most [`KEPT_BODIES`] are kept, none over
 /// [`MAX_RESERVED`] bytes, whatever the number of shards.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Bodies(Arc<Mutex<Vec<Vec<u8>>>>);
+pub struct Bodies(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl Bodies {
     /// An empty buffer with room for `len` bytes.
@@ -202,9 +227,16 @@ impl Body for Taking {
         this.done = true;
         let read = std::mem::take(&mut this.read);
         let left = match take_records(&read) {
-            Ok((page, left)) => {
+            Ok((records, decoded, left)) => {
+                let body = AnswerBody {
+                    bytes: read,
+                    home: this.into.bodies.clone(),
+                };
+                let page = Page {
+                    records,
+                    data: ShardData::Base64 { body, decoded },
+                };
                 *this.into.page.lock().unwrap_or_else(|e| e.into_inner()) = Some(page);
-                this.into.bodies.give_back(read);
                 left
             }
             Err(why) => {
@@ -264,22 +296,29 @@ impl<'de: 'a, 'a> Deserialize<'de> for Base64<'a> {
     }
 }
 
-/// The records of the answer `body`, and the answer without them for the
-/// SDK; or why it is not an answer read here.
-fn take_records(body: &[u8]) -> Result<(Page, Vec<u8>), String> {
+/// The records of the answer `body` (their data as ranges of base64 text
+/// in it), the bytes their data decodes to, and the answer without them
+/// for the SDK; or why it is not an answer read here.
+fn take_records(body: &[u8]) -> Result<(Vec<ShardRecord>, usize, Vec<u8>), String> {
     let answer: Answer = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let mut page = Page {
-        records: Vec::with_capacity(answer.records.len()),
-        data: Vec::with_capacity(answer.records.iter().map(|r| r.data.0.len() / 4 * 3).sum()),
-    };
+    let mut records = Vec::with_capacity(answer.records.len());
+    let mut decoded = 0;
     for (i, record) in answer.records.iter().enumerate() {
-        let start = page.data.len();
+        // Kinesis escapes nothing in base64 text; an answer that does is
+        // left to the SDK rather than copied here.
+        let Cow::Borrowed(text) = record.data.0 else {
+            return Err(format!("record {i}: its data holds escapes"));
+        };
         STANDARD
-            .decode_append(&record.data.0, &mut page.data)
+            .check(text)
             .map_err(|e| format!("record {i}: its data is not base64: {e}"))?;
-        page.records.push(ShardRecord {
+        decoded += STANDARD
+            .decoded_length(text)
+            .map_err(|e| format!("record {i}: its data is not base64: {e}"))?;
+        let start = text.as_ptr() as usize - body.as_ptr() as usize;
+        records.push(ShardRecord {
             seq: Arc::from(&*record.sequence_number),
-            data: start..page.data.len(),
+            data: start..start + text.len(),
         });
     }
     let mut left = String::from(r#"{"Records":[]"#);
@@ -293,24 +332,40 @@ fn take_records(body: &[u8]) -> Result<(Page, Vec<u8>), String> {
         }
     }
     left.push('}');
-    Ok((page, left.into_bytes()))
+    Ok((records, decoded, left.into_bytes()))
+}
+
+/// Decodes the base64 `text` of a record into `into`.
+pub(super) fn decode_base64(text: &[u8], into: &mut Vec<u8>) -> Result<(), String> {
+    into.clear();
+    STANDARD
+        .decode_append(text, into)
+        .map_err(|e| format!("its data is not base64: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn page(records: &[(&str, &[u8])]) -> Page {
-        let mut page = Page::default();
-        for (seq, data) in records {
-            let start = page.data.len();
-            page.data.extend_from_slice(data);
-            page.records.push(ShardRecord {
-                seq: Arc::from(*seq),
-                data: start..page.data.len(),
-            });
-        }
-        page
+    /// Each record's sequence number and decoded data.
+    fn read(records: &[ShardRecord], data: &ShardData) -> Vec<(String, Vec<u8>)> {
+        let mut scratch = Vec::new();
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r.seq.to_string(),
+                    data.of(r, &mut scratch).unwrap().to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    fn expected(records: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+        records
+            .iter()
+            .map(|(seq, data)| (seq.to_string(), data.to_vec()))
+            .collect()
     }
 
     #[test]
@@ -318,23 +373,31 @@ mod tests {
         let body = br#"{"Records":[
             {"SequenceNumber":"495","ApproximateArrivalTimestamp":1.7E9,"Data":"eyJhIjoxfQ==","PartitionKey":"k","EncryptionType":"NONE"},
             {"Data":"","SequenceNumber":"496","PartitionKey":"k"},
-            {"SequenceNumber":"497","Data":"Pz8\/","PartitionKey":"\u006b"}],
+            {"SequenceNumber":"4\u00397","Data":"Pz8/","PartitionKey":"\u006b"}],
             "NextShardIterator":"AAAA\/x==","MillisBehindLatest":12,
             "ChildShards":[{"ShardId":"shardId-1","ParentShards":["shardId-0"],"HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"9"}}],
             "Unknown":{"x":[1]}}"#;
-        let (taken, left) = take_records(body).unwrap();
+        let (records, decoded, left) = take_records(body).unwrap();
+        let data = ShardData::Base64 {
+            body: AnswerBody {
+                bytes: body.to_vec(),
+                home: Bodies::default(),
+            },
+            decoded,
+        };
         assert_eq!(
-            taken,
-            page(&[("495", br#"{"a":1}"#), ("496", b""), ("497", b"???")])
+            read(&records, &data),
+            expected(&[("495", br#"{"a":1}"#), ("496", b""), ("497", b"???")])
         );
+        assert_eq!(data.decoded_len(), 10);
         assert_eq!(
             String::from_utf8(left).unwrap(),
             r#"{"Records":[],"NextShardIterator":"AAAA\/x==","MillisBehindLatest":12,"ChildShards":[{"ShardId":"shardId-1","ParentShards":["shardId-0"],"HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"9"}}]}"#
         );
         // A closed shard's last answer: no iterator, null or absent.
-        let (taken, left) =
+        let (records, decoded, left) =
             take_records(br#"{"Records":[],"NextShardIterator":null,"ChildShards":[]}"#).unwrap();
-        assert_eq!(taken, Page::default());
+        assert_eq!((records.len(), decoded), (0, 0));
         assert_eq!(left, br#"{"Records":[],"ChildShards":[]}"#);
     }
 
@@ -351,6 +414,32 @@ mod tests {
             why(br#"{"Records":[{"SequenceNumber":"1","Data":"e30="},{"SequenceNumber":"2","Data":"not base64!"}]}"#)
                 .starts_with("record 1: its data is not base64"),
         );
+        assert_eq!(
+            why(br#"{"Records":[{"SequenceNumber":"1","Data":"Pz8\/"}]}"#),
+            "record 0: its data holds escapes"
+        );
+    }
+
+    #[test]
+    fn the_sdks_records_are_read_alike() {
+        let record = |seq: &str, data: &[u8]| {
+            Record::builder()
+                .sequence_number(seq)
+                .data(aws_sdk_kinesis::primitives::Blob::new(data))
+                .partition_key("k")
+                .build()
+                .unwrap()
+        };
+        let page = Page::from_sdk(vec![
+            record("1", b"{}"),
+            record("2", b""),
+            record("3", b"abc"),
+        ]);
+        assert_eq!(
+            read(&page.records, &page.data),
+            expected(&[("1", b"{}"), ("2", b""), ("3", b"abc")])
+        );
+        assert_eq!(page.data.decoded_len(), 5);
     }
 
     #[test]
@@ -359,7 +448,11 @@ mod tests {
         let mut body = bodies.take(1_000);
         body.extend_from_slice(b"an answer");
         let (at, capacity) = (body.as_ptr(), body.capacity());
-        bodies.give_back(body);
+        // A batch's body comes back when the batch is dropped.
+        drop(AnswerBody {
+            bytes: body,
+            home: bodies.clone(),
+        });
         let again = bodies.take(10);
         assert_eq!(
             (again.as_ptr(), again.capacity(), again.len()),
@@ -373,25 +466,5 @@ mod tests {
         bodies.give_back(Vec::with_capacity(MAX_RESERVED + 1));
         assert_eq!(bodies.0.lock().unwrap().len(), KEPT_BODIES);
         assert!(bodies.0.lock().unwrap().iter().all(|b| b.capacity() == 100));
-    }
-
-    #[test]
-    fn the_sdks_records_make_the_same_page() {
-        let record = |seq: &str, data: &[u8]| {
-            Record::builder()
-                .sequence_number(seq)
-                .data(aws_sdk_kinesis::primitives::Blob::new(data))
-                .partition_key("k")
-                .build()
-                .unwrap()
-        };
-        assert_eq!(
-            Page::from_sdk(vec![
-                record("1", b"{}"),
-                record("2", b""),
-                record("3", b"abc")
-            ]),
-            page(&[("1", b"{}"), ("2", b""), ("3", b"abc")])
-        );
     }
 }

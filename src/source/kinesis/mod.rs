@@ -38,6 +38,7 @@ use crate::checkpoint::{Checkpoint, ShardPosition};
 use crate::config::KinesisConfig;
 use crate::supervise::StageFailure;
 use crate::telemetry::ShardLags;
+pub use answer::AnswerBody;
 use coordinator::Coordinator;
 pub use coordinator::{LoadCheckpoint, Sharing};
 
@@ -59,8 +60,8 @@ pub struct ShardBatch {
     pub source: Arc<SourceInfo>,
     /// The records, in shard order.
     pub records: Vec<ShardRecord>,
-    /// The records' data, one after the other.
-    pub data: Vec<u8>,
+    /// The records' data.
+    pub data: ShardData,
     /// Position before the first record.
     pub start: ShardPosition,
     /// Position after the last record (`end`: the shard is closed and read
@@ -78,6 +79,48 @@ pub struct ShardRecord {
     pub seq: Arc<str>,
     /// Where its data blob is in its batch's `data`.
     pub data: std::ops::Range<usize>,
+}
+
+/// The data of a batch's records.
+#[derive(Debug)]
+pub enum ShardData {
+    /// Decoded, one after the other (as the SDK hands them over).
+    Decoded(Vec<u8>),
+    /// As base64 text in the answer's body ([`answer`]), decoded record by
+    /// record as they are read, so the data is never held twice.
+    Base64 {
+        /// The answer's body.
+        body: AnswerBody,
+        /// The bytes the records' data decodes to.
+        decoded: usize,
+    },
+}
+
+impl ShardData {
+    /// Bytes of data the records hold, decoded.
+    pub fn decoded_len(&self) -> usize {
+        match self {
+            ShardData::Decoded(data) => data.len(),
+            ShardData::Base64 { decoded, .. } => *decoded,
+        }
+    }
+
+    /// The data of `record`, decoded into `scratch` when it is base64; or
+    /// why it cannot be (base64 text was checked when the answer was read,
+    /// so this does not happen).
+    pub fn of<'a>(
+        &'a self,
+        record: &ShardRecord,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], String> {
+        match self {
+            ShardData::Decoded(data) => Ok(&data[record.data.clone()]),
+            ShardData::Base64 { body, .. } => {
+                answer::decode_base64(&body.bytes()[record.data.clone()], scratch)?;
+                Ok(scratch)
+            }
+        }
+    }
 }
 
 /// The stream, by name or ARN.

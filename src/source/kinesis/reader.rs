@@ -12,7 +12,8 @@ use tokio::time::Instant;
 
 use super::answer::{Bodies, Page, Taken};
 use super::{
-    CALLS_PER_SECOND, Failure, IDLE_POLL, RECORDS_PER_CALL, ShardBatch, Stream, backoff, classify,
+    CALLS_PER_SECOND, Failure, IDLE_POLL, RECORDS_PER_CALL, ShardBatch, ShardData, Stream, backoff,
+    classify,
 };
 use crate::checkpoint::ShardPosition;
 use crate::source::{SourceChunk, SourceError, SourceInfo};
@@ -92,7 +93,7 @@ impl ShardReader {
                 let marker = ShardBatch {
                     source: self.source.clone(),
                     records: Vec::new(),
-                    data: Vec::new(),
+                    data: ShardData::Decoded(Vec::new()),
                     start: position.clone(),
                     end: position.clone(),
                     handoff: true,
