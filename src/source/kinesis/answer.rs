@@ -11,12 +11,14 @@
 //! takes a successful answer's body as it arrives, finds every record's
 //! sequence number and base64 data in it ([`Page`]) and hands the SDK the
 //! same answer without its records (`"Records": []`): the SDK still reads
-//! the next shard iterator, `MillisBehindLatest` and the child shards. The
-//! body itself goes to the pipeline with the records ([`AnswerBody`]), whose
-//! decoder decodes each record's data as it reads it, so the data is never
-//! held twice, and comes back to [`Bodies`] once the batch is decoded. An answer Floe cannot
-//! read this way goes to the SDK as it came, and its records are then taken
-//! from the SDK's output ([`Page::from_sdk`]).
+//! the next shard iterator, `MillisBehindLatest` and the child shards.
+//!
+//! The body itself goes to the pipeline with the records ([`AnswerBody`]).
+//! The decoder decodes each record's data as it reads it, so the data is
+//! never held twice, and the body comes back to [`Bodies`] once the batch is
+//! decoded. An answer Floe cannot read this way goes to the SDK as it came,
+//! and its records are then taken from the SDK's output
+//! ([`Page::from_sdk`]).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -93,8 +95,8 @@ impl Drop for AnswerBody {
     }
 }
 
-/// The most answer buffers [`Bodies`] keeps: enough for the calls of a few
-/// shards in flight at once.
+/// The most idle answer buffers [`Bodies`] keeps (those of batches not yet
+/// decoded are not counted: the pipeline's bounded channel bounds them).
 const KEPT_BODIES: usize = 4;
 
 /// Buffers that answers are read into, kept for the next answer rather than
