@@ -205,24 +205,22 @@ pub fn decode_shard_batch(
                 continue;
             }
         };
-        let lines = || {
-            parts.iter().flat_map(|part| {
-                lines_of(part.strip_suffix(b"\n").unwrap_or(part))
-                    .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-                    .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            })
-        };
-        // The i-th event of a record holding several (for a KPL aggregate of
-        // one event per user record, i is the sub-sequence number).
-        let several = match lines().take(2).count() {
-            0 => {
-                out.blank_lines += 1;
-                false
+        let mut lines = parts.iter().flat_map(|part| {
+            lines_of(part.strip_suffix(b"\n").unwrap_or(part))
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        });
+        match (lines.next(), lines.next()) {
+            (None, _) => out.blank_lines += 1,
+            (Some(line), None) => decode_line(line, limits, origin(None), &mut out),
+            // The i-th event of a record holding several (for a KPL
+            // aggregate of one event per user record, i is the sub-sequence
+            // number).
+            (Some(first), Some(second)) => {
+                for (i, line) in [first, second].into_iter().chain(lines).enumerate() {
+                    decode_line(line, limits, origin(Some(i as u32)), &mut out);
+                }
             }
-            n => n > 1,
-        };
-        for (i, line) in lines().enumerate() {
-            decode_line(line, limits, origin(several.then_some(i as u32)), &mut out);
         }
     }
     out.finish_missing(limits);

@@ -73,7 +73,7 @@ pub struct ShardBatch {
 }
 
 /// One Kinesis record.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ShardRecord {
     /// Its sequence number.
     pub seq: Arc<str>,
