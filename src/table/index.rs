@@ -102,6 +102,11 @@ impl Keys {
         self.shards[Self::shard(key)].insert(key, entry)
     }
 
+    /// Drops the key's entry, if any.
+    fn remove(&mut self, key: &u128) {
+        self.shards[Self::shard(*key)].remove(key);
+    }
+
     /// Keeps the entries `keep` accepts, then gives back the room of the
     /// others.
     fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
@@ -229,7 +234,22 @@ impl KeyIndex {
     }
 
     /// Records that the live row of `key` is row `pos` of file `file`.
+    ///
+    /// A late row's key (its day is older than the covered ones) is taken
+    /// only while the index has room: past the budget,
+    /// [`evict_to_budget`](Self::evict_to_budget) would drop it first
+    /// anyway, and taking keys in only to drop them grew and shrank every
+    /// map at every flush of a backfill. Its file is then incomplete (the
+    /// table probe reads it), and the key's older entry goes: it names the
+    /// row this one replaced.
     pub fn insert(&mut self, key: u128, file: u32, pos: u32, hash: i64) {
+        let indexed = &mut self.files[file as usize];
+        let late = indexed.partition.day.unwrap_or(i32::MIN) < self.oldest_day;
+        if late && self.entries.len() >= self.max_keys {
+            indexed.complete = false;
+            self.entries.remove(&key);
+            return;
+        }
         self.entries.insert(key, Entry { file, pos, hash });
     }
 
@@ -589,6 +609,42 @@ mod tests {
         assert!(!index.covers(19) && !index.covers(4));
         assert_eq!(index.len(), 2);
         assert!(index.get(crate::contract::event_key("late")).is_none());
+    }
+
+    #[test]
+    fn late_keys_past_the_budget_are_left_to_the_table() {
+        // Covers day 20 on, with room for 3 keys.
+        let key = crate::contract::event_key;
+        let mut index = KeyIndex::new(20, 3 * KeyIndex::bytes_per_key());
+        let first = index.add_file("3a.parquet", Partition::events(3, "t"));
+        index.insert(key("x"), first, 0, 1);
+        let today = index.add_file("20.parquet", Partition::events(20, "t"));
+        index.insert(key("a"), today, 0, 0);
+        index.insert(key("b"), today, 1, 0);
+        // Full: a late row replacing `x` is not taken, and `x`'s entry,
+        // naming the row it replaced, goes.
+        let second = index.add_file("3b.parquet", Partition::events(3, "t"));
+        index.insert(key("x"), second, 0, 2);
+        assert_eq!(index.len(), 2);
+        assert!(index.get(key("x")).is_none());
+        // That made room for one more; then it is full again.
+        index.insert(key("y"), second, 1, 2);
+        index.insert(key("z"), second, 2, 2);
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.get(key("y")).map(|l| l.pos), Some(1));
+        assert!(index.get(key("z")).is_none());
+        assert_eq!(
+            index.complete_files(),
+            HashSet::from(["3a.parquet", "20.parquet"])
+        );
+        // A covered day's key is taken whatever the room; the budget then
+        // drops older covered days (none here).
+        index.insert(key("c"), today, 2, 0);
+        index.insert(key("d"), today, 3, 0);
+        assert_eq!(index.len(), 5);
+        assert_eq!(index.evict_to_budget(), 1, "day 3's key goes");
+        assert_eq!(index.len(), 4);
+        assert_eq!(index.get(key("d")).map(|l| l.pos), Some(3));
     }
 
     #[test]
