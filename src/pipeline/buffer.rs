@@ -256,6 +256,22 @@ impl Buffer {
         i
     }
 
+    /// The buffer to fill after this one: empty, but with this one's key
+    /// map, cleared, so a long run does not grow a map of a batch's keys
+    /// again, doubling by doubling, at every flush. [`memory`](Self::memory)
+    /// counts the map's room, so the next batch flushes at the same size.
+    /// A map four times larger than its batch needed is not kept: after a
+    /// burst, a slow stream does not hold its room.
+    pub fn successor(&mut self) -> Buffer {
+        let mut next = Buffer::new(self.mode);
+        let mut keys = std::mem::take(&mut self.keys);
+        if keys.len() * 4 >= keys.capacity() {
+            keys.clear();
+            next.keys = keys;
+        }
+        next
+    }
+
     /// Frees the key and partition maps (the flush needs only the rows).
     pub fn forget_keys(&mut self) {
         self.keys = HashMap::default();
@@ -424,6 +440,33 @@ mod tests {
 
     /// The memory a buffer reports covers its rows' text, and a duplicate
     /// that is not kept adds nothing.
+    #[test]
+    fn the_next_buffer_reuses_the_key_map_of_a_full_one() {
+        let rows = |from: u64| {
+            (from..from + 1000)
+                .map(|i| row(&format!("u{i}"), "a:b", 1_700_000_000.0, "", i))
+                .collect()
+        };
+        let mut first = Buffer::new(DedupMode::Upsert);
+        first.add(decoded(rows(0)));
+        let room = first.keys.capacity();
+        let mut second = first.successor();
+        assert!(first.keys.is_empty() && first.keys.capacity() == 0);
+        assert_eq!(second.keys.capacity(), room);
+        assert!(second.keys.is_empty() && second.is_empty());
+        assert_eq!(
+            second.memory(),
+            room * (std::mem::size_of::<(u128, (u32, u32))>() + 1),
+            "the map's room is counted"
+        );
+        second.add(decoded(rows(1000)));
+        assert_eq!((second.keys.len(), second.keys.capacity()), (1000, room));
+        // A batch of a tenth of the keys: the next buffer starts afresh.
+        let mut third = second.successor();
+        third.add(decoded(rows(5000).into_iter().take(100).collect()));
+        assert_eq!(third.successor().keys.capacity(), 0);
+    }
+
     #[test]
     fn memory_counts_rows_and_skips_dropped_duplicates() {
         let payload = format!(r#","p":"{}""#, "z".repeat(300));

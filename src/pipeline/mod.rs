@@ -341,7 +341,8 @@ impl RunLoop<'_> {
                 break;
             }
             self.due = false;
-            let full = std::mem::replace(&mut self.buffer, Buffer::new(self.config.dedup_mode));
+            let next = self.buffer.successor();
+            let full = std::mem::replace(&mut self.buffer, next);
             if self.claims.is_some() {
                 // A shard may move while its records wait: the next buffer
                 // fills only once this flush has checked the claims.
