@@ -61,7 +61,7 @@ BUCKET = "lake"
 def floe(binary: str, server: MotoServer, warehouse: str, *args: str, extra_env: dict | None = None) -> dict:
     """One `floe run` into Glue/S3 on moto: `timed`'s figures plus its JSON
     log lines as "logs"."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOE_", "MIMALLOC_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOE_", "MALLOC_"))}
     env.update(server.env(), FLOE_LOG="floe=info", FLOE_LOG_FORMAT="json", FLOE_PROGRESS="never")
     env.update(extra_env or {})
     r = timed([binary, "run", "--catalog", "glue", "--warehouse", warehouse, "--s3-path-style", *args], env)
@@ -136,11 +136,13 @@ def _med(rs: list[dict], key: str) -> float:
 
 # Allocator settings a run can be measured under (`--alloc`), as environment.
 # "default" is as shipped: the binary turns transparent huge pages off
-# unless MIMALLOC_ALLOW_THP is set, which "thp" does.
+# unless FLOE_ALLOW_THP is set, which "thp" does, and caps glibc's malloc
+# arenas at one per core unless MALLOC_ARENA_MAX is set: "arenas-16" is
+# glibc's own default on 2 cores.
 ALLOC_VARIANTS = {
     "default": {},
-    "thp": {"MIMALLOC_ALLOW_THP": "1"},
-    "purge-10s": {"MIMALLOC_PURGE_DELAY": "10000"},
+    "thp": {"FLOE_ALLOW_THP": "1"},
+    "arenas-16": {"MALLOC_ARENA_MAX": "16"},
 }
 
 
@@ -161,7 +163,7 @@ def replay_throughput(binary: str, events: int, runs: int, work: Path, alloc: di
             if line.strip() and len(line.rstrip(b"\n")) <= 1_000_000:
                 dst.write(line if line.endswith(b"\n") else line + b"\n")
                 count += 1
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("FLOE_", "AWS_", "MIMALLOC_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("FLOE_", "AWS_", "MALLOC_"))}
     base.update(FLOE_LOG="warn", FLOE_PROGRESS="never")
     sources = {
         "stream": ["--stream", STREAM, "--drain"],

@@ -12,20 +12,15 @@ mod cli;
 
 use cli::{Cli, Command, SchemaCommand};
 
-/// Floe allocates and frees many small strings per record; mimalloc does
-/// that at a fraction of glibc's cost (measured in `just bench`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Turns transparent huge pages off for this process (Linux), unless
-/// `MIMALLOC_ALLOW_THP` asks for mimalloc's own choice. With them, each
-/// first touch of fresh memory had the kernel zero 2 MiB: measured on 1M
-/// events, 9% more CPU on a file and 11% on a stream, over twice the kernel
-/// time, and a higher peak RSS (docs/performance.md). The flag holds for the
-/// whole process, including memory mapped before `main`.
+/// `FLOE_ALLOW_THP` is set. With them, each first touch of fresh memory had
+/// the kernel zero 2 MiB: measured on 1M events, 9% more CPU on a file and
+/// 11% on a stream, over twice the kernel time, and a higher peak RSS
+/// (docs/performance.md). The flag holds for the whole process, including
+/// memory mapped before `main`.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+    if std::env::var_os("FLOE_ALLOW_THP").is_none() {
         // SAFETY: prctl with integer arguments; it only sets this process's
         // no-THP flag. A failure (an old kernel) leaves THP as it was.
         unsafe {
@@ -34,30 +29,36 @@ fn no_huge_pages() {
     }
 }
 
-/// mimalloc v3's `mi_option_purge_delay` (its `include/mimalloc.h`); the
-/// sys crate exports no constant for it. A test reads its default back.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// Malloc arenas (glibc) for this many cores, at least: one per core.
+fn arenas_for(cores: usize) -> usize {
+    cores.max(2)
+}
 
-/// How long memory freed and left unused stays with the process before
-/// mimalloc hands it back to the kernel: 250 ms, not mimalloc's 1 s.
-/// Between a flush's write and the next batch's filling, memory one
-/// thread freed sat unused while others took fresh pages: on 1M events
-/// peak RSS was 513-549 MiB at 1 s and 475-498 at 250 ms, for about 3% more
-/// CPU on a stream (pages faulted in again; docs/performance.md).
-/// `MIMALLOC_PURGE_DELAY` in the environment still wins.
-const PURGE_DELAY_MS: std::ffi::c_long = 250;
-
-fn return_freed_memory_sooner() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets one of mimalloc's option values; called first thing
+/// Caps glibc malloc's arenas at one per core (at least two), unless
+/// `MALLOC_ARENA_MAX` sets the cap. glibc's default is eight per core, and
+/// each arena keeps the memory freed into it: a batch's rows are allocated
+/// by the thread that fills the buffer and freed by the threads that wrote
+/// them, so freed memory sat in arenas the next batch did not allocate
+/// from. Measured (docs/performance.md), glibc with two arenas against
+/// mimalloc, the allocator before, on 2 cores: peak RSS on 1M events 365
+/// against 498 MiB, and at 10M events 566 against 764 MiB, for the same CPU
+/// or less.
+fn fewer_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let arenas = std::ffi::c_int::try_from(arenas_for(cores)).unwrap_or(std::ffi::c_int::MAX);
+        // SAFETY: sets one of glibc malloc's parameters; called first thing
         // in `main`, before any other thread exists.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
     }
 }
 
 fn main() -> ExitCode {
     no_huge_pages();
-    return_freed_memory_sooner();
+    fewer_malloc_arenas();
     let cli = Cli::parse();
     match run_command(cli.command) {
         Ok(code) => code,
@@ -122,22 +123,19 @@ mod tests {
         }
     }
 
-    /// The option number names the purge delay: only that option defaults
-    /// to 1,000 (ms) in mimalloc v3; a renumbered header fails here.
     #[test]
-    fn the_purge_delay_option_is_the_one_set() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-            return;
-        }
-        // SAFETY: reads an option value; no test sets one.
-        let value = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        assert_eq!(value, 1_000);
+    fn arenas_are_one_per_core_and_at_least_two() {
+        assert_eq!(
+            [1, 2, 3, 16].map(arenas_for),
+            [2, 2, 3, 16],
+            "one core still gets two arenas"
+        );
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn huge_pages_are_turned_off() {
-        if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        if std::env::var_os("FLOE_ALLOW_THP").is_some() {
             return;
         }
         no_huge_pages();
