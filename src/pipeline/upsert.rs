@@ -203,9 +203,9 @@ impl KeyRebase<'_> {
             .changed_since(previous, current, &HashSet::new())
             .await?;
         let mut out = Map::default();
-        for (path, partition) in data {
+        for (path, partition, size) in data {
             let gone = deleted.remove(&path).unwrap_or_default();
-            read_keys(self.store, &path, |pos, key, hash| {
+            read_keys(self.store, &path, size, |pos, key, hash| {
                 if !gone.contains(&i64::from(pos)) {
                     out.insert(
                         key,

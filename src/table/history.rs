@@ -15,8 +15,8 @@ use crate::table::writer::Partition;
 /// [`TableStore::changed_since`]).
 #[derive(Debug, Default)]
 pub struct ChangedSince {
-    /// Data files they added, with their events-table partition.
-    pub added_data: Vec<(String, Partition)>,
+    /// Data files they added, with their events-table partition and size.
+    pub added_data: Vec<(String, Partition, u64)>,
     /// Data files they removed (rewritten or deleted).
     pub removed: HashSet<String>,
     /// Row positions their position deletes remove, by data file.
@@ -78,8 +78,11 @@ impl TableStore {
                     }
                     (ManifestStatus::Added, DataContentType::Data) => {
                         if let Some(partition) = events_partition(file.partition().iter()) {
-                            out.added_data
-                                .push((file.file_path().to_string(), partition));
+                            out.added_data.push((
+                                file.file_path().to_string(),
+                                partition,
+                                file.file_size_in_bytes(),
+                            ));
                         }
                     }
                     (ManifestStatus::Added, DataContentType::PositionDeletes) => {

@@ -341,6 +341,7 @@ impl KeyIndex {
                         entry.sequence_number().unwrap_or(0),
                         file.file_path().to_string(),
                         partition,
+                        file.file_size_in_bytes(),
                     ));
                 }
                 DataContentType::PositionDeletes => {
@@ -378,13 +379,13 @@ impl KeyIndex {
         }
         // Older rows first: should a key be live twice (written by a tool
         // other than Floe), the newest row wins, as it does for readers.
-        data.retain(|(_, _, p)| p.day.is_some_and(|d| d >= oldest_day));
-        data.sort_by_key(|(sequence, _, _)| *sequence);
-        for (_, path, partition) in data {
+        data.retain(|(_, _, p, _)| p.day.is_some_and(|d| d >= oldest_day));
+        data.sort_by_key(|(sequence, _, _, _)| *sequence);
+        for (_, path, partition, size) in data {
             let mut gone = deleted.remove(&path).unwrap_or_default();
             gone.sort_unstable();
             let file = index.add_file(&path, partition);
-            read_keys(store, &path, |pos, key, hash| {
+            read_keys(store, &path, size, |pos, key, hash| {
                 if gone.binary_search(&(pos as i64)).is_err() {
                     // A key live in an older file too: that file's row is
                     // not in the index, so the file is no longer complete.
@@ -424,26 +425,156 @@ fn parquet_err(path: &str, e: parquet::errors::ParquetError) -> TableError {
     ))
 }
 
-/// Calls `each(position, key, content_hash)` for every row of a data file,
-/// `key` being the [`event_key`](crate::contract::event_key) of its
-/// `event_uuid`.
+/// Calls `each(position, key, content_hash)` for every row of a data file
+/// of `size` bytes, `key` being the [`event_key`](crate::contract::event_key)
+/// of its `event_uuid`.
 ///
-/// The file is fetched on the caller's task; decoding its key columns and
-/// hashing the keys, the CPU work, runs on tokio's blocking pool and hands
-/// back owned vectors (24 bytes a row, sized from the footer's row count),
-/// which `each` then reads on the caller's task.
+/// The file is fetched on the caller's task, by range: its last 512 KiB
+/// first (the footer, and all of a file that small: one request), then the
+/// chunks of the two key columns not in them, a third of a file's bytes
+/// (a 128 MiB file is not read whole for them). Decoding the key columns
+/// and hashing the keys, the CPU work, runs on tokio's blocking pool and
+/// hands back owned vectors (24 bytes a row, sized from the footer's row
+/// count), which `each` then reads on the caller's task.
 pub(crate) async fn read_keys(
     store: &TableStore,
     path: &str,
+    size: u64,
     mut each: impl FnMut(u32, u128, i64),
 ) -> Result<(), TableError> {
-    let bytes = store.file_io().new_input(path)?.read().await?;
+    let fetched = fetch_key_columns(store, path, size).await?;
     let owned_path = path.to_string();
-    let keys = crate::blocking::run(move || decode_keys(&owned_path, bytes)).await?;
+    let keys = crate::blocking::run(move || decode_keys(&owned_path, fetched)).await?;
     for (pos, (key, hash)) in (0u32..).zip(keys.keys.into_iter().zip(keys.hashes)) {
         each(pos, key, hash);
     }
     Ok(())
+}
+
+/// The columns [`read_keys`] decodes.
+const KEY_COLUMNS: [&str; 2] = ["event_uuid", "_content_hash"];
+
+/// Bytes a data file is first read from its end: its footer, and all of a
+/// file this small.
+const TAIL_BYTES: u64 = 512 << 10;
+
+/// The parts of a data file [`fetch_key_columns`] read, which are all the
+/// Parquet reader asks for when it decodes the key columns: the footer and
+/// those columns' chunks.
+struct Fetched {
+    /// The file's size.
+    size: u64,
+    /// (offset in the file, bytes).
+    parts: Vec<(u64, bytes::Bytes)>,
+}
+
+impl Fetched {
+    /// The part holding byte `start`, and `start`'s index in it.
+    fn part_at(&self, start: u64) -> parquet::errors::Result<(&bytes::Bytes, usize)> {
+        self.parts
+            .iter()
+            .find(|(offset, bytes)| (*offset..offset + bytes.len() as u64).contains(&start))
+            .map(|(offset, bytes)| (bytes, (start - offset) as usize))
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!(
+                    "byte {start} of the file was not fetched"
+                ))
+            })
+    }
+}
+
+impl parquet::file::reader::Length for Fetched {
+    fn len(&self) -> u64 {
+        self.size
+    }
+}
+
+impl parquet::file::reader::ChunkReader for Fetched {
+    type T = bytes::buf::Reader<bytes::Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        let (bytes, from) = self.part_at(start)?;
+        Ok(bytes.slice(from..).reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        let (bytes, from) = self.part_at(start)?;
+        if from + length > bytes.len() {
+            return Err(parquet::errors::ParquetError::General(format!(
+                "bytes {start}..{} of the file were not fetched",
+                start + length as u64
+            )));
+        }
+        Ok(bytes.slice(from..from + length))
+    }
+}
+
+/// Reads the end of the data file `path` (`size` bytes), then the chunks of
+/// its key columns that lie before it.
+async fn fetch_key_columns(
+    store: &TableStore,
+    path: &str,
+    size: u64,
+) -> Result<Fetched, TableError> {
+    let reader = store.file_io().new_input(path)?.reader().await?;
+    let mut tail_start = size.saturating_sub(TAIL_BYTES);
+    let mut tail = reader.read(tail_start..size).await?;
+    // The footer's length is in its last 8 bytes; a longer one is read whole.
+    if let Some(end) = tail.len().checked_sub(8)
+        && tail_start > 0
+    {
+        let footer = u64::from(u32::from_le_bytes(
+            tail[end..end + 4].try_into().unwrap_or_default(),
+        )) + 8;
+        if footer > tail.len() as u64 {
+            tail_start = size.saturating_sub(footer);
+            tail = reader.read(tail_start..size).await?;
+        }
+    }
+    let mut fetched = Fetched {
+        size,
+        parts: vec![(tail_start, tail)],
+    };
+    if tail_start == 0 {
+        return Ok(fetched);
+    }
+    let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&fetched)
+        .map_err(|e| parquet_err(path, e))?;
+    let schema = metadata.file_metadata().schema_descr();
+    let columns: Vec<usize> = (0..schema.num_columns())
+        .filter(|&i| KEY_COLUMNS.contains(&schema.column(i).path().string().as_str()))
+        .collect();
+    let mut ranges = Vec::new();
+    for group in metadata.row_groups() {
+        for &i in &columns {
+            let chunk = group.column(i);
+            let start = chunk
+                .dictionary_page_offset()
+                .unwrap_or_else(|| chunk.data_page_offset());
+            let (Ok(start), Ok(len)) =
+                (u64::try_from(start), u64::try_from(chunk.compressed_size()))
+            else {
+                return Err(parquet_err(
+                    path,
+                    parquet::errors::ParquetError::General(format!(
+                        "column {} has a negative offset or size",
+                        schema.column(i).path()
+                    )),
+                ));
+            };
+            if start < tail_start {
+                ranges.push(start..(start + len).min(size));
+            }
+        }
+    }
+    let parts =
+        futures::future::try_join_all(ranges.iter().map(|r| reader.read(r.clone()))).await?;
+    fetched
+        .parts
+        .extend(ranges.into_iter().map(|r| r.start).zip(parts));
+    Ok(fetched)
 }
 
 /// The key columns of a data file: row `pos` has key `keys[pos]` and
@@ -525,6 +656,102 @@ pub(crate) async fn read_position_deletes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Parquet file of `rows` rows in row groups of `group` rows: the key
+    /// columns between two wide ones, so their chunks lie far from the
+    /// footer.
+    fn wide_file(path: &std::path::Path, rows: usize, group: usize) {
+        use std::sync::Arc;
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("before", arrow_schema::DataType::Utf8, false),
+            arrow_schema::Field::new("event_uuid", arrow_schema::DataType::Utf8, false),
+            arrow_schema::Field::new("_content_hash", arrow_schema::DataType::Int64, false),
+            arrow_schema::Field::new("after", arrow_schema::DataType::Utf8, false),
+        ]));
+        // Text that neither a dictionary nor a codec shrinks.
+        let noise = |i: usize| -> String {
+            let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (0..200)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from(b'a' + (x % 26) as u8)
+                })
+                .collect()
+        };
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(group))
+            .set_dictionary_enabled(false)
+            .build();
+        let file = std::fs::File::create(path).unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
+        let batch = arrow_array::RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(arrow_array::StringArray::from_iter_values(
+                    (0..rows).map(noise),
+                )),
+                Arc::new(arrow_array::StringArray::from_iter_values(
+                    (0..rows).map(|i| format!("uuid-{i}")),
+                )),
+                Arc::new(arrow_array::Int64Array::from_iter_values(
+                    (0..rows as i64).map(|i| i * 7),
+                )),
+                Arc::new(arrow_array::StringArray::from_iter_values(
+                    (0..rows).map(|i| noise(i + rows)),
+                )),
+            ],
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+
+    #[tokio::test]
+    async fn keys_are_read_by_range_from_a_large_file_and_whole_from_a_small_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog =
+            crate::catalog::SqlCatalog::open(&dir.path().join("catalog.db"), "floe").unwrap();
+        let store = TableStore::new(
+            std::sync::Arc::new(crate::catalog::Catalog::Sql(catalog)),
+            iceberg::io::FileIO::new_with_fs(),
+            &format!("file://{}", dir.path().display()),
+        );
+        for (rows, group, ranged) in [(10_000, 2_000, true), (500, 200, false)] {
+            let path = dir.path().join(format!("{rows}.parquet"));
+            wide_file(&path, rows, group);
+            let size = std::fs::metadata(&path).unwrap().len();
+            assert_eq!(size > TAIL_BYTES, ranged, "{size} bytes");
+            let uri = format!("file://{}", path.display());
+
+            let fetched = fetch_key_columns(&store, &uri, size).await.unwrap();
+            let read: u64 = fetched.parts.iter().map(|(_, b)| b.len() as u64).sum();
+            if ranged {
+                // The end, then the key columns' chunks of the row groups
+                // before it: far less than the file.
+                assert!(fetched.parts.len() >= 5, "{} parts", fetched.parts.len());
+                assert!(read < size / 2, "{read} of {size} bytes");
+            } else {
+                assert_eq!((fetched.parts.len(), read), (1, size));
+            }
+
+            let mut seen = Vec::new();
+            read_keys(&store, &uri, size, |pos, key, hash| {
+                seen.push((pos, key, hash))
+            })
+            .await
+            .unwrap();
+            let want: Vec<_> = (0..rows as u32)
+                .map(|i| {
+                    let key = crate::contract::event_key(&format!("uuid-{i}"));
+                    (i, key, i64::from(i) * 7)
+                })
+                .collect();
+            assert_eq!(seen, want, "{rows} rows");
+        }
+    }
 
     #[test]
     fn the_budget_bounds_the_memory_the_maps_hold() {

@@ -476,7 +476,7 @@ impl Probe<'_> {
             let keys = match self.cache.keys.get(&file.path) {
                 Some(keys) => keys.clone(),
                 None if mine.len() >= READ_WHOLE_AT && !self.cache.has_room(file.rows) => {
-                    self.read_for(partition, &file.path, lookups, &mine, &mut found)
+                    self.read_for(partition, &file, lookups, &mine, &mut found)
                         .await?;
                     continue;
                 }
@@ -490,7 +490,7 @@ impl Probe<'_> {
                     if !mine.iter().any(may_contain) {
                         continue;
                     }
-                    self.load_keys(partition, &file.path).await?
+                    self.load_keys(partition, &file).await?
                 }
             };
             for &i in &mine {
@@ -526,20 +526,21 @@ impl Probe<'_> {
         Ok(blooms)
     }
 
-    /// Reads the keys of `path` once and answers `lookups[i]` for each `i`
+    /// Reads the keys of `file` once and answers `lookups[i]` for each `i`
     /// of `mine` from them, keeping nothing.
     async fn read_for(
         &mut self,
         partition: &Partition,
-        path: &str,
+        file: &Candidate,
         lookups: &[Lookup<'_>],
         mine: &[usize],
         found: &mut [Option<Found>],
     ) -> Result<(), TableError> {
         self.stats.files_read += 1;
+        let path = file.path.as_str();
         let gone = self.deleted_in(partition, path).await?;
         let wanted: Map<u128, usize> = mine.iter().map(|&i| (lookups[i].key, i)).collect();
-        read_keys(self.store, path, |pos, key, hash| {
+        read_keys(self.store, path, file.size, |pos, key, hash| {
             if let Some(&i) = wanted.get(&key)
                 && !gone.contains(&i64::from(pos))
             {
@@ -574,12 +575,17 @@ impl Probe<'_> {
             .unwrap_or_default())
     }
 
-    async fn load_keys(&mut self, partition: &Partition, path: &str) -> Result<Keys, TableError> {
+    async fn load_keys(
+        &mut self,
+        partition: &Partition,
+        file: &Candidate,
+    ) -> Result<Keys, TableError> {
         self.stats.files_read += 1;
+        let path = file.path.as_str();
         let gone = self.deleted_in(partition, path).await?;
         let cache = &mut *self.cache;
         let mut keys = Map::default();
-        read_keys(self.store, path, |pos, key, hash| {
+        read_keys(self.store, path, file.size, |pos, key, hash| {
             if !gone.contains(&i64::from(pos)) {
                 keys.insert(key, (i64::from(pos), hash));
             }
