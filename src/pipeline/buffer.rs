@@ -438,8 +438,8 @@ mod tests {
         assert_eq!(buffer.memory(), 0);
     }
 
-    /// The memory a buffer reports covers its rows' text, and a duplicate
-    /// that is not kept adds nothing.
+    /// The next buffer starts with the full one's key map, its room
+    /// counted, unless the map was far larger than its batch.
     #[test]
     fn the_next_buffer_reuses_the_key_map_of_a_full_one() {
         let rows = |from: u64| {
@@ -467,6 +467,8 @@ mod tests {
         assert_eq!(third.successor().keys.capacity(), 0);
     }
 
+    /// The memory a buffer reports covers its rows' text, and a duplicate
+    /// that is not kept adds nothing.
     #[test]
     fn memory_counts_rows_and_skips_dropped_duplicates() {
         let payload = format!(r#","p":"{}""#, "z".repeat(300));
