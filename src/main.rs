@@ -29,7 +29,7 @@ fn no_huge_pages() {
     }
 }
 
-/// Malloc arenas (glibc) for this many cores, at least: one per core.
+/// Malloc arenas (glibc) for this many cores: one per core, at least two.
 fn arenas_for(cores: usize) -> usize {
     cores.max(2)
 }
@@ -40,8 +40,8 @@ fn arenas_for(cores: usize) -> usize {
 /// by the thread that fills the buffer and freed by the threads that wrote
 /// them, so freed memory sat in arenas the next batch did not allocate
 /// from. Measured (docs/performance.md), glibc with two arenas against
-/// mimalloc, the allocator before, on 2 cores: peak RSS on 1M events 365
-/// against 498 MiB, and at 10M events 566 against 764 MiB, for the same CPU
+/// mimalloc, the allocator before, on 2 cores: peak RSS on 1M events 354
+/// against 478 MiB, and at 10M events 569 against 731 MiB, for the same CPU
 /// or less.
 fn fewer_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
