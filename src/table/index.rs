@@ -20,7 +20,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use iceberg::spec::{DataContentType, Literal, PrimitiveLiteral};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 
 use super::writer::Partition;
 use super::{LoadedTable, TableError, TableStore};
@@ -243,10 +245,10 @@ impl KeyIndex {
     /// table probe reads it), and the key's older entry goes: it names the
     /// row this one replaced.
     pub fn insert(&mut self, key: u128, file: u32, pos: u32, hash: i64) {
-        let indexed = &mut self.files[file as usize];
-        let late = indexed.partition.day.unwrap_or(i32::MIN) < self.oldest_day;
+        let day = self.files[file as usize].partition.day;
+        let late = !self.covers(day.unwrap_or(i32::MIN));
         if late && self.entries.len() >= self.max_keys {
-            indexed.complete = false;
+            self.files[file as usize].complete = false;
             self.entries.remove(&key);
             return;
         }
@@ -430,8 +432,8 @@ fn parquet_err(path: &str, e: parquet::errors::ParquetError) -> TableError {
 /// of its `event_uuid`.
 ///
 /// The file is fetched on the caller's task, by range: its last 512 KiB
-/// first (the footer, and all of a file that small: one request), then the
-/// chunks of the two key columns not in them, a third of a file's bytes
+/// first (the footer, parsed there, and all of a file that small: one
+/// request), then the chunks of the two key columns not in them, a third of a file's bytes
 /// (a 128 MiB file is not read whole for them). Decoding the key columns
 /// and hashing the keys, the CPU work, runs on tokio's blocking pool and
 /// hands back owned vectors (24 bytes a row, sized from the footer's row
@@ -466,6 +468,9 @@ struct Fetched {
     size: u64,
     /// (offset in the file, bytes).
     parts: Vec<(u64, bytes::Bytes)>,
+    /// The footer, parsed (to find the key columns' chunks; the decoder
+    /// does not parse it again).
+    metadata: std::sync::Arc<parquet::file::metadata::ParquetMetaData>,
 }
 
 impl Fetched {
@@ -532,15 +537,9 @@ async fn fetch_key_columns(
             tail = reader.read(tail_start..size).await?;
         }
     }
-    let mut fetched = Fetched {
-        size,
-        parts: vec![(tail_start, tail)],
-    };
-    if tail_start == 0 {
-        return Ok(fetched);
-    }
+    // The footer is at the tail's end, whatever the tail's offset.
     let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
-        .parse_and_finish(&fetched)
+        .parse_and_finish(&tail)
         .map_err(|e| parquet_err(path, e))?;
     let schema = metadata.file_metadata().schema_descr();
     let columns: Vec<usize> = (0..schema.num_columns())
@@ -569,12 +568,15 @@ async fn fetch_key_columns(
             }
         }
     }
-    let parts =
+    let chunks =
         futures::future::try_join_all(ranges.iter().map(|r| reader.read(r.clone()))).await?;
-    fetched
-        .parts
-        .extend(ranges.into_iter().map(|r| r.start).zip(parts));
-    Ok(fetched)
+    let mut parts = vec![(tail_start, tail)];
+    parts.extend(ranges.into_iter().map(|r| r.start).zip(chunks));
+    Ok(Fetched {
+        size,
+        parts,
+        metadata: std::sync::Arc::new(metadata),
+    })
 }
 
 /// The key columns of a data file: row `pos` has key `keys[pos]` and
@@ -585,16 +587,15 @@ struct FileKeys {
     hashes: Vec<i64>,
 }
 
-/// Decodes the `event_uuid` and `_content_hash` columns of the Parquet file
-/// `bytes` (read from `path`) and hashes the keys.
-fn decode_keys(
-    path: &str,
-    bytes: impl parquet::file::reader::ChunkReader + 'static,
-) -> Result<FileKeys, TableError> {
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| parquet_err(path, e))?;
+/// Decodes the key columns of the data file `path` from what was fetched
+/// of it, and hashes the keys.
+fn decode_keys(path: &str, fetched: Fetched) -> Result<FileKeys, TableError> {
+    let metadata =
+        ArrowReaderMetadata::try_new(fetched.metadata.clone(), ArrowReaderOptions::default())
+            .map_err(|e| parquet_err(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(fetched, metadata);
     let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-    let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_uuid", "_content_hash"]);
+    let mask = ProjectionMask::columns(builder.parquet_schema(), KEY_COLUMNS);
     let reader = builder
         .with_projection(mask)
         .with_batch_size(64 * 1024)
@@ -606,10 +607,8 @@ fn decode_keys(
     };
     for batch in reader {
         let batch = batch.map_err(|e| parquet_err(path, e.into()))?;
-        let (Some(uuids), Some(hashes)) = (
-            batch.column_by_name("event_uuid"),
-            batch.column_by_name("_content_hash"),
-        ) else {
+        let [uuids, hashes] = KEY_COLUMNS.map(|name| batch.column_by_name(name));
+        let (Some(uuids), Some(hashes)) = (uuids, hashes) else {
             return Err(parquet_err(
                 path,
                 parquet::errors::ParquetError::General(
