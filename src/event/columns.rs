@@ -12,6 +12,7 @@ use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{ArrowError, SchemaRef};
 
 use super::batch::{field_id, timestamps, unknown_column};
+use super::decode::{self, DecodeLimits, Rejection};
 use super::typed::{self, Value};
 use super::{Event, Origin, RecordPosition, Row};
 use crate::contract::ids;
@@ -56,6 +57,25 @@ pub struct EventColumns {
     typed_heap: usize,
 }
 
+/// What a row is, beside its payload and its origin.
+struct Head<'a> {
+    uuid: &'a str,
+    name: &'a str,
+    /// Byte ranges of `event_type` and `event_subtype` in `name`.
+    event_type: (u32, u32),
+    subtype: Option<(u32, u32)>,
+    created_at: f64,
+    created_micros: i64,
+    key: u128,
+}
+
+/// A row's `_source_position`: where it is in its source, or the text
+/// written for it before.
+enum Position<'a> {
+    Of(&'a RecordPosition),
+    Text(&'a str),
+}
+
 /// The first text block's capacity; each next one doubles, up to
 /// [`MAX_BLOCK`] (a partition of few rows takes little).
 const FIRST_BLOCK: usize = 16 << 10;
@@ -95,78 +115,185 @@ impl EventColumns {
 
     /// Appends `event` from `origin` as the next slot.
     pub fn push(&mut self, event: &Event, origin: &Origin) {
+        let name = event.event_name();
+        let offset_in = |part: &str| (part.as_ptr() as usize - name.as_ptr() as usize) as u32;
+        let etype = event.event_type();
+        let subtype = event
+            .event_subtype()
+            .map(|s| (offset_in(s), offset_in(s) + s.len() as u32));
+        let head = Head {
+            uuid: event.event_uuid(),
+            name,
+            event_type: (offset_in(etype), offset_in(etype) + etype.len() as u32),
+            subtype,
+            created_at: event.created_at,
+            created_micros: event.created_micros,
+            key: event.key,
+        };
         let payload = event.payload().unwrap_or("");
+        self.append(
+            &head,
+            payload.len(),
+            |text| {
+                text.push_str(payload);
+                event.content_hash
+            },
+            Position::Of(&origin.position),
+            &origin.source,
+            origin.ingested_micros,
+            &event.typed,
+        );
+    }
+
+    /// Decodes `line` from `origin` straight into the next slot: its text
+    /// is written once, here, with no event in between. A rejected record
+    /// leaves the columns as they were. Pushes the index of every typed
+    /// column whose value did not fit onto `mismatched`.
+    pub fn decode(
+        &mut self,
+        line: &[u8],
+        limits: &DecodeLimits,
+        mismatched: &mut Vec<usize>,
+        origin: &Origin,
+    ) -> Result<(), Rejection> {
+        let valid = decode::parse(line, limits, mismatched)?;
+        let head = Head {
+            uuid: &valid.event_uuid,
+            name: &valid.event_name,
+            event_type: valid.event_type,
+            subtype: valid.subtype,
+            created_at: valid.created_at,
+            created_micros: valid.created_micros,
+            key: valid.key(),
+        };
+        self.append(
+            &head,
+            valid.payload_capacity(),
+            |text| valid.push_payload(text),
+            Position::Of(&origin.position),
+            &origin.source,
+            origin.ingested_micros,
+            &valid.typed,
+        );
+        Ok(())
+    }
+
+    /// Appends row `slot` of `other` as the next slot.
+    pub fn push_row(&mut self, other: &EventColumns, slot: usize) {
+        let [t0, t1, s0, s1] = other.name_parts[slot];
+        let head = Head {
+            uuid: other.event_uuid(slot),
+            name: other.event_name(slot),
+            event_type: (t0, t1),
+            subtype: (s0 < s1).then_some((s0, s1)),
+            created_at: other.created_at[slot],
+            created_micros: other.created_micros[slot],
+            key: other.keys[slot],
+        };
+        let payload = other.payload(slot).unwrap_or("");
+        self.append(
+            &head,
+            payload.len(),
+            |text| {
+                text.push_str(payload);
+                other.content_hash[slot]
+            },
+            Position::Text(other.position(slot)),
+            &other.sources[other.source[slot] as usize],
+            other.ingested_micros[slot],
+            other.typed(slot),
+        );
+    }
+
+    /// Appends a row: its head, then a payload of at most `payload_max`
+    /// bytes that `payload` appends to the text, returning the content
+    /// hash, then its position.
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &mut self,
+        head: &Head<'_>,
+        payload_max: usize,
+        payload: impl FnOnce(&mut String) -> i64,
+        position: Position<'_>,
+        source: &Arc<str>,
+        ingested_micros: i64,
+        typed: &[Value],
+    ) {
         // The position's text: at most 20 digits, or the sequence number
         // and `:` with at most 10 digits.
-        let position = match &origin.position {
-            RecordPosition::Line { .. } => 20,
-            RecordPosition::Record { seq, .. } => seq.len() + 11,
+        let position_max = match position {
+            Position::Of(RecordPosition::Line { .. }) => 20,
+            Position::Of(RecordPosition::Record { seq, .. }) => seq.len() + 11,
+            Position::Text(text) => text.len(),
         };
-        let need = event.event_uuid().len() + event.event_name().len() + payload.len() + position;
+        let need = head.uuid.len() + head.name.len() + payload_max + position_max;
         let b = self.block_for(need);
         let text = &mut self.blocks[b];
         let before = text.len();
         let capacity_before = text.capacity();
         let end = |text: &String| text.len() as u32;
-        text.push_str(event.event_uuid());
+        text.push_str(head.uuid);
         let uuid_end = end(text);
-        text.push_str(event.event_name());
+        text.push_str(head.name);
         let name_end = end(text);
-        text.push_str(payload);
+        let content_hash = payload(text);
         let payload_end = end(text);
-        // Written once, here, not per row at every flush.
-        match &origin.position {
-            RecordPosition::Line { line, .. } => text.push_str(itoa::Buffer::new().format(*line)),
-            RecordPosition::Record { seq, index } => {
+        // Written once, when the row is first taken in, not per row at
+        // every flush.
+        match position {
+            Position::Of(RecordPosition::Line { line, .. }) => {
+                text.push_str(itoa::Buffer::new().format(*line))
+            }
+            Position::Of(RecordPosition::Record { seq, index }) => {
                 text.push_str(seq);
                 if let Some(i) = index {
                     text.push(':');
                     text.push_str(itoa::Buffer::new().format(*i));
                 }
             }
+            Position::Text(position) => text.push_str(position),
         }
         self.text_len += text.len() - before;
         // Not grown when `need` was right, but counted whatever happened.
         self.block_capacity = self.block_capacity + text.capacity() - capacity_before;
         self.ends.push([uuid_end, name_end, payload_end, end(text)]);
         self.block.push(b as u32);
-        let name = event.event_name();
-        let offset_in = |part: &str| (part.as_ptr() as usize - name.as_ptr() as usize) as u32;
-        let etype = event.event_type();
-        let (s0, s1) = match event.event_subtype() {
-            Some(s) => (offset_in(s), offset_in(s) + s.len() as u32),
-            None => (0, 0),
-        };
-        self.name_parts.push([
-            offset_in(etype),
-            offset_in(etype) + etype.len() as u32,
-            s0,
-            s1,
-        ]);
-        self.created_at.push(event.created_at);
-        self.created_micros.push(event.created_micros);
-        self.content_hash.push(event.content_hash);
-        self.keys.push(event.key);
-        self.ingested_micros.push(origin.ingested_micros);
-        let source = match self.sources.iter().rposition(|s| *s == origin.source) {
+        let (s0, s1) = head.subtype.unwrap_or((0, 0));
+        self.name_parts
+            .push([head.event_type.0, head.event_type.1, s0, s1]);
+        self.created_at.push(head.created_at);
+        self.created_micros.push(head.created_micros);
+        self.content_hash.push(content_hash);
+        self.keys.push(head.key);
+        self.ingested_micros.push(ingested_micros);
+        let source = match self
+            .sources
+            .iter()
+            .rposition(|s| Arc::ptr_eq(s, source) || *s == *source)
+        {
             Some(i) => i,
             None => {
-                self.sources.push(origin.source.clone());
+                self.sources.push(source.clone());
                 self.sources.len() - 1
             }
         };
         self.source.push(source as u32);
         // Every event of a run has the same typed columns.
         if self.ends.len() == 1 {
-            self.typed_width = event.typed.len();
+            self.typed_width = typed.len();
         }
-        for v in event.typed.iter().take(self.typed_width) {
+        for v in typed.iter().take(self.typed_width) {
             self.typed_heap += v.heap_size() - std::mem::size_of::<Value>();
             self.typed.push(v.clone());
         }
-        for _ in event.typed.len()..self.typed_width {
+        for _ in typed.len()..self.typed_width {
             self.typed.push(Value::Null);
         }
+    }
+
+    /// The typed column values of a row.
+    pub fn typed(&self, slot: usize) -> &[Value] {
+        &self.typed[slot * self.typed_width..(slot + 1) * self.typed_width]
     }
 
     /// The text of a row's block.
@@ -192,17 +319,20 @@ impl EventColumns {
         &self.text(slot)[self.ends[slot][0] as usize..self.ends[slot][1] as usize]
     }
 
-    fn event_type(&self, slot: usize) -> &str {
+    /// `event_type` of a row.
+    pub fn event_type(&self, slot: usize) -> &str {
         let [a, b, ..] = self.name_parts[slot];
         &self.event_name(slot)[a as usize..b as usize]
     }
 
-    fn event_subtype(&self, slot: usize) -> Option<&str> {
+    /// `event_subtype` of a row, when it has one.
+    pub fn event_subtype(&self, slot: usize) -> Option<&str> {
         let [_, _, a, b] = self.name_parts[slot];
         (a < b).then(|| &self.event_name(slot)[a as usize..b as usize])
     }
 
-    fn payload(&self, slot: usize) -> Option<&str> {
+    /// `payload` of a row, when it has one.
+    pub fn payload(&self, slot: usize) -> Option<&str> {
         let [_, a, b, _] = self.ends[slot];
         (a < b).then(|| &self.text(slot)[a as usize..b as usize])
     }
@@ -221,6 +351,23 @@ impl EventColumns {
     /// The content hash of a row ([`Event::content_hash`]).
     pub fn content_hash(&self, slot: usize) -> i64 {
         self.content_hash[slot]
+    }
+
+    /// Day of a row's `created_datetime` since 1970-01-01 (its partition
+    /// value).
+    pub fn day(&self, slot: usize) -> i32 {
+        // Fits: created_at is checked to lie between 2000 and now + 1 day.
+        self.created_micros[slot].div_euclid(86_400_000_000) as i32
+    }
+
+    /// `_source_id` of a row.
+    pub fn source_id(&self, slot: usize) -> &str {
+        &self.sources[self.source[slot] as usize]
+    }
+
+    /// `_ingested_at` of a row, in microseconds.
+    pub fn ingested_micros(&self, slot: usize) -> i64 {
+        self.ingested_micros[slot]
     }
 
     /// `created_datetime` of a row, in microseconds.
@@ -437,6 +584,81 @@ mod tests {
         );
         assert_eq!(strings(&batch, 5), some(&["4961:3", "12", "4960"]));
         assert_eq!(columns.batch(&schema, &[]).unwrap().num_rows(), 0);
+    }
+
+    /// A line decoded straight into columns, the event decoded from it
+    /// and pushed, and the row copied from other columns are the same
+    /// row; a rejected line leaves the columns as they were.
+    #[test]
+    fn decoding_into_columns_pushing_and_copying_give_the_same_rows() {
+        let limits = DecodeLimits {
+            max_record_size: 1 << 20,
+            now_seconds: 1_790_000_000.0,
+            ..Default::default()
+        };
+        let lines = [
+            r#"{"event_uuid":"a","event_name":"x : y","created_at":1780000000,"v":1}"#,
+            "not json",
+            r#"{ "created_at" : 1780000000.5 , "event_name":"p\u0041y:", "event_uuid":"b\"c", "n":{"k": [1, 2]} }"#,
+            r#"{"event_uuid":"e","event_name":"x"}"#,
+            r#"{"event_uuid":"d","event_name":"z","created_at":1780000001}"#,
+        ];
+        let origin = |line: usize| Origin {
+            source: Arc::from("f.jsonl"),
+            position: RecordPosition::Line {
+                line: line as u64,
+                offset: 0,
+            },
+            ingested_micros: 9,
+        };
+        let (mut direct, mut pushed) = (EventColumns::default(), EventColumns::default());
+        for (i, line) in lines.iter().enumerate() {
+            let decoded = direct.decode(line.as_bytes(), &limits, &mut Vec::new(), &origin(i));
+            match crate::event::decode(line.as_bytes(), &limits) {
+                Ok(event) => {
+                    assert_eq!(decoded, Ok(()), "{line}");
+                    pushed.push(&event, &origin(i));
+                }
+                Err(rejection) => assert_eq!(decoded, Err(rejection), "{line}"),
+            }
+            assert_eq!(
+                (direct.len(), direct.text_len(), direct.memory()),
+                (pushed.len(), pushed.text_len(), pushed.memory()),
+                "{line}"
+            );
+        }
+        assert_eq!(direct.len(), 3);
+        let mut copied = EventColumns::default();
+        for slot in (0..direct.len()).rev() {
+            copied.push_row(&direct, slot);
+        }
+        let timestamp =
+            DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("+00:00".into()));
+        let schema = Arc::new(Schema::new(vec![
+            field("event_uuid", ids::EVENT_UUID, DataType::Utf8),
+            field("event_name", ids::EVENT_NAME, DataType::Utf8),
+            field("event_type", ids::EVENT_TYPE, DataType::Utf8),
+            field("event_subtype", ids::EVENT_SUBTYPE, DataType::Utf8),
+            field("created_at", ids::CREATED_AT, DataType::Float64),
+            field("created_datetime", ids::CREATED_DATETIME, timestamp.clone()),
+            field("payload", ids::PAYLOAD, DataType::Utf8),
+            field("_ingested_at", ids::INGESTED_AT, timestamp),
+            field("_source_id", ids::SOURCE_ID, DataType::Utf8),
+            field("_source_position", ids::SOURCE_POSITION, DataType::Utf8),
+            field("_content_hash", ids::CONTENT_HASH, DataType::Int64),
+        ]));
+        let batch = direct.batch(&schema, &[0, 1, 2]).unwrap();
+        assert_eq!(batch, pushed.batch(&schema, &[0, 1, 2]).unwrap());
+        assert_eq!(batch, copied.batch(&schema, &[2, 1, 0]).unwrap());
+        assert_eq!(strings(&batch, 1)[1].as_deref(), Some("pAy:"));
+        assert_eq!(strings(&batch, 3), [Some("y".to_string()), None, None]);
+        assert_eq!(
+            strings(&batch, 6)[1].as_deref(),
+            Some(r#"{"n":{"k":[1,2]}}"#)
+        );
+        let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+        assert_eq!(strings(&batch, 9), some(&["0", "2", "4"]));
+        assert_eq!(copied.memory(), copied.memory_recounted());
     }
 
     /// What the columns hold is counted, slack included, and grows with

@@ -206,6 +206,36 @@ pub fn decode_counting(
     limits: &DecodeLimits,
     mismatched: &mut Vec<usize>,
 ) -> Result<Event, Rejection> {
+    let valid = parse(line, limits, mismatched)?;
+    let mut text = String::with_capacity(
+        valid.event_uuid.len() + valid.event_name.len() + valid.payload_capacity(),
+    );
+    text.push_str(&valid.event_uuid);
+    text.push_str(&valid.event_name);
+    let content_hash = valid.push_payload(&mut text);
+    Ok(Event {
+        key: valid.key(),
+        uuid_len: valid.event_uuid.len() as u32,
+        name_len: valid.event_name.len() as u32,
+        text: text.into_boxed_str(),
+        event_type: valid.event_type,
+        subtype: valid.subtype,
+        created_at: valid.created_at,
+        created_micros: valid.created_micros,
+        content_hash,
+        typed: valid.typed,
+    })
+}
+
+/// Parses and checks one record, pushing the index of every typed column
+/// whose value did not fit onto `mismatched`: the parts of its row,
+/// borrowed from `line`, for [`decode_counting`] or for writing straight
+/// into columns ([`super::EventColumns::decode`]).
+pub(super) fn parse<'a>(
+    line: &'a [u8],
+    limits: &DecodeLimits,
+    mismatched: &mut Vec<usize>,
+) -> Result<Valid<'a>, Rejection> {
     if line.len() > limits.max_record_size {
         return Err(too_large(line.len(), limits.max_record_size));
     }
@@ -227,7 +257,7 @@ pub fn decode_counting(
         Err(e) => return Err(invalid_json(&e)),
     };
     de.end().map_err(|e| invalid_json(&e))?;
-    enrich(members, limits, mismatched)
+    validate(members, limits, mismatched)
 }
 
 /// The rejection for a record longer than the limit (also used by readers that
@@ -246,11 +276,69 @@ fn invalid_json(e: &serde_json::Error) -> Rejection {
 /// The members of an object, in input order, as raw text.
 type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 
-fn enrich(
-    mut members: Members<'_>,
+/// A record that passed every check: the parts of its row, borrowed from
+/// its line (a string with escapes is the one copy).
+pub(super) struct Valid<'a> {
+    members: Members<'a>,
+    /// Members that are not one of the three common fields.
+    payload_count: usize,
+    /// `promoted[i]`: `members[i]` went into a typed column.
+    promoted: Vec<bool>,
+    pub event_uuid: Cow<'a, str>,
+    pub event_name: Cow<'a, str>,
+    /// Byte range of `event_type` in `event_name`.
+    pub event_type: Range,
+    /// Byte range of `event_subtype` in `event_name`, when there is one.
+    pub subtype: Option<Range>,
+    pub created_at: f64,
+    pub created_micros: i64,
+    /// Values of the typed columns, in [`TypedColumns`] order.
+    pub typed: Vec<Value>,
+}
+
+impl Valid<'_> {
+    /// Bytes [`push_payload`](Self::push_payload) appends at most.
+    pub fn payload_capacity(&self) -> usize {
+        self.members
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum::<usize>()
+    }
+
+    /// The key index's key of `event_uuid` ([`crate::contract::event_key`]).
+    pub fn key(&self) -> u128 {
+        crate::contract::event_key(&self.event_uuid)
+    }
+
+    /// Appends the payload (the members that are not common fields and did
+    /// not go into a typed column, as one compact JSON object; nothing when
+    /// there are none) to `text`, and returns the content hash.
+    pub fn push_payload(&self, text: &mut String) -> i64 {
+        let head = text.len();
+        // The hash covers the whole payload, promoted fields included, so a
+        // duplicate is recognised whichever schema each copy was read under.
+        if self.payload_count > 0 {
+            push_payload(text, &self.members, &[]);
+        }
+        let full = Some(&text[head..]).filter(|p| !p.is_empty());
+        let content_hash = content_hash(&self.event_name, self.created_at, full);
+        match self.promoted.iter().filter(|p| **p).count() {
+            0 => {}
+            n if n == self.payload_count => text.truncate(head),
+            _ => {
+                text.truncate(head);
+                push_payload(text, &self.members, &self.promoted);
+            }
+        }
+        content_hash
+    }
+}
+
+fn validate<'a>(
+    mut members: Members<'a>,
     limits: &DecodeLimits,
     mismatched: &mut Vec<usize>,
-) -> Result<Event, Rejection> {
+) -> Result<Valid<'a>, Rejection> {
     last_wins(&mut members);
     let mut uuid = None;
     let mut name = None;
@@ -341,41 +429,16 @@ fn enrich(
     let created_micros = (created_at * 1_000_000.0 + 0.5).floor() as i64;
 
     let (typed, promoted) = promote(&members, &limits.columns, mismatched)?;
-    let capacity = event_uuid.len()
-        + event_name.len()
-        + members
-            .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
-            .sum::<usize>();
-    let mut text = String::with_capacity(capacity);
-    text.push_str(&event_uuid);
-    text.push_str(&event_name);
-    let head = text.len();
-    // The hash covers the whole payload, promoted fields included, so a
-    // duplicate is recognised whichever schema each copy was read under.
-    if payload_count > 0 {
-        push_payload(&mut text, &members, &[]);
-    }
-    let full = Some(&text[head..]).filter(|p| !p.is_empty());
-    let content_hash = content_hash(&event_name, created_at, full);
-    match promoted.iter().filter(|p| **p).count() {
-        0 => {}
-        n if n == payload_count => text.truncate(head),
-        _ => {
-            text.truncate(head);
-            push_payload(&mut text, &members, &promoted);
-        }
-    }
-    Ok(Event {
-        key: crate::contract::event_key(&event_uuid),
-        uuid_len: event_uuid.len() as u32,
-        name_len: event_name.len() as u32,
-        text: text.into_boxed_str(),
+    Ok(Valid {
+        members,
+        payload_count,
+        promoted,
+        event_uuid,
+        event_name,
         event_type,
         subtype,
         created_at,
         created_micros,
-        content_hash,
         typed,
     })
 }
@@ -643,7 +706,7 @@ fn name_parts(event_name: &str) -> Result<(Range, Option<Range>), Rejection> {
 }
 
 /// A byte range `start..end` of `event_name`.
-type Range = (u32, u32);
+pub(super) type Range = (u32, u32);
 
 /// The range `start..end` of `s` without the white space at either end.
 fn trimmed_range(s: &str, start: usize, end: usize) -> Range {

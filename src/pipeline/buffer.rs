@@ -18,7 +18,7 @@ use super::decode::Decoded;
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use crate::checkpoint::SourcePosition;
 use crate::config::DedupMode;
-use crate::event::{EventColumns, RejectedRecord, Row};
+use crate::event::{EventColumns, RejectedRecord};
 use crate::source::SourceInfo;
 use crate::table::summary::{QualityCounts, add_counts};
 use crate::table::writer::Partition;
@@ -54,10 +54,11 @@ impl PartitionRows {
         self.memory() - before
     }
 
-    /// Appends a row as the next slot; returns the bytes this grew by.
-    fn push(&mut self, row: &Row) -> usize {
+    /// Appends row `slot` of `rows` as the next slot; returns the bytes
+    /// this grew by.
+    fn push(&mut self, rows: &EventColumns, slot: usize) -> usize {
         let before = self.memory();
-        self.columns.push(&row.event, &row.origin);
+        self.columns.push_row(rows, slot);
         self.live += 1;
         self.memory() - before
     }
@@ -182,18 +183,20 @@ impl Buffer {
                 );
             }
         }
-        for row in decoded.rows {
-            self.add_row(row);
+        for slot in 0..decoded.rows.len() {
+            self.add_row(&decoded.rows, slot);
         }
     }
 
-    fn add_row(&mut self, row: Row) {
+    /// Adds row `slot` of a decoded chunk's `rows`.
+    fn add_row(&mut self, rows: &EventColumns, slot: usize) {
+        let key = rows.key(slot);
         // Checked before the append: an identical or skipped duplicate
         // never takes memory.
-        if let Some(&(old_part, old_slot)) = self.keys.get(&row.event.key) {
+        if let Some(&(old_part, old_slot)) = self.keys.get(&key) {
             let old_rows = &mut self.partitions[old_part as usize].1;
             let old_slot = old_slot as usize;
-            if old_rows.columns.content_hash(old_slot) == row.event.content_hash {
+            if old_rows.columns.content_hash(old_slot) == rows.content_hash(slot) {
                 self.counts.duplicates_identical += 1;
                 return;
             }
@@ -204,11 +207,11 @@ impl Buffer {
             self.rows_memory += old_rows.kill(old_slot);
             self.counts.duplicates_replaced += 1;
         }
-        let part = self.partition_of(&row);
-        let rows = &mut self.partitions[part].1;
-        let slot = rows.columns.len();
-        self.keys.insert(row.event.key, (part as u32, slot as u32));
-        self.rows_memory += rows.push(&row);
+        let part = self.partition_of(rows.day(slot), rows.event_type(slot));
+        let partition = &mut self.partitions[part].1;
+        self.keys
+            .insert(key, (part as u32, partition.columns.len() as u32));
+        self.rows_memory += partition.push(rows, slot);
     }
 
     /// Takes the partitions, with their rows, out of the buffer (the key
@@ -236,9 +239,7 @@ impl Buffer {
         rows + keys + rejects
     }
 
-    fn partition_of(&mut self, row: &Row) -> usize {
-        let day = row.event.day();
-        let event_type = row.event.event_type();
+    fn partition_of(&mut self, day: i32, event_type: &str) -> usize {
         if let Some(&i) = self
             .partition_index
             .get(&day)
@@ -289,7 +290,7 @@ impl Buffer {
 mod tests {
     use super::*;
     use crate::checkpoint::FilePosition;
-    use crate::event::{Origin, RecordPosition};
+    use crate::event::{Origin, RecordPosition, Row};
 
     fn row(uuid: &str, name: &str, created: f64, extra: &str, line: u64) -> Row {
         Row {
@@ -306,6 +307,10 @@ mod tests {
     }
 
     fn decoded(rows: Vec<Row>) -> Decoded {
+        let mut columns = EventColumns::default();
+        for row in &rows {
+            columns.push(&row.event, &row.origin);
+        }
         Decoded {
             source: Arc::new(SourceInfo {
                 key: "k".into(),
@@ -321,7 +326,7 @@ mod tests {
             }),
             commit_soon: false,
             records: rows.len() as u64,
-            rows,
+            rows: columns,
             rejects: vec![],
             blank_lines: 0,
             type_mismatches: Default::default(),

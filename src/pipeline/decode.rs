@@ -13,7 +13,8 @@ use super::{RunError, stage_failed};
 use crate::checkpoint::SourcePosition;
 use crate::event::typed::{MismatchCounts, Value};
 use crate::event::{
-    self, DecodeLimits, MAX_RAW_KEPT, Origin, RecordPosition, RejectReason, RejectedRecord, Row,
+    self, DecodeLimits, EventColumns, MAX_RAW_KEPT, Origin, RecordPosition, RejectReason,
+    RejectedRecord,
 };
 use crate::source::file::{BOM, Chunk, ChunkBody};
 use crate::source::kinesis::ShardBatch;
@@ -30,8 +31,8 @@ pub struct Decoded {
     pub start: SourcePosition,
     /// Position after its last record.
     pub end: SourcePosition,
-    /// Valid events, in input order.
-    pub rows: Vec<Row>,
+    /// Valid events, in input order, decoded straight into columns.
+    pub rows: EventColumns,
     /// Rejected records, in input order.
     pub rejects: Vec<RejectedRecord>,
     /// Non-blank lines read.
@@ -154,7 +155,6 @@ pub fn decode_shard_batch(
 ) -> Decoded {
     let mut out = Decoded {
         commit_soon: batch.end.end || batch.handoff,
-        rows: Vec::with_capacity(batch.records.len()),
         bytes: batch.data.decoded_len() as u64,
         ..Decoded::empty(
             batch.source.clone(),
@@ -244,20 +244,13 @@ fn lines_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
 fn decode_line(line: &[u8], limits: &DecodeLimits, origin: Origin, out: &mut Decoded) {
     out.records += 1;
     let mut mismatched = Vec::new();
-    let verdict = if line.len() > limits.max_record_size {
-        Err(event::too_large(line.len(), limits.max_record_size))
-    } else {
-        event::decode_counting(line, limits, &mut mismatched)
-    };
+    let verdict = out.rows.decode(line, limits, &mut mismatched, &origin);
     for &c in &mismatched {
         let name = &limits.columns.columns()[c].name;
         *out.type_mismatches.entry(name.clone()).or_default() += 1;
     }
     match verdict {
-        Ok(event) => {
-            out.count_missing(&event, &mismatched);
-            out.rows.push(Row { event, origin })
-        }
+        Ok(()) => out.count_missing(out.rows.len() - 1, &mismatched),
         Err(rejection) => {
             let kept = line.len().min(MAX_RAW_KEPT);
             out.rejects.push(RejectedRecord {
@@ -297,7 +290,6 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
             });
         }
         ChunkBody::Lines(data) => {
-            out.rows.reserve(data.len() / 256);
             let mut offset = chunk.start.offset;
             let mut line_no = chunk.start.line;
             let body = data.strip_suffix(b"\n").unwrap_or(data);
@@ -330,7 +322,7 @@ impl Decoded {
             source,
             start,
             end,
-            rows: Vec::new(),
+            rows: EventColumns::default(),
             rejects: Vec::new(),
             records: 0,
             blank_lines: 0,
@@ -342,24 +334,27 @@ impl Decoded {
         }
     }
 
-    /// Counts the optional fields `event` lacks: no `event_subtype`, or a
-    /// typed column with no value that was not a mismatch (those are counted
-    /// as mismatches).
-    fn count_missing(&mut self, event: &event::Event, mismatched: &[usize]) {
-        let no_subtype = event.event_subtype().is_none();
+    /// Counts the optional fields row `slot` lacks: no `event_subtype`, or
+    /// a typed column with no value that was not a mismatch (those are
+    /// counted as mismatches).
+    fn count_missing(&mut self, slot: usize, mismatched: &[usize]) {
+        let rows = &self.rows;
+        let no_subtype = rows.event_subtype(slot).is_none();
+        let typed = rows.typed(slot);
         let absent = |i: usize, v: &Value| matches!(v, Value::Null) && !mismatched.contains(&i);
-        if !no_subtype && !event.typed.iter().enumerate().any(|(i, v)| absent(i, v)) {
+        if !no_subtype && !typed.iter().enumerate().any(|(i, v)| absent(i, v)) {
             return;
         }
-        let counts = match self.missing_by_type.get_mut(event.event_type()) {
+        let event_type = rows.event_type(slot);
+        let counts = match self.missing_by_type.get_mut(event_type) {
             Some(counts) => counts,
             None => self
                 .missing_by_type
-                .entry(event.event_type().to_string())
-                .or_insert_with(|| vec![0; event.typed.len() + 1]),
+                .entry(event_type.to_string())
+                .or_insert_with(|| vec![0; typed.len() + 1]),
         };
         counts[0] += u64::from(no_subtype);
-        for (i, v) in event.typed.iter().enumerate() {
+        for (i, v) in typed.iter().enumerate() {
             counts[i + 1] += u64::from(absent(i, v));
         }
     }
@@ -436,12 +431,12 @@ mod tests {
         let d = decode_shard_batch(batch, &limits, 1);
         assert!(d.commit_soon);
         assert_eq!((d.records, d.blank_lines), (3, 1));
-        let positions: Vec<_> = d.rows.iter().map(|r| r.origin.position.text()).collect();
+        let positions: Vec<_> = (0..d.rows.len()).map(|s| d.rows.position(s)).collect();
         assert_eq!(positions, ["7", "9:0"]);
         assert_eq!(d.rejects.len(), 1);
         assert_eq!(d.rejects[0].origin.position.text(), "9:1");
         assert_eq!(d.rejects[0].reason, RejectReason::InvalidJson);
-        assert_eq!(&*d.rows[0].origin.source, "kinesis:s/shardId-1");
+        assert_eq!(d.rows.source_id(0), "kinesis:s/shardId-1");
         assert_eq!(d.end, SourcePosition::Shard(at("12", true)));
     }
 
@@ -488,17 +483,15 @@ mod tests {
         };
         let d = decode_chunk(chunk, &limits, 7);
         assert_eq!((d.records, d.blank_lines), (3, 2));
-        let rows: Vec<_> = d
-            .rows
-            .iter()
-            .map(|r| (r.event.event_uuid(), r.origin.position.clone()))
+        let rows: Vec<_> = (0..d.rows.len())
+            .map(|s| (d.rows.event_uuid(s), d.rows.position(s)))
             .collect();
+        assert_eq!(rows, [("a", "11"), ("b", "15")]);
         let line = |line, offset| RecordPosition::Line { line, offset };
-        assert_eq!(rows, [("a", line(11, 100)), ("b", line(15, 174))]);
         assert_eq!(d.rejects.len(), 1);
         assert_eq!(d.rejects[0].reason, RejectReason::InvalidJson);
         assert_eq!(d.rejects[0].raw, b"not json");
         assert_eq!(d.rejects[0].origin.position, line(14, 165));
-        assert_eq!(d.rows[0].origin.ingested_micros, 7);
+        assert_eq!(d.rows.ingested_micros(0), 7);
     }
 }
