@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_buffer::{Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, SchemaRef};
 
 use super::batch::{field_id, timestamps, unknown_column};
@@ -417,14 +417,23 @@ impl EventColumns {
     /// Columns are matched by field id (see [`super::events_batch`]).
     pub fn batch(&self, schema: &SchemaRef, slots: &[u32]) -> Result<RecordBatch, ArrowError> {
         let rows = || slots.iter().map(|&s| s as usize);
+        // Each row's text found once for all its string columns: finding
+        // it in its block is most of a gather's cost.
+        let texts: Vec<RowText<'_>> = rows().map(|s| self.row_text(s)).collect();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         let mut typed_index = 0;
         for field in schema.fields() {
             let column: ArrayRef = match field_id(field) {
-                Some(ids::EVENT_UUID) => gather(slots, |s| Some(self.event_uuid(s))),
-                Some(ids::EVENT_NAME) => gather(slots, |s| Some(self.event_name(s))),
-                Some(ids::EVENT_TYPE) => gather(slots, |s| Some(self.event_type(s))),
-                Some(ids::EVENT_SUBTYPE) => gather(slots, |s| self.event_subtype(s)),
+                Some(ids::EVENT_UUID) => gather(&texts, |r| Some(r.part(0)))?,
+                Some(ids::EVENT_NAME) => gather(&texts, |r| Some(r.part(1)))?,
+                Some(ids::EVENT_TYPE) => gather(&texts, |r| {
+                    let [a, b, ..] = self.name_parts[r.slot];
+                    Some(&r.part(1)[a as usize..b as usize])
+                })?,
+                Some(ids::EVENT_SUBTYPE) => gather(&texts, |r| {
+                    let [_, _, a, b] = self.name_parts[r.slot];
+                    (a < b).then(|| &r.part(1)[a as usize..b as usize])
+                })?,
                 Some(ids::CREATED_AT) => Arc::new(Float64Array::from_iter_values(
                     rows().map(|s| self.created_at[s]),
                 )),
@@ -432,15 +441,17 @@ impl EventColumns {
                     field.data_type(),
                     rows().map(|s| self.created_micros[s]).collect(),
                 ),
-                Some(ids::PAYLOAD) => gather(slots, |s| self.payload(s)),
+                Some(ids::PAYLOAD) => {
+                    gather(&texts, |r| Some(r.part(2)).filter(|p| !p.is_empty()))?
+                }
                 Some(ids::INGESTED_AT) => timestamps(
                     field.data_type(),
                     rows().map(|s| self.ingested_micros[s]).collect(),
                 ),
-                Some(ids::SOURCE_ID) => gather(slots, |s| {
-                    Some(self.sources[self.source[s] as usize].as_ref())
-                }),
-                Some(ids::SOURCE_POSITION) => gather(slots, |s| Some(self.position(s))),
+                Some(ids::SOURCE_ID) => gather(&texts, |r| {
+                    Some(self.sources[self.source[r.slot] as usize].as_bytes())
+                })?,
+                Some(ids::SOURCE_POSITION) => gather(&texts, |r| Some(r.part(3)))?,
                 Some(ids::CONTENT_HASH) => Arc::new(Int64Array::from_iter_values(
                     rows().map(|s| self.content_hash[s]),
                 )),
@@ -461,6 +472,34 @@ impl EventColumns {
         }
         RecordBatch::try_new(schema.clone(), columns)
     }
+
+    /// Row `slot`'s text: its uuid, name, payload and position, one after
+    /// the other.
+    fn row_text(&self, slot: usize) -> RowText<'_> {
+        let start = self.start(slot);
+        let text = &self.text(slot).as_bytes()[start..self.ends[slot][3] as usize];
+        let ends = self.ends[slot].map(|e| e as usize - start);
+        RowText { slot, text, ends }
+    }
+}
+
+/// A row's text, as [`EventColumns::row_text`] finds it.
+struct RowText<'a> {
+    slot: usize,
+    text: &'a [u8],
+    /// Where its uuid, name, payload and position end in `text`.
+    ends: [usize; 4],
+}
+
+impl<'a> RowText<'a> {
+    /// Part `i`: 0 the uuid, 1 the name, 2 the payload, 3 the position.
+    fn part(&self, i: usize) -> &'a [u8] {
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1],
+        };
+        &self.text[start..self.ends[i]]
+    }
 }
 
 /// Builds one record batch of event rows in `schema`.
@@ -473,16 +512,40 @@ pub fn events_batch(schema: &SchemaRef, rows: &[&Row]) -> Result<RecordBatch, Ar
     columns.batch(schema, &slots)
 }
 
-/// A string column of `f(slot)` for each of `slots`. Each is asked for
-/// once: finding a row's text in its block is most of the cost.
-fn gather<'a>(slots: &[u32], f: impl Fn(usize) -> Option<&'a str>) -> ArrayRef {
-    let values: Vec<Option<&str>> = slots.iter().map(|&s| f(s as usize)).collect();
-    let bytes = values.iter().map(|v| v.map_or(0, str::len)).sum();
-    let mut builder = StringBuilder::with_capacity(values.len(), bytes);
-    for value in values {
-        builder.append_option(value);
+/// A string column of `value(row)` for each of `rows`, built straight
+/// from the bytes (checked as UTF-8 once, as a whole, by Arrow).
+fn gather<'a, T>(
+    rows: &[T],
+    value: impl Fn(&T) -> Option<&'a [u8]>,
+) -> Result<ArrayRef, ArrowError> {
+    let bytes = rows.iter().map(|r| value(r).map_or(0, <[u8]>::len)).sum();
+    let mut values: Vec<u8> = Vec::with_capacity(bytes);
+    let mut offsets: Vec<i32> = Vec::with_capacity(rows.len() + 1);
+    let mut nulls = NullBufferBuilder::new(rows.len());
+    let offset = |len: usize| {
+        i32::try_from(len).map_err(|_| {
+            ArrowError::ComputeError(format!(
+                "{len} bytes of text are too many for a string column"
+            ))
+        })
+    };
+    offsets.push(0);
+    for row in rows {
+        match value(row) {
+            Some(v) => {
+                values.extend_from_slice(v);
+                nulls.append_non_null();
+            }
+            None => nulls.append_null(),
+        }
+        offsets.push(offset(values.len())?);
     }
-    Arc::new(builder.finish())
+    let array = StringArray::try_new(
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        Buffer::from_vec(values),
+        nulls.finish(),
+    )?;
+    Ok(Arc::new(array))
 }
 
 /// Fixed bytes per row in [`EventColumns`] beside its text.
