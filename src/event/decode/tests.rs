@@ -283,6 +283,12 @@ fn unicode_and_escaped_strings_survive() {
     assert_eq!(e.event_type(), "café");
     assert_eq!(e.payload(), Some(r#"{"n":"café \"q\""}"#));
     assert_eq!(e.day(), 20601);
+
+    // Keys: as sent when they had no escape, written back as JSON
+    // literals when they had one.
+    let line = r#"{"event_uuid":"u","event_name":"a","created_at":1780000000,"k\u0065y":1,"a\"b\\":2,"clé x":3}"#;
+    let e = decode(line.as_bytes(), &roomy()).unwrap();
+    assert_eq!(e.payload(), Some(r#"{"key":1,"a\"b\\":2,"clé x":3}"#));
 }
 
 #[test]
