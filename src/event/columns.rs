@@ -69,13 +69,6 @@ struct Head<'a> {
     key: u128,
 }
 
-/// A row's `_source_position`: where it is in its source, or the text
-/// written for it before.
-enum Position<'a> {
-    Of(&'a RecordPosition),
-    Text(&'a str),
-}
-
 /// The first text block's capacity; each next one doubles, up to
 /// [`MAX_BLOCK`] (a partition of few rows takes little).
 const FIRST_BLOCK: usize = 16 << 10;
@@ -138,7 +131,7 @@ impl EventColumns {
                 text.push_str(payload);
                 event.content_hash
             },
-            Position::Of(&origin.position),
+            &origin.position,
             &origin.source,
             origin.ingested_micros,
             &event.typed,
@@ -170,7 +163,7 @@ impl EventColumns {
             &head,
             valid.payload_capacity(),
             |text| valid.push_payload(text),
-            Position::Of(&origin.position),
+            &origin.position,
             &origin.source,
             origin.ingested_micros,
             &valid.typed,
@@ -178,31 +171,27 @@ impl EventColumns {
         Ok(())
     }
 
-    /// Appends row `slot` of `other` as the next slot.
+    /// Appends row `slot` of `other` as the next slot: its text, which
+    /// lies in one piece, in one copy.
     pub fn push_row(&mut self, other: &EventColumns, slot: usize) {
-        let [t0, t1, s0, s1] = other.name_parts[slot];
-        let head = Head {
-            uuid: other.event_uuid(slot),
-            name: other.event_name(slot),
-            event_type: (t0, t1),
-            subtype: (s0 < s1).then_some((s0, s1)),
-            created_at: other.created_at[slot],
-            created_micros: other.created_micros[slot],
-            key: other.keys[slot],
-        };
-        let payload = other.payload(slot).unwrap_or("");
-        self.append(
-            &head,
-            payload.len(),
-            |text| {
-                text.push_str(payload);
-                other.content_hash[slot]
-            },
-            Position::Text(other.position(slot)),
-            &other.sources[other.source[slot] as usize],
-            other.ingested_micros[slot],
-            other.typed(slot),
-        );
+        let row = other.row_text(slot);
+        let b = self.block_for(row.text.len());
+        let text = &mut self.blocks[b];
+        let start = text.len();
+        let capacity_before = text.capacity();
+        text.push_str(row.text);
+        self.text_len += row.text.len();
+        self.block_capacity = self.block_capacity + text.capacity() - capacity_before;
+        self.ends.push(row.ends.map(|e| (start + e) as u32));
+        self.block.push(b as u32);
+        self.name_parts.push(other.name_parts[slot]);
+        self.created_at.push(other.created_at[slot]);
+        self.created_micros.push(other.created_micros[slot]);
+        self.content_hash.push(other.content_hash[slot]);
+        self.keys.push(other.keys[slot]);
+        self.ingested_micros.push(other.ingested_micros[slot]);
+        self.push_source(&other.sources[other.source[slot] as usize]);
+        self.push_typed(other.typed(slot));
     }
 
     /// Appends a row: its head, then a payload of at most `payload_max`
@@ -214,7 +203,7 @@ impl EventColumns {
         head: &Head<'_>,
         payload_max: usize,
         payload: impl FnOnce(&mut String) -> i64,
-        position: Position<'_>,
+        position: &RecordPosition,
         source: &Arc<str>,
         ingested_micros: i64,
         typed: &[Value],
@@ -222,9 +211,8 @@ impl EventColumns {
         // The position's text: at most 20 digits, or the sequence number
         // and `:` with at most 10 digits.
         let position_max = match position {
-            Position::Of(RecordPosition::Line { .. }) => 20,
-            Position::Of(RecordPosition::Record { seq, .. }) => seq.len() + 11,
-            Position::Text(text) => text.len(),
+            RecordPosition::Line { .. } => 20,
+            RecordPosition::Record { seq, .. } => seq.len() + 11,
         };
         let need = head.uuid.len() + head.name.len() + payload_max + position_max;
         let b = self.block_for(need);
@@ -241,17 +229,14 @@ impl EventColumns {
         // Written once, when the row is first taken in, not per row at
         // every flush.
         match position {
-            Position::Of(RecordPosition::Line { line, .. }) => {
-                text.push_str(itoa::Buffer::new().format(*line))
-            }
-            Position::Of(RecordPosition::Record { seq, index }) => {
+            RecordPosition::Line { line, .. } => text.push_str(itoa::Buffer::new().format(*line)),
+            RecordPosition::Record { seq, index } => {
                 text.push_str(seq);
                 if let Some(i) = index {
                     text.push(':');
                     text.push_str(itoa::Buffer::new().format(*i));
                 }
             }
-            Position::Text(position) => text.push_str(position),
         }
         self.text_len += text.len() - before;
         // Not grown when `need` was right, but counted whatever happened.
@@ -266,11 +251,14 @@ impl EventColumns {
         self.content_hash.push(content_hash);
         self.keys.push(head.key);
         self.ingested_micros.push(ingested_micros);
-        let source = match self
-            .sources
-            .iter()
-            .rposition(|s| Arc::ptr_eq(s, source) || *s == *source)
-        {
+        self.push_source(source);
+        self.push_typed(typed);
+    }
+
+    /// The `_source_id` of the row just appended.
+    fn push_source(&mut self, source: &Arc<str>) {
+        let known = |s: &Arc<str>| Arc::ptr_eq(s, source) || *s == *source;
+        let source = match self.sources.iter().rposition(known) {
             Some(i) => i,
             None => {
                 self.sources.push(source.clone());
@@ -278,6 +266,10 @@ impl EventColumns {
             }
         };
         self.source.push(source as u32);
+    }
+
+    /// The typed column values of the row just appended.
+    fn push_typed(&mut self, typed: &[Value]) {
         // Every event of a run has the same typed columns.
         if self.ends.len() == 1 {
             self.typed_width = typed.len();
@@ -477,7 +469,7 @@ impl EventColumns {
     /// the other.
     fn row_text(&self, slot: usize) -> RowText<'_> {
         let start = self.start(slot);
-        let text = &self.text(slot).as_bytes()[start..self.ends[slot][3] as usize];
+        let text = &self.text(slot)[start..self.ends[slot][3] as usize];
         let ends = self.ends[slot].map(|e| e as usize - start);
         RowText { slot, text, ends }
     }
@@ -486,7 +478,7 @@ impl EventColumns {
 /// A row's text, as [`EventColumns::row_text`] finds it.
 struct RowText<'a> {
     slot: usize,
-    text: &'a [u8],
+    text: &'a str,
     /// Where its uuid, name, payload and position end in `text`.
     ends: [usize; 4],
 }
@@ -498,7 +490,7 @@ impl<'a> RowText<'a> {
             0 => 0,
             _ => self.ends[i - 1],
         };
-        &self.text[start..self.ends[i]]
+        &self.text.as_bytes()[start..self.ends[i]]
     }
 }
 
