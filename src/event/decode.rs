@@ -245,6 +245,16 @@ pub(super) fn parse<'a>(
             format!("not valid UTF-8 at byte {}", e.valid_up_to()),
         )
     })?;
+    let members = match scan::members(text) {
+        Some(members) => members,
+        None => parse_members(text)?,
+    };
+    validate(members, limits, mismatched)
+}
+
+/// The members of `text` as serde_json reads them, or why it is not an
+/// object: what [`scan::members`] leaves to it.
+fn parse_members(text: &str) -> Result<Members<'_>, Rejection> {
     let mut de = serde_json::Deserializer::from_str(text);
     let members = match de.deserialize_any(TopLevel) {
         Ok(TopLevelValue::Object(members)) => members,
@@ -257,7 +267,7 @@ pub(super) fn parse<'a>(
         Err(e) => return Err(invalid_json(&e)),
     };
     de.end().map_err(|e| invalid_json(&e))?;
-    validate(members, limits, mismatched)
+    Ok(members)
 }
 
 /// The rejection for a record longer than the limit (also used by readers that
@@ -273,8 +283,9 @@ fn invalid_json(e: &serde_json::Error) -> Rejection {
     Rejection::new(RejectReason::InvalidJson, format!("not valid JSON: {e}"))
 }
 
-/// The members of an object, in input order, as raw text.
-type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+/// The members of an object, in input order: each key, and its value's
+/// raw text.
+type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
 
 /// A record that passed every check: the parts of its row, borrowed from
 /// its line (a string with escapes is the one copy).
@@ -301,7 +312,7 @@ impl Valid<'_> {
     pub fn payload_capacity(&self) -> usize {
         self.members
             .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .map(|(k, v)| k.len() + v.len() + 4)
             .sum::<usize>()
     }
 
@@ -415,7 +426,7 @@ fn validate<'a>(
     if !(MIN_CREATED_AT..=latest).contains(&created_at) {
         // The digits as sent: a number beyond a double's precision or range
         // would otherwise show as other digits, or as `inf`.
-        let sent = created.map_or("", |raw| raw.get());
+        let sent = created.unwrap_or("");
         let shown: String = sent.chars().take(40).collect();
         let more = if shown.len() < sent.len() { "..." } else { "" };
         return Err(Rejection::new(
@@ -524,13 +535,15 @@ fn promote(
             continue;
         };
         let column = &columns.columns()[c];
-        match coerce(value, &column.ty, false) {
+        // The value was checked as JSON: this parse of its text succeeds.
+        let raw = serde_json::from_str::<&RawValue>(value).ok();
+        match raw.and_then(|raw| coerce(raw, &column.ty, false)) {
             Some(v) => {
                 typed[c] = v;
                 promoted[i] = true;
             }
             None if columns.strict => {
-                let text = value.get();
+                let text = *value;
                 let shown: String = text.chars().take(60).collect();
                 let more = if shown.len() < text.len() { "..." } else { "" };
                 return Err(Rejection::new(
@@ -593,7 +606,7 @@ fn push_payload(out: &mut String, members: &Members<'_>, skip: &[bool]) {
             Cow::Owned(key) => push_json_string(out, key),
         }
         out.push(':');
-        push_compact(out, value.get());
+        push_compact(out, value);
     }
     out.push('}');
 }
@@ -642,20 +655,22 @@ fn push_compact(out: &mut String, raw: &str) {
 }
 
 /// A raw value as a string, or the kind of value it is instead.
-fn string_value(raw: &RawValue) -> Result<Cow<'_, str>, &'static str> {
-    let text = raw.get();
+fn string_value(text: &str) -> Result<Cow<'_, str>, &'static str> {
     if text.starts_with('"') {
-        // The raw text is a validated JSON string, so this parse succeeds.
-        serde_json::from_str::<Cow<'_, str>>(text).map_err(|_| "a malformed string")
+        // The raw text is a validated JSON string: without a `\` its
+        // content is its value, and with one this parse succeeds.
+        match memchr::memchr(b'\\', text.as_bytes()) {
+            None => Ok(Cow::Borrowed(&text[1..text.len() - 1])),
+            Some(_) => serde_json::from_str::<Cow<'_, str>>(text).map_err(|_| "a malformed string"),
+        }
     } else {
-        Err(kind_of(raw))
+        Err(kind_of(text))
     }
 }
 
 /// A raw value as a number, when it is one. A number beyond a double's range
 /// (`1e400`) is an infinity, which every range check refuses.
-fn number_value(raw: &RawValue) -> Option<f64> {
-    let text = raw.get();
+fn number_value(text: &str) -> Option<f64> {
     match text.as_bytes().first() {
         Some(b'-' | b'0'..=b'9') => text.parse::<f64>().ok(),
         _ => None,
@@ -726,8 +741,8 @@ fn trimmed_range(s: &str, start: usize, end: usize) -> Range {
     ((start + lead) as u32, (start + lead + trimmed.len()) as u32)
 }
 
-fn kind_of(raw: &RawValue) -> &'static str {
-    match raw.get().as_bytes().first() {
+fn kind_of(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
         Some(b'"') => "a string",
         Some(b'{') => "an object",
         Some(b'[') => "an array",
@@ -756,7 +771,7 @@ impl<'de> Visitor<'de> for TopLevel {
         let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
-            members.push((key.0, value));
+            members.push((key.0, value.get()));
         }
         Ok(TopLevelValue::Object(members))
     }
@@ -817,5 +832,6 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
+mod scan;
 #[cfg(test)]
 mod tests;

@@ -350,3 +350,119 @@ fn typed_columns_take_fitting_payload_fields() {
         r#"amount must be a double to fill its column, found "12.5""#
     );
 }
+
+/// What the fast scan accepts, serde_json accepts with the same members;
+/// what serde_json refuses, the scan refuses (and leaves to serde_json).
+fn scan_agrees_with_serde(text: &str) -> bool {
+    let scanned = scan::members(text);
+    let parsed = parse_members(text);
+    if let Some(members) = &scanned {
+        assert_eq!(parsed.as_ref().ok(), Some(members), "{text:?}");
+    }
+    scanned.is_some()
+}
+
+/// A JSON value of a few levels, with escapes, unicode and every kind of
+/// number and literal.
+fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
+        "[a-z\"\\\\/\n\t é\u{1F600}\u{7f}]{0,8}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map("[a-z\"é]{0,4}", inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(4000))]
+
+    /// Objects as serde_json writes them, compact and pretty, then with one
+    /// byte inserted, removed or replaced by a JSON-significant one.
+    #[test]
+    fn the_scan_reads_objects_as_serde_json_does(
+        members in proptest::collection::vec(("[a-z_\"\\\\é]{0,6}", json_value()), 0..6),
+        pretty in proptest::bool::ANY,
+        at in 0usize..400,
+        edit in 0u8..3,
+        byte in proptest::sample::select(b"{}[]\",:\\ \t\n0123456789-+.eEtrufalsn\x01/".to_vec()),
+    ) {
+        let object = serde_json::Value::Object(members.into_iter().collect());
+        let text = match pretty {
+            true => serde_json::to_string_pretty(&object).unwrap(),
+            false => serde_json::to_string(&object).unwrap(),
+        };
+        let plain_keys = object
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.contains(['"', '\\']));
+        // The common shape, keys without escapes, takes the fast path.
+        proptest::prop_assert_eq!(scan_agrees_with_serde(&text), plain_keys, "{}", text);
+        let mut bytes = text.into_bytes();
+        let at = at.min(bytes.len());
+        match edit {
+            0 => bytes.insert(at, byte),
+            1 if at < bytes.len() => { bytes.remove(at); }
+            _ if at < bytes.len() => bytes[at] = byte,
+            _ => bytes.push(byte),
+        }
+        if let Ok(text) = String::from_utf8(bytes) {
+            scan_agrees_with_serde(&text);
+        }
+    }
+
+    /// Any short text over JSON's significant characters.
+    #[test]
+    fn the_scan_refuses_what_serde_json_refuses(
+        text in "[{}\\[\\]\",:\\\\ \t\n0-9eE.+\\-truefalsnxé\u{1}]{0,24}",
+    ) {
+        scan_agrees_with_serde(&text);
+        scan_agrees_with_serde(&format!("{{\"k\":{text}}}"));
+        scan_agrees_with_serde(&format!("{{{text}}}"));
+    }
+}
+
+/// Lines of every shape the scan leaves to serde_json still decode, to
+/// the same rejections as before.
+#[test]
+fn what_the_scan_leaves_is_read_by_serde_json() {
+    let deep = format!(
+        r#"{{"event_uuid":"u","event_name":"a","created_at":1780000000,"d":{}{}}}"#,
+        "[".repeat(70),
+        "]".repeat(70)
+    );
+    assert!(scan::members(&deep).is_none());
+    assert_eq!(
+        decode(deep.as_bytes(), &roomy())
+            .unwrap()
+            .payload()
+            .map(str::len),
+        Some(5 + 140 + 1)
+    );
+    for (line, reason) in [
+        ("[1]", RejectReason::NotObject),
+        (r#"{"a":1,}"#, RejectReason::InvalidJson),
+        (r#"{"a":01}"#, RejectReason::InvalidJson),
+        (r#"{"a":"\x"}"#, RejectReason::InvalidJson),
+        ("{\"a\":\"\u{1}\"}", RejectReason::InvalidJson),
+        (r#"{"a":1} x"#, RejectReason::InvalidJson),
+    ] {
+        assert!(scan::members(line).is_none(), "{line}");
+        assert_eq!(
+            decode(line.as_bytes(), &roomy()).unwrap_err().reason,
+            reason,
+            "{line}"
+        );
+    }
+}
