@@ -67,22 +67,33 @@ fn white(b: &[u8], mut i: usize) -> usize {
 /// serde_json, which decodes it).
 fn string_end(b: &[u8], mut i: usize, escapes: bool) -> Option<usize> {
     loop {
-        match *b.get(i)? {
-            b'"' => return Some(i),
-            b'\\' if escapes => match *b.get(i + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                b'u' => {
-                    let hex = b.get(i + 2..i + 6)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return None;
-                    }
-                    i += 6;
+        // The next `"` or `\` found with SIMD, and the bytes before it
+        // checked for control characters by a fold the compiler vectorises.
+        let rest = b.get(i..)?;
+        let at = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[..at]
+            .iter()
+            .fold(false, |control, &c| control | (c < 0x20))
+        {
+            return None;
+        }
+        i += at;
+        if b[i] == b'"' {
+            return Some(i);
+        }
+        if !escapes {
+            return None;
+        }
+        match *b.get(i + 1)? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+            b'u' => {
+                let hex = b.get(i + 2..i + 6)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
                 }
-                _ => return None,
-            },
-            b'\\' => return None,
-            0..0x20 => return None,
-            _ => i += 1,
+                i += 6;
+            }
+            _ => return None,
         }
     }
 }
