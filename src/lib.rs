@@ -28,9 +28,11 @@
 //!    - [`retry`]: how long every retry loop waits (one backoff policy).
 //!    - [`blocking`]: blocking and CPU-bound work on tokio's blocking pool.
 //! 2. [`event`]: pure record handling: `event::decode` (parse, validate,
-//!    enrich one record), `event::typed` (typed payload columns),
-//!    `event::columns` (buffered rows as columns, gathered into Arrow one
-//!    file at a time) and `event::batch` (rows to Arrow).
+//!    enrich one record; `event::decode::scan` finds an object's members in
+//!    one pass and leaves the rest to serde_json), `event::typed` (typed
+//!    payload columns), `event::columns` (rows as columns, decoded straight
+//!    into them and gathered into Arrow one file at a time) and
+//!    `event::batch` (rows to Arrow).
 //!
 //!    [`catalog`]: catalog pointers and their compare-and-swap: `catalog::sql`
 //!    (SQLite, run on the blocking pool) and `catalog::glue` (AWS Glue).
