@@ -323,12 +323,6 @@ impl EventColumns {
         (a < b).then(|| &self.event_name(slot)[a as usize..b as usize])
     }
 
-    /// `payload` of a row, when it has one.
-    pub fn payload(&self, slot: usize) -> Option<&str> {
-        let [_, a, b, _] = self.ends[slot];
-        (a < b).then(|| &self.text(slot)[a as usize..b as usize])
-    }
-
     /// The `_source_position` text of a row.
     pub fn position(&self, slot: usize) -> &str {
         let [_, _, a, b] = self.ends[slot];
