@@ -15,6 +15,13 @@ pub fn event_key(event_uuid: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(event_uuid.as_bytes())
 }
 
+/// The events table's day partition value of a `created_datetime` in
+/// microseconds: days since 1970-01-01, as Iceberg's `day` transform gives
+/// it. Any `i64` of microseconds is within 107 million days, so it fits.
+pub fn partition_day(created_micros: i64) -> i32 {
+    created_micros.div_euclid(86_400_000_000) as i32
+}
+
 /// Which of Floe's two tables a layout describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableKind {

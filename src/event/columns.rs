@@ -108,17 +108,11 @@ impl EventColumns {
 
     /// Appends `event` from `origin` as the next slot.
     pub fn push(&mut self, event: &Event, origin: &Origin) {
-        let name = event.event_name();
-        let offset_in = |part: &str| (part.as_ptr() as usize - name.as_ptr() as usize) as u32;
-        let etype = event.event_type();
-        let subtype = event
-            .event_subtype()
-            .map(|s| (offset_in(s), offset_in(s) + s.len() as u32));
         let head = Head {
             uuid: event.event_uuid(),
-            name,
-            event_type: (offset_in(etype), offset_in(etype) + etype.len() as u32),
-            subtype,
+            name: event.event_name(),
+            event_type: event.event_type,
+            subtype: event.subtype,
             created_at: event.created_at,
             created_micros: event.created_micros,
             key: event.key,
@@ -342,8 +336,7 @@ impl EventColumns {
     /// Day of a row's `created_datetime` since 1970-01-01 (its partition
     /// value).
     pub fn day(&self, slot: usize) -> i32 {
-        // Fits: created_at is checked to lie between 2000 and now + 1 day.
-        self.created_micros[slot].div_euclid(86_400_000_000) as i32
+        crate::contract::partition_day(self.created_micros[slot])
     }
 
     /// `_source_id` of a row.

@@ -125,10 +125,10 @@ pub struct Event {
     pub key: u128,
     /// Byte range of the first `:`-part of `event_name` without the white
     /// space around it (`event_type`).
-    event_type: (u32, u32),
+    pub(super) event_type: (u32, u32),
     /// Byte range of the second `:`-part (`event_subtype`) in `event_name`,
     /// without the white space around it, when that is not empty.
-    subtype: Option<(u32, u32)>,
+    pub(super) subtype: Option<(u32, u32)>,
     /// `created_at` as sent, in Unix seconds.
     pub created_at: f64,
     /// `created_at` in microseconds, rounded half up.
@@ -171,8 +171,7 @@ impl Event {
 
     /// Day of `created_datetime` since 1970-01-01 (the partition value).
     pub fn day(&self) -> i32 {
-        // Fits: created_at is checked to lie between 2000 and now + 1 day.
-        self.created_micros.div_euclid(86_400_000_000) as i32
+        crate::contract::partition_day(self.created_micros)
     }
 
     /// Rough bytes this event holds in memory, for flush thresholds.

@@ -108,7 +108,7 @@ impl Tables {
         )
         .await?;
         let window_days = (config.dedup_window.as_secs() / 86_400) as i32;
-        let today = chrono::Utc::now().timestamp().div_euclid(86_400) as i32;
+        let today = crate::contract::partition_day(chrono::Utc::now().timestamp_micros());
         let (index, rebuilt) = KeyIndex::rebuild(
             &store,
             &events.table,

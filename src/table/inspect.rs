@@ -87,7 +87,7 @@ pub async fn rows_by_day_and_type(
             let times = times.as_primitive::<TimestampMicrosecondType>();
             let types = types.as_string::<i32>();
             for i in 0..batch.num_rows() {
-                let day = times.value(i).div_euclid(86_400_000_000) as i32;
+                let day = crate::contract::partition_day(times.value(i));
                 *counts.entry((day, types.value(i).to_string())).or_default() += 1;
             }
         }
