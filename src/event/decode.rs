@@ -248,7 +248,7 @@ pub(super) fn parse<'a>(
         Some(members) => members,
         None => parse_members(text)?,
     };
-    validate(members, limits, mismatched)
+    validate(text, members, limits, mismatched)
 }
 
 /// The members of `text` as serde_json reads them, or why it is not an
@@ -289,6 +289,8 @@ type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
 /// A record that passed every check: the parts of its row, borrowed from
 /// its line (a string with escapes is the one copy).
 pub(super) struct Valid<'a> {
+    /// The record's text, which the members borrow from.
+    text: &'a str,
     members: Members<'a>,
     /// Members that are not one of the three common fields.
     payload_count: usize,
@@ -328,7 +330,7 @@ impl Valid<'_> {
         // The hash covers the whole payload, promoted fields included, so a
         // duplicate is recognised whichever schema each copy was read under.
         if self.payload_count > 0 {
-            push_payload(text, &self.members, &[]);
+            push_payload(text, self.text, &self.members, &[]);
         }
         let full = Some(&text[head..]).filter(|p| !p.is_empty());
         let content_hash = content_hash(&self.event_name, self.created_at, full);
@@ -337,7 +339,7 @@ impl Valid<'_> {
             n if n == self.payload_count => text.truncate(head),
             _ => {
                 text.truncate(head);
-                push_payload(text, &self.members, &self.promoted);
+                push_payload(text, self.text, &self.members, &self.promoted);
             }
         }
         content_hash
@@ -345,6 +347,7 @@ impl Valid<'_> {
 }
 
 fn validate<'a>(
+    text: &'a str,
     mut members: Members<'a>,
     limits: &DecodeLimits,
     mismatched: &mut Vec<usize>,
@@ -440,6 +443,7 @@ fn validate<'a>(
 
     let (typed, promoted) = promote(&members, &limits.columns, mismatched)?;
     Ok(Valid {
+        text,
         members,
         payload_count,
         promoted,
@@ -581,33 +585,87 @@ pub fn content_hash(event_name: &str, created_at: f64, payload: Option<&str>) ->
 
 /// Appends every non-common member to `out` as one compact JSON object,
 /// leaving out `members[i]` where `skip[i]` (a `skip` shorter than
-/// `members` skips nothing past its end).
-fn push_payload(out: &mut String, members: &Members<'_>, skip: &[bool]) {
+/// `members` skips nothing past its end). `text` is the record the members
+/// borrow from: members that lie one after the other in it, as
+/// `"key":value,"key":value` with nothing else between them, are copied in
+/// one piece (a producer's payload usually is one such run).
+fn push_payload(out: &mut String, text: &str, members: &Members<'_>, skip: &[bool]) {
     let start = out.len();
     out.push('{');
+    let mut run: Option<std::ops::Range<usize>> = None;
+    // A run starts at a key's `"` and ends with a value, both char
+    // boundaries of `text` (see `member_span`).
+    let push_run = |out: &mut String, run: std::ops::Range<usize>| {
+        if out.len() > start + 1 {
+            out.push(',');
+        }
+        out.push_str(&text[run]);
+    };
     for (i, (key, value)) in members.iter().enumerate() {
         if matches!(key.as_ref(), "event_uuid" | "event_name" | "created_at")
             || skip.get(i).copied().unwrap_or(false)
         {
             continue;
         }
-        if out.len() > start + 1 {
-            out.push(',');
-        }
-        match key {
-            // Read from the input without escapes, so it holds no `"`, `\`
-            // or control character: its text is its literal.
-            Cow::Borrowed(key) => {
-                out.push('"');
-                out.push_str(key);
-                out.push('"');
+        // A key read from the input without escapes holds no `"`, `\` or
+        // control character: its text is its literal.
+        let span = match key {
+            Cow::Borrowed(key) => member_span(text, key, value),
+            Cow::Owned(_) => None,
+        };
+        match (span, &mut run) {
+            // Joins the run when a comma alone lies between them.
+            (Some(span), Some(run))
+                if span.start == run.end + 1 && text.as_bytes()[run.end] == b',' =>
+            {
+                run.end = span.end
             }
-            Cow::Owned(key) => push_json_string(out, key),
+            (span, _) => {
+                if let Some(done) = run.take() {
+                    push_run(out, done);
+                }
+                match span {
+                    Some(span) => run = Some(span),
+                    None => {
+                        if out.len() > start + 1 {
+                            out.push(',');
+                        }
+                        match key {
+                            Cow::Borrowed(key) => {
+                                out.push('"');
+                                out.push_str(key);
+                                out.push('"');
+                            }
+                            Cow::Owned(key) => push_json_string(out, key),
+                        }
+                        out.push(':');
+                        push_compact(out, value);
+                    }
+                }
+            }
         }
-        out.push(':');
-        push_compact(out, value);
+    }
+    if let Some(done) = run {
+        push_run(out, done);
     }
     out.push('}');
+}
+
+/// Where the member `"key":value` lies in `text`, when it is one compact
+/// piece of it: `key` (read without escapes) and `value` borrowed from
+/// `text`, a `:` right after the key's quote, and a compact value.
+fn member_span(text: &str, key: &str, value: &str) -> Option<std::ops::Range<usize>> {
+    // Offsets found from addresses: a member is borrowed from `text`, and
+    // one that were not could not lie inside it.
+    let at = |part: &str| (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize);
+    let (key_at, value_at) = (at(key)?, at(value)?);
+    let end = value_at + value.len();
+    let b = text.as_bytes();
+    let joined = end <= b.len()
+        && value_at == key_at + key.len() + 2
+        && key_at.checked_sub(1).and_then(|q| b.get(q)) == Some(&b'"')
+        && b.get(value_at - 2..value_at) == Some(&b"\":"[..]);
+    (is_compact(value) && joined).then(|| key_at - 1..end)
 }
 
 /// Writes `s` as a JSON string literal.
@@ -622,35 +680,47 @@ fn push_json_string(out: &mut String, s: &str) {
     }
 }
 
+/// Whether a raw value has no white space outside its strings. Only an
+/// array or an object can: a string, a number or a literal is one token.
+fn is_compact(raw: &str) -> bool {
+    // A fold, not `any`: without an early exit the check is vectorised.
+    !raw.starts_with(['[', '{']) || !raw.bytes().fold(false, |white, b| white | is_white(b))
+}
+
+/// JSON's white space.
+fn is_white(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 /// Appends raw JSON text without the white space outside strings.
 fn push_compact(out: &mut String, raw: &str) {
-    // A fold, not `any`: without an early exit the check is vectorised.
-    let white = raw.bytes().fold(false, |white, b| {
-        white | matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-    });
-    if !white {
+    if is_compact(raw) {
         out.push_str(raw);
         return;
     }
+    // Bytes, not chars: white space, `"` and `\` are ASCII, and no byte of
+    // a multi-byte char is. The text between two dropped bytes is copied
+    // in one piece.
+    let mut kept = 0;
     let mut in_string = false;
     let mut escaped = false;
-    for c in raw.chars() {
+    for (i, b) in raw.bytes().enumerate() {
         if in_string {
-            out.push(c);
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if b == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if b == b'"' {
                 in_string = false;
             }
-        } else if c == '"' {
+        } else if b == b'"' {
             in_string = true;
-            out.push(c);
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            out.push(c);
+        } else if is_white(b) {
+            out.push_str(&raw[kept..i]);
+            kept = i + 1;
         }
     }
+    out.push_str(&raw[kept..]);
 }
 
 /// A raw value as a string, or the kind of value it is instead.

@@ -329,6 +329,12 @@ fn typed_columns_take_fitting_payload_fields() {
         Some(r#"{"amount":12.5,"qty":3,"note":"hi"}"#)
     );
 
+    // A promoted field between others splits the run copied whole.
+    let line = format!(r#"{{"a":[1],{head},"amount":2.5,"note":"hi","qty":3,"x":{{"y":1}}}}"#);
+    let e = decode(line.as_bytes(), &limits(false)).unwrap();
+    assert_eq!(e.typed, vec![Value::Float(2.5), Value::Int(3)]);
+    assert_eq!(e.payload(), Some(r#"{"a":[1],"note":"hi","x":{"y":1}}"#));
+
     // Only promoted fields: no payload at all.
     let line = format!(r#"{{{head},"amount":1}}"#);
     let e = decode(line.as_bytes(), &limits(false)).unwrap();
@@ -420,6 +426,58 @@ proptest::proptest! {
         if let Ok(text) = String::from_utf8(bytes) {
             scan_agrees_with_serde(&text);
         }
+    }
+
+    /// The payload is the other members as compact JSON, in input order,
+    /// whatever white space, escaped keys and common fields lie between
+    /// them (members lying one after the other are copied in one piece).
+    #[test]
+    fn the_payload_is_the_other_members_compact(
+        members in proptest::collection::vec(("[a-z_\"\\\\é]{0,6}", json_value()), 0..8),
+        common_at in proptest::collection::vec(0usize..9, 3),
+        spaced in proptest::collection::vec(proptest::bool::ANY, 1..20),
+    ) {
+        let common = ["event_uuid", "event_name", "created_at"];
+        let mut seen = std::collections::HashSet::new();
+        let members: Vec<(String, serde_json::Value)> = members
+            .into_iter()
+            .filter(|(k, _)| !common.contains(&k.as_str()) && seen.insert(k.clone()))
+            .collect();
+        let expected = (!members.is_empty()).then(|| {
+            let joined: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap(), v))
+                .collect();
+            format!("{{{}}}", joined.join(","))
+        });
+        // Values written pretty too: white space inside arrays and objects.
+        let mut all: Vec<(String, String)> = members
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                let v = match spaced[i % spaced.len()] {
+                    true => serde_json::to_string_pretty(v).unwrap(),
+                    false => v.to_string(),
+                };
+                (serde_json::to_string(k).unwrap(), v)
+            })
+            .collect();
+        for ((key, value), at) in [("event_uuid", "\"u\""), ("event_name", "\"a:b\""), ("created_at", "1780000000")]
+            .into_iter()
+            .zip(common_at)
+        {
+            let at = at.min(all.len());
+            all.insert(at, (format!("\"{key}\""), value.to_string()));
+        }
+        let space = |i: usize| if spaced[i % spaced.len()] { " " } else { "" };
+        let text: Vec<String> = all
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| format!("{}{k}{}:{}{v}", space(3 * i), space(3 * i + 1), space(3 * i + 2)))
+            .collect();
+        let line = format!("{{{}}}", text.join(","));
+        let event = decode(line.as_bytes(), &roomy()).unwrap();
+        proptest::prop_assert_eq!(event.payload(), expected.as_deref(), "{}", line);
     }
 
     /// Any short text over JSON's significant characters.
