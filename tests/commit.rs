@@ -85,7 +85,11 @@ async fn change(
     let batch = events_batch(&schema, &refs).unwrap();
     let first = &rows[0].event;
     let file = writer
-        .write(&Partition::events(first.day(), first.event_type()), batch)
+        .write(
+            &Partition::events(first.day(), first.event_type()),
+            batch.num_rows(),
+            std::iter::once(Ok(batch)),
+        )
         .await
         .unwrap();
     let mut checkpoint_to = Checkpoint::new();

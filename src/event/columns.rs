@@ -1,9 +1,9 @@
 //! Events held as columns: text in blocks and a few fixed-width vectors,
 //! instead of one struct and one allocation per event. The buffer of a
 //! flush keeps its rows here (a row costs its text plus about 90 bytes,
-//! all counted by [`EventColumns::memory`]), and a file's record batch is
-//! gathered from any selection of rows, so a flush copies one file's rows
-//! at a time into Arrow, never the whole buffer.
+//! all counted by [`EventColumns::memory`]), and a record batch is
+//! gathered from any selection of rows, so a flush copies a slice of one
+//! file's rows at a time into Arrow, never the whole buffer.
 
 use std::sync::Arc;
 

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use arrow_array::RecordBatch;
+use arrow_schema::{ArrowError, SchemaRef};
 use iceberg::spec::DataFile;
 
 use super::buffer::{Buffer, PartitionRows};
@@ -24,7 +26,7 @@ use super::upsert::{Deletes, KeyRebase, Written, upsert_against_index, upsert_ag
 use super::{RunError, RunReport};
 use crate::checkpoint::{Checkpoint, SourcePosition};
 use crate::config::DedupMode;
-use crate::event::{RecordPosition, rejected_batch};
+use crate::event::{EventColumns, RecordPosition, rejected_batch};
 use crate::failpoint::{self, FailPoint};
 use crate::table::index::KeyIndex;
 use crate::table::probe::Lookup;
@@ -96,7 +98,11 @@ async fn commit_rejects(
     let file = tables
         .rejected
         .writer
-        .write(&Partition::none(), batch)
+        .write(
+            &Partition::none(),
+            batch.num_rows(),
+            std::iter::once(Ok(batch)),
+        )
         .await?;
     report.files_written += 1;
     report.bytes_written += file.file_size_in_bytes();
@@ -288,9 +294,9 @@ pub(super) struct Encoded {
 
 /// Writes the planned rows, one file per partition or more when a
 /// partition exceeds the target file size, in parallel but at most
-/// `write_parallelism` at a time (so only that many Arrow batches and
-/// encoders are alive); then the position-delete files. A file's rows are
-/// copied into Arrow when it is written, and a partition's columns are
+/// `write_parallelism` at a time (so only that many encoders are alive);
+/// then the position-delete files. A file's rows are copied into Arrow
+/// [`SLICE_ROWS`] at a time as it is encoded, and a partition's columns are
 /// freed once its files are.
 async fn write(
     tables: &mut Tables,
@@ -316,7 +322,7 @@ async fn write(
             tables.held.release(bytes);
             continue;
         }
-        let columns = rows.columns;
+        let columns = Arc::new(rows.columns);
         rows_written += insert.len() as u64;
         newest_micros = insert
             .iter()
@@ -342,15 +348,17 @@ async fn write(
             // time ranges and scans prune by created_datetime bounds. The
             // sort is stable: equal times stay in arrival order.
             insert.sort_by_key(|&s| columns.created_micros(s as usize));
+            let insert: Arc<[u32]> = insert.into();
             let mut files = Vec::new();
-            for part in insert.chunks(per_file) {
-                let batch = columns.batch(&schema, part)?;
-                // Row i of the file is part[i]: what the index learns after the commit.
-                let keys: Vec<(u128, i64)> = part
+            for start in (0..insert.len()).step_by(per_file) {
+                let part = start..(start + per_file).min(insert.len());
+                // Row i of the file is slot part[i]: what the index learns after the commit.
+                let keys: Vec<(u128, i64)> = insert[part.clone()]
                     .iter()
                     .map(|&s| (columns.key(s as usize), columns.content_hash(s as usize)))
                     .collect();
-                let file = writer.write(&partition, batch).await?;
+                let batches = slices(columns.clone(), schema.clone(), insert.clone(), part);
+                let file = writer.write(&partition, keys.len(), batches).await?;
                 files.push(Written {
                     file,
                     partition: partition.clone(),
@@ -396,6 +404,23 @@ async fn write(
         rows: rows_written,
         newest_micros,
     })
+}
+
+/// Rows in one record batch of a data file: about 3 MiB of Arrow for
+/// events of 400 bytes, however large the file.
+pub(super) const SLICE_ROWS: usize = 8192;
+
+/// The rows at `slots[part]` of `columns`, as record batches of at most
+/// [`SLICE_ROWS`] rows, each built when the file's writer takes it.
+fn slices(
+    columns: Arc<EventColumns>,
+    schema: SchemaRef,
+    slots: Arc<[u32]>,
+    part: std::ops::Range<usize>,
+) -> impl Iterator<Item = Result<RecordBatch, ArrowError>> + Send + 'static {
+    let end = part.end;
+    part.step_by(SLICE_ROWS)
+        .map(move |s| columns.batch(&schema, &slots[s..(s + SLICE_ROWS).min(end)]))
 }
 
 /// Commits the written events with the buffer's checkpoint, rebasing the

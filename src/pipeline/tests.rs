@@ -266,6 +266,55 @@ async fn a_source_read_to_its_end_is_committed_exactly() {
     assert_eq!((report.event_snapshots, report.rejected_snapshots), (1, 1));
 }
 
+/// A partition of more rows than one record batch takes is encoded into
+/// one file slice by slice: every row once, in the table's sort order
+/// (created_datetime), whatever order the rows came in.
+#[tokio::test(start_paused = true)]
+async fn a_file_larger_than_a_slice_holds_every_row_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "60s");
+    let rows = 2 * super::flush::SLICE_ROWS as u32 + 123;
+    let start = chrono::Utc::now().timestamp() - 86_400;
+    // Newest first: the file's order is the sort, not the arrival.
+    let lines: Vec<String> = (1..=rows)
+        .rev()
+        .map(|id| {
+            format!(
+                r#"{{"event_uuid":"00000000-0000-4000-8000-{id:012}","event_name":"payment:card","created_at":{}}}"#,
+                start + i64::from(id)
+            )
+        })
+        .collect();
+    let mut fake = Fake::new(&lines, 1000, Then::End);
+    fake.on_task = true;
+    let (_stop, shutdown) = watch::channel(false);
+    let report = run_fake(&config, fake, shutdown).await.unwrap();
+    assert_eq!(
+        (report.counts.rows_written, report.event_snapshots),
+        (u64::from(rows), 1)
+    );
+
+    let store = super::open_store(&config.store).await.unwrap();
+    let table = store.reload(&config.table).await.unwrap();
+    let files: Vec<_> = store.live_entries(&table).await.unwrap();
+    assert_eq!(files.len(), 1, "one partition, one file");
+    let scan = table
+        .to_iceberg(store.file_io())
+        .unwrap()
+        .scan()
+        .select(["event_uuid"])
+        .build()
+        .unwrap();
+    let mut in_file = Vec::new();
+    let mut batches = scan.to_arrow().await.unwrap();
+    while let Some(batch) = batches.try_next().await.unwrap() {
+        let strings = batch.column(0).as_string::<i32>();
+        in_file.extend(strings.iter().map(|v| v.unwrap().to_string()));
+    }
+    let expected: Vec<u32> = (1..=rows).collect();
+    assert_eq!(in_file, uuids(&expected));
+}
+
 /// Batches far larger than `flush_size`, many flushes: while one is
 /// written the next fills only into the memory it frees, and every record
 /// still lands once, with the checkpoint at the end.

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_schema::ArrowError;
 use iceberg::io::{FileIO, MemoryStorage, OutputFile, Storage};
 use iceberg::spec::{
     DataContentType, DataFile, DataFileBuilder, Literal, NestedField, PartitionSpecRef,
@@ -182,16 +183,20 @@ impl DataWriter {
         }
     }
 
-    /// Writes `batch` (rows of one partition) as one Parquet file: encoded
-    /// on a blocking thread, then uploaded.
+    /// Writes `rows` rows of one partition, given as `batches`, as one
+    /// Parquet file: encoded on a blocking thread, then uploaded. Each
+    /// batch is taken from the iterator when the file is ready for it and
+    /// freed once written, so a large file's rows need not be in Arrow all
+    /// at once.
     pub async fn write(
         &self,
         partition: &Partition,
-        batch: RecordBatch,
+        rows: usize,
+        batches: impl Iterator<Item = Result<RecordBatch, ArrowError>> + Send + 'static,
     ) -> Result<DataFile, TableError> {
         let location = self.location(partition, "");
-        let props = self.properties(batch.num_rows())?;
-        let encoded = Encoded::new(location, props, self.schema.clone(), batch).await?;
+        let props = self.properties(rows)?;
+        let encoded = Encoded::new(location, props, self.schema.clone(), batches).await?;
         let (mut file, location) = encoded.upload(&self.file_io).await?;
         file.partition(partition.values())
             .partition_spec_id(self.spec.spec_id());
@@ -242,7 +247,7 @@ impl DataWriter {
             .set_compression(Compression::ZSTD(zstd_level(self.settings.zstd_level)?))
             .set_created_by(format!("floe {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let encoded = Encoded::new(location, props, schema, batch).await?;
+        let encoded = Encoded::new(location, props, schema, std::iter::once(Ok(batch))).await?;
         let (mut file, location) = encoded.upload(&self.file_io).await?;
         let single_target = deletes
             .first()
@@ -314,14 +319,14 @@ struct Encoded {
 }
 
 impl Encoded {
-    /// Encodes `batch` on tokio's blocking pool as the file `location` will
-    /// hold: iceberg's writer writes into memory there, so nothing on that
-    /// thread waits for I/O, and the upload stays on the async side.
+    /// Encodes `batches` on tokio's blocking pool as the file `location`
+    /// will hold: iceberg's writer writes into memory there, so nothing on
+    /// that thread waits for I/O, and the upload stays on the async side.
     async fn new(
         location: String,
         props: WriterProperties,
         schema: SchemaRef,
-        batch: RecordBatch,
+        batches: impl Iterator<Item = Result<RecordBatch, ArrowError>> + Send + 'static,
     ) -> Result<Self, TableError> {
         crate::blocking::run(move || {
             let memory = MemoryStorage::new();
@@ -330,9 +335,11 @@ impl Encoded {
             // a plain executor drives the writer's futures to their end.
             futures::executor::block_on(async move {
                 let mut parquet = ParquetFile::open(output, props, schema).await?;
-                parquet.write(&batch).await?;
-                // The file holds copies of the values: free them before closing.
-                drop(batch);
+                // The file holds copies of the values: each batch is freed
+                // before the next is built.
+                for batch in batches {
+                    parquet.write(&batch?).await?;
+                }
                 let (file, location) = parquet.close().await?;
                 Ok(Self {
                     file,
