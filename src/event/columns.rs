@@ -91,6 +91,21 @@ impl EventColumns {
         self.text_len
     }
 
+    /// Makes room in the per-row vectors for `rows` more rows, so that
+    /// filling them does not grow them step by step (a decoded chunk knows
+    /// its line count).
+    pub fn reserve(&mut self, rows: usize) {
+        self.block.reserve(rows);
+        self.ends.reserve(rows);
+        self.name_parts.reserve(rows);
+        self.created_at.reserve(rows);
+        self.created_micros.reserve(rows);
+        self.content_hash.reserve(rows);
+        self.keys.reserve(rows);
+        self.ingested_micros.reserve(rows);
+        self.source.reserve(rows);
+    }
+
     /// The block with room for `need` more bytes, opened if needed.
     fn block_for(&mut self, need: usize) -> usize {
         let room = |b: &String| b.capacity() - b.len() >= need;

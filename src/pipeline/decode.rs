@@ -290,6 +290,8 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
             });
         }
         ChunkBody::Lines(data) => {
+            out.rows
+                .reserve((chunk.end.line - chunk.start.line) as usize);
             let mut offset = chunk.start.offset;
             let mut line_no = chunk.start.line;
             let body = data.strip_suffix(b"\n").unwrap_or(data);
