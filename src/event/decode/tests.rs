@@ -428,23 +428,25 @@ proptest::proptest! {
         }
     }
 
-    /// The payload is the other members as compact JSON, in input order,
-    /// whatever white space, escaped keys and common fields lie between
-    /// them (members lying one after the other are copied in one piece).
+    /// The payload is the other members as compact JSON, in input order
+    /// (a key sent twice keeps its last value), whatever white space,
+    /// escaped keys and common fields lie between them (members lying one
+    /// after the other are copied in one piece).
     #[test]
     fn the_payload_is_the_other_members_compact(
         members in proptest::collection::vec(("[a-z_\"\\\\é]{0,6}", json_value()), 0..8),
         common_at in proptest::collection::vec(0usize..9, 3),
         spaced in proptest::collection::vec(proptest::bool::ANY, 1..20),
     ) {
-        let common = ["event_uuid", "event_name", "created_at"];
-        let mut seen = std::collections::HashSet::new();
-        let members: Vec<(String, serde_json::Value)> = members
-            .into_iter()
-            .filter(|(k, _)| !common.contains(&k.as_str()) && seen.insert(k.clone()))
+        // A key sent twice keeps its last value, where that one stands.
+        let last: Vec<&(String, serde_json::Value)> = members
+            .iter()
+            .enumerate()
+            .filter(|(i, (k, _))| !members[i + 1..].iter().any(|(later, _)| later == k))
+            .map(|(_, m)| m)
             .collect();
-        let expected = (!members.is_empty()).then(|| {
-            let joined: Vec<String> = members
+        let expected = (!last.is_empty()).then(|| {
+            let joined: Vec<String> = last
                 .iter()
                 .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap(), v))
                 .collect();
