@@ -67,22 +67,12 @@ fn white(b: &[u8], mut i: usize) -> usize {
 /// serde_json, which decodes it).
 fn string_end(b: &[u8], mut i: usize, escapes: bool) -> Option<usize> {
     loop {
-        // The next `"` or `\` found with SIMD, and the bytes before it
-        // checked for control characters by a fold the compiler vectorises.
-        let rest = b.get(i..)?;
-        let at = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[..at]
-            .iter()
-            .fold(false, |control, &c| control | (c < 0x20))
-        {
-            return None;
-        }
-        i += at;
-        if b[i] == b'"' {
-            return Some(i);
-        }
-        if !escapes {
-            return None;
+        i = next_special(b, i)?;
+        match b[i] {
+            b'"' => return Some(i),
+            b'\\' if escapes => {}
+            // A control character, or an escape in a key.
+            _ => return None,
         }
         match *b.get(i + 1)? {
             b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
@@ -96,6 +86,42 @@ fn string_end(b: &[u8], mut i: usize, escapes: bool) -> Option<usize> {
             _ => return None,
         }
     }
+}
+
+/// Eight copies of a byte.
+const fn splat(byte: u8) -> u64 {
+    0x0101_0101_0101_0101 * byte as u64
+}
+
+/// The high bit of each byte of `word` (little-endian) that is `"`, `\`
+/// or a control character (below 0x20). The lowest bit set marks the first
+/// such byte exactly; a bit above it may be set wrongly (a borrow carried
+/// from it), which no caller looks at.
+fn special_bytes(word: u64) -> u64 {
+    let zero_at = |v: u64| v.wrapping_sub(splat(1)) & !v;
+    let quote = zero_at(word ^ splat(b'"'));
+    let backslash = zero_at(word ^ splat(b'\\'));
+    let control = word.wrapping_sub(splat(0x20)) & !word;
+    (quote | backslash | control) & splat(0x80)
+}
+
+/// The index of the first `"`, `\` or control character from `i` on,
+/// eight bytes at a time: strings are mostly short, and this costs no
+/// call and no set-up, where a SIMD search pays both for every string.
+fn next_special(b: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(word) = b.get(i..i + 8) {
+        let word = u64::from_le_bytes(word.try_into().ok()?);
+        let found = special_bytes(word);
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let at = b
+        .get(i..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    Some(i + at)
 }
 
 /// The index after the literal `word` at `i`.
@@ -209,6 +235,38 @@ fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
             i += 1;
             open >>= 1;
             depth -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every position of every kind of special byte, in texts of every
+    /// length around the eight-byte steps, among bytes that are not
+    /// special but border them (space, `!`, `#`, `[`, `]`, DEL, high bytes).
+    #[test]
+    fn the_first_quote_backslash_or_control_character_is_found() {
+        let filler = [b'a', b' ', b'!', b'#', b'[', b']', 0x7f, 0x80, 0xc3, 0xff];
+        for len in 0..40 {
+            let plain: Vec<u8> = (0..len).map(|i| filler[i % filler.len()]).collect();
+            for from in 0..=len {
+                assert_eq!(next_special(&plain, from), None, "{plain:?} from {from}");
+            }
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, b'\n', 0x1f] {
+                    let mut text = plain.clone();
+                    text[at] = special;
+                    // A later special byte never hides the first.
+                    if at + 3 < len {
+                        text[at + 3] = 0x01;
+                    }
+                    for from in 0..=at {
+                        assert_eq!(next_special(&text, from), Some(at), "{text:?} from {from}");
+                    }
+                }
+            }
         }
     }
 }
