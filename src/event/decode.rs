@@ -238,10 +238,12 @@ pub(super) fn parse<'a>(
     if line.len() > limits.max_record_size {
         return Err(too_large(line.len(), limits.max_record_size));
     }
-    let text = std::str::from_utf8(line).map_err(|e| {
+    // Checked with SIMD; std finds the position for the message.
+    let text = simdutf8::basic::from_utf8(line).map_err(|_| {
+        let at = std::str::from_utf8(line).err().map_or(0, |e| e.valid_up_to());
         Rejection::new(
             RejectReason::InvalidJson,
-            format!("not valid UTF-8 at byte {}", e.valid_up_to()),
+            format!("not valid UTF-8 at byte {at}"),
         )
     })?;
     let members = match scan::members(text) {
