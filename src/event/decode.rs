@@ -240,7 +240,9 @@ pub(super) fn parse<'a>(
     }
     // Checked with SIMD; std finds the position for the message.
     let text = simdutf8::basic::from_utf8(line).map_err(|_| {
-        let at = std::str::from_utf8(line).err().map_or(0, |e| e.valid_up_to());
+        let at = std::str::from_utf8(line)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
         Rejection::new(
             RejectReason::InvalidJson,
             format!("not valid UTF-8 at byte {at}"),
