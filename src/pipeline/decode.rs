@@ -263,6 +263,10 @@ fn decode_line(line: &[u8], limits: &DecodeLimits, origin: Origin, out: &mut Dec
     }
 }
 
+/// Bytes of the shortest record that can be valid:
+/// `{"event_uuid":"u","event_name":"t","created_at":1e9}`.
+const MIN_RECORD_BYTES: usize = 52;
+
 /// Decodes every line of `chunk`.
 pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -> Decoded {
     let origin = |line: u64, offset: u64| Origin {
@@ -290,8 +294,11 @@ pub fn decode_chunk(chunk: Chunk, limits: &DecodeLimits, ingested_micros: i64) -
             });
         }
         ChunkBody::Lines(data) => {
-            out.rows
-                .reserve((chunk.end.line - chunk.start.line) as usize);
+            // Room for a row per line, but no more rows than the shortest
+            // valid record could fill: a producer's megabyte of blank
+            // lines must not reserve a megabyte of rows.
+            let lines = (chunk.end.line - chunk.start.line) as usize;
+            out.rows.reserve(lines.min(data.len() / MIN_RECORD_BYTES));
             let mut offset = chunk.start.offset;
             let mut line_no = chunk.start.line;
             let body = data.strip_suffix(b"\n").unwrap_or(data);
@@ -440,6 +447,31 @@ mod tests {
         assert_eq!(d.rejects[0].reason, RejectReason::InvalidJson);
         assert_eq!(d.rows.source_id(0), "kinesis:s/shardId-1");
         assert_eq!(d.end, SourcePosition::Shard(at("12", true)));
+    }
+
+    #[test]
+    fn a_chunk_of_blank_lines_reserves_no_rows() {
+        let data = vec![b'\n'; 1 << 20];
+        let chunk = Chunk {
+            source: Arc::new(SourceInfo {
+                key: "k".into(),
+                display: Arc::from("f.jsonl"),
+                lease: None,
+                checkpointed: true,
+            }),
+            body: ChunkBody::Lines(data),
+            start: FilePosition::default(),
+            end: FilePosition {
+                offset: 1 << 20,
+                line: 1 << 20,
+                ..Default::default()
+            },
+        };
+        let d = decode_chunk(chunk, &DecodeLimits::default(), 0);
+        assert_eq!((d.blank_lines, d.rows.len()), (1 << 20, 0));
+        // A row per 52 bytes at most: 20,164 rows' fixed fields, not a
+        // million rows'.
+        assert!(d.rows.memory() < 2 << 20, "{}", d.rows.memory());
     }
 
     #[test]
