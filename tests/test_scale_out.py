@@ -84,6 +84,16 @@ def start_worker(server: MotoServer, wh: Warehouse | None, name: str, lease_dura
     return Worker(name, proc, log, serving_address(log, proc))
 
 
+def shard_log(workers: list[Worker]) -> str:
+    """Each worker's log lines about shards and leases, for a failure's message."""
+    def about_shards(line: str) -> bool:
+        return "shard" in line or "lease" in line
+
+    return "\n".join(
+        f"{w.name}: {line}" for w in workers for line in w.log.drain() if about_shards(line)
+    )
+
+
 def owners(server: MotoServer) -> Counter:
     """Shard leases per owner in the lease table (None: free)."""
     return Counter(i.get("owner") for i in server.lease_items(LEASES) if i["kind"] == "shard")
@@ -469,7 +479,7 @@ def test_two_tasks_on_a_resharded_stream_into_glue_read_parents_before_children(
         floe.wait_for(
             lambda: {i["shard_id"] for i in moto.lease_items(LEASES) if i["kind"] == "shard"} == {*children, merged, shards[1]},
             60,
-            lambda: f"leases of the open shards only: {moto.lease_items(LEASES)}",
+            lambda: f"leases of the open shards only: {moto.lease_items(LEASES)}\n{shard_log(workers)}",
         )
         floe.wait_for(lambda: spread_is_of(moto, workers, 4, {2}), 60, lambda: f"4 open shards over 2 workers: {owners(moto)}")
         for w in workers:

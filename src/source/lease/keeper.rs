@@ -242,6 +242,12 @@ impl Keeper {
             tokio::select! {
                 _ = tick.tick() => {
                     crate::failpoint::hit(crate::failpoint::FailPoint::LeaseRenew);
+                    // What the coordinator said first: a look at the table
+                    // with an old list of active shards would create again
+                    // the lease of a shard whose end was just committed.
+                    while let Ok(note) = notes.try_recv() {
+                        self.note(note).await;
+                    }
                     self.tick().await
                 }
                 Some(note) = notes.recv() => self.note(note).await,
@@ -325,16 +331,24 @@ impl Keeper {
             }
             Note::Ended(shard) => {
                 if self.held.contains_key(&shard) {
-                    let deleted = self.table.delete(&shard, Some(&self.me)).await;
-                    if let Err(e) = &deleted {
-                        self.warn("deleting a finished shard's lease failed", e);
-                    }
-                    self.held.remove(&shard);
-                    let deleted = deleted.is_ok();
-                    events::lease_released(&shard, LeaseRelease::Finished { deleted });
+                    let me = self.me.clone();
+                    self.delete_finished(&shard, Some(&me)).await;
                     self.publish();
                 }
             }
+        }
+    }
+
+    /// Deletes the lease of a finished shard if `owner` (`None`: nobody)
+    /// still holds it; one this worker held is released.
+    async fn delete_finished(&mut self, shard: &str, owner: Option<&str>) {
+        let deleted = self.table.delete(shard, owner).await;
+        if let Err(e) = &deleted {
+            self.warn("deleting a finished shard's lease failed", e);
+        }
+        if self.held.remove(shard).is_some() {
+            let deleted = deleted.is_ok();
+            events::lease_released(shard, LeaseRelease::Finished { deleted });
         }
     }
 
@@ -414,10 +428,8 @@ impl Keeper {
                 ItemKind::Shard(shard) => {
                     listed.insert(shard.clone());
                     if !active.contains(shard) {
-                        let held = self.held.contains_key(shard);
-                        if let Some(owner) = finished_lease_to_delete(item, &self.me, held, expired)
-                        {
-                            let _ = self.table.delete(shard, owner).await;
+                        if let Some(owner) = finished_lease_to_delete(item, &self.me, expired) {
+                            self.delete_finished(shard, owner).await;
                         }
                         continue;
                     }
@@ -557,21 +569,21 @@ impl Keeper {
 
 /// Whether this task deletes the lease `item` of a shard read to its end
 /// and committed, and on which condition (`Some(owner)`: that owner still
-/// holds it; `None`: it is free). Its holder deletes it when told the end is
-/// committed; anyone deletes a free one, one whose owner stopped renewing it
-/// (a task that died or stalled after committing the end), and this task
-/// one that is its own in the table but no longer held here (lost to a
-/// stall, or its deletion failed). Nothing is read from a finished shard
-/// again, so no one needs its lease.
+/// holds it; `None`: it is free). Anyone deletes a free one and one whose
+/// owner stopped renewing it (a task that died or stalled after committing
+/// the end); this task deletes its own, held here or not. Its holder also
+/// deletes it when told the end is committed, but that is said once: the
+/// lease may be taken again afterwards (created again by a task that had
+/// not seen the end yet), or its deletion may fail. Nothing is read from a
+/// finished shard again, so no one needs its lease.
 fn finished_lease_to_delete<'a>(
     item: &'a Item,
     me: &str,
-    held: bool,
     expired: bool,
 ) -> Option<Option<&'a str>> {
     match item.owner.as_deref() {
         None => Some(None),
-        Some(owner) if owner == me => (!held).then_some(Some(owner)),
+        Some(owner) if owner == me => Some(Some(owner)),
         Some(owner) => expired.then_some(Some(owner)),
     }
 }
