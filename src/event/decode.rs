@@ -605,10 +605,14 @@ fn push_payload(out: &mut String, text: &str, members: &Members<'_>, skip: &[boo
     let mut run: Option<std::ops::Range<usize>> = None;
     // A run starts at a key's `"` and ends with a value, both char
     // boundaries of `text` (see `member_span`).
-    let push_run = |out: &mut String, run: std::ops::Range<usize>| {
+    // Every member but the first follows a comma.
+    let separate = |out: &mut String| {
         if out.len() > start + 1 {
             out.push(',');
         }
+    };
+    let push_run = |out: &mut String, run: std::ops::Range<usize>| {
+        separate(out);
         out.push_str(&text[run]);
     };
     for (i, (key, value)) in members.iter().enumerate() {
@@ -637,9 +641,7 @@ fn push_payload(out: &mut String, text: &str, members: &Members<'_>, skip: &[boo
                 match span {
                     Some(span) => run = Some(span),
                     None => {
-                        if out.len() > start + 1 {
-                            out.push(',');
-                        }
+                        separate(out);
                         match key {
                             Cow::Borrowed(key) => {
                                 out.push('"');

@@ -54,7 +54,7 @@ pub(super) fn members(text: &str) -> Option<Members<'_>> {
 
 /// The index after JSON white space from `i` on.
 fn white(b: &[u8], mut i: usize) -> usize {
-    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+    while b.get(i).is_some_and(|&c| super::is_white(c)) {
         i += 1;
     }
     i
