@@ -9,8 +9,10 @@
 //! chain as Kinesis and Glue.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_config::timeout::TimeoutConfig;
 // Every AWS SDK crate re-exports the same smithy error types.
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
@@ -26,9 +28,36 @@ use iceberg_storage_opendal::{
 pub async fn sdk_config() -> SdkConfig {
     static CONFIG: tokio::sync::OnceCell<SdkConfig> = tokio::sync::OnceCell::const_new();
     CONFIG
-        .get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+        .get_or_init(|| {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .timeout_config(timeouts(FIRST_BYTE_TIMEOUT, ATTEMPT_TIMEOUT))
+                .load()
+        })
         .await
         .clone()
+}
+
+/// The SDK's connect timeout (its own default).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+/// How long a call may wait for the first byte of its answer. Kinesis,
+/// Glue and DynamoDB answer in well under a second, throttled or not.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one attempt of a call may take in all, its answer read (a
+/// `GetRecords` answer is up to 10 MB).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The timeouts of every AWS SDK call. The SDK sets none but the connect
+/// timeout, so a connection that died silently (dropped by a NAT, or a
+/// server that stopped answering) held its caller forever: a shard reader,
+/// the lease keeper, or the Kinesis coordinator's look at the table, whose
+/// shards then stayed leased and unread. A call that times out fails as
+/// transient ([`is_transient`]) and is tried again.
+fn timeouts(first_byte: Duration, attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(first_byte)
+        .operation_attempt_timeout(attempt)
+        .build()
 }
 
 /// The raw HTTP answer of every AWS SDK client (one type for all services).
@@ -96,7 +125,8 @@ pub fn s3_file_io(sdk: &SdkConfig, settings: &S3Settings) -> FileIO {
 /// addressing and credentials as [`s3_file_io`] (for listing a warehouse's
 /// files, and reading the objects of an `s3://` input). Failed calls that
 /// may succeed again (throttling such as 503 SlowDown, 5xx answers,
-/// connection errors) are retried with exponential backoff and jitter.
+/// connection errors, and calls that hang: OpenDAL's default timeouts, 60 s
+/// a call and 10 s a read) are retried with exponential backoff and jitter.
 pub fn s3_operator(
     sdk: &SdkConfig,
     settings: &S3Settings,
@@ -117,7 +147,10 @@ pub fn s3_operator(
             reqsign_core::ProvideCredentialChain::new().push(SdkCredentials(provider)),
         );
     }
+    // The timeout inside the retries: a call that hangs is abandoned and
+    // tried again, as the SDK's calls are.
     Ok(opendal::Operator::new(builder)?
+        .layer(opendal::layers::TimeoutLayer::new())
         .layer(opendal::layers::RetryLayer::new().with_jitter())
         .finish())
 }
@@ -163,5 +196,52 @@ impl ProvideCredential for SdkCredentials {
             session_token: credentials.session_token().map(str::to_string),
             expires_in,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call to a server that takes the connection and never answers fails
+    /// as transient once the first-byte timeout passes: it does not wait for
+    /// ever, and its caller tries again.
+    #[tokio::test]
+    async fn a_call_to_a_server_that_never_answers_times_out_as_transient() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Takes every connection and keeps it open, silent.
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let config = aws_sdk_kinesis::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+            .endpoint_url(format!("http://{addr}"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "id", "secret", None, None, "test",
+            ))
+            // An attempt may take far longer than the test waits: only the
+            // first-byte timeout can end the call in time.
+            .timeout_config(timeouts(
+                Duration::from_millis(200),
+                Duration::from_secs(600),
+            ))
+            .build();
+        let client = aws_sdk_kinesis::Client::from_conf(config);
+        let call = client.list_shards().stream_name("events").send();
+        let answer = tokio::time::timeout(Duration::from_secs(60), call)
+            .await
+            .expect("the call still waits: no first-byte timeout");
+        let e = answer.expect_err("a silent server gives no answer");
+        assert!(
+            matches!(&e, SdkError::DispatchFailure(f) if f.is_timeout()),
+            "{e:?}"
+        );
+        assert!(is_transient(&e));
+        silent.abort();
     }
 }
