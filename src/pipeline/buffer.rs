@@ -22,6 +22,7 @@ use crate::event::{EventColumns, RejectedRecord};
 use crate::source::SourceInfo;
 use crate::table::summary::{QualityCounts, add_counts};
 use crate::table::writer::Partition;
+use std::collections::hash_map::Entry;
 
 /// Rows of one partition, in arrival order; a row replaced by a later
 /// duplicate stays in the columns, marked dead.
@@ -190,27 +191,37 @@ impl Buffer {
 
     /// Adds row `slot` of a decoded chunk's `rows`.
     fn add_row(&mut self, rows: &EventColumns, slot: usize) {
-        let key = rows.key(slot);
-        // Checked before the append: an identical or skipped duplicate
-        // never takes memory.
-        if let Some(&(old_part, old_slot)) = self.keys.get(&key) {
-            let old_rows = &mut self.partitions[old_part as usize].1;
-            let old_slot = old_slot as usize;
-            if old_rows.columns.content_hash(old_slot) == rows.content_hash(slot) {
-                self.counts.duplicates_identical += 1;
-                return;
+        // One probe of the key map: the entry found (or made) is where the
+        // row goes.
+        let place = match self.keys.entry(rows.key(slot)) {
+            Entry::Occupied(live) => {
+                let (old_part, old_slot) = *live.get();
+                let old_rows = &mut self.partitions[old_part as usize].1;
+                let old_slot = old_slot as usize;
+                // Checked before the append: an identical or skipped
+                // duplicate never takes memory.
+                if old_rows.columns.content_hash(old_slot) == rows.content_hash(slot) {
+                    self.counts.duplicates_identical += 1;
+                    return;
+                }
+                if self.mode == DedupMode::KeepFirst {
+                    self.counts.duplicates_skipped += 1;
+                    return;
+                }
+                self.rows_memory += old_rows.kill(old_slot);
+                self.counts.duplicates_replaced += 1;
+                live.into_mut()
             }
-            if self.mode == DedupMode::KeepFirst {
-                self.counts.duplicates_skipped += 1;
-                return;
-            }
-            self.rows_memory += old_rows.kill(old_slot);
-            self.counts.duplicates_replaced += 1;
-        }
-        let part = self.partition_of(rows.day(slot), rows.event_type(slot));
+            Entry::Vacant(free) => free.insert((0, 0)),
+        };
+        let part = partition_of(
+            &mut self.partitions,
+            &mut self.partition_index,
+            rows.day(slot),
+            rows.event_type(slot),
+        );
         let partition = &mut self.partitions[part].1;
-        self.keys
-            .insert(key, (part as u32, partition.columns.len() as u32));
+        *place = (part as u32, partition.columns.len() as u32);
         self.rows_memory += partition.push(rows, slot);
     }
 
@@ -237,24 +248,6 @@ impl Buffer {
         let rejects = self.rejects.len() * std::mem::size_of::<(Arc<SourceInfo>, RejectedRecord)>()
             + self.reject_heap;
         rows + keys + rejects
-    }
-
-    fn partition_of(&mut self, day: i32, event_type: &str) -> usize {
-        if let Some(&i) = self
-            .partition_index
-            .get(&day)
-            .and_then(|m| m.get(event_type))
-        {
-            return i;
-        }
-        let i = self.partitions.len();
-        self.partitions
-            .push((Partition::events(day, event_type), PartitionRows::default()));
-        self.partition_index
-            .entry(day)
-            .or_default()
-            .insert(event_type.to_string(), i);
-        i
     }
 
     /// The buffer to fill after this one: empty, but with this one's key
@@ -284,6 +277,26 @@ impl Buffer {
     pub fn live_rows(&self) -> usize {
         self.partitions.iter().map(|(_, p)| p.live).sum()
     }
+}
+
+/// The index in `partitions` of the partition of `day` and `event_type`,
+/// added (and indexed) when new.
+fn partition_of(
+    partitions: &mut Vec<(Partition, PartitionRows)>,
+    index: &mut HashMap<i32, HashMap<String, usize>>,
+    day: i32,
+    event_type: &str,
+) -> usize {
+    if let Some(&i) = index.get(&day).and_then(|m| m.get(event_type)) {
+        return i;
+    }
+    let i = partitions.len();
+    partitions.push((Partition::events(day, event_type), PartitionRows::default()));
+    index
+        .entry(day)
+        .or_default()
+        .insert(event_type.to_string(), i);
+    i
 }
 
 #[cfg(test)]
