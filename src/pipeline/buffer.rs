@@ -8,6 +8,7 @@
 //! bounds memory, not input.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +23,6 @@ use crate::event::{EventColumns, RejectedRecord};
 use crate::source::SourceInfo;
 use crate::table::summary::{QualityCounts, add_counts};
 use crate::table::writer::Partition;
-use std::collections::hash_map::Entry;
 
 /// Rows of one partition, in arrival order; a row replaced by a later
 /// duplicate stays in the columns, marked dead.

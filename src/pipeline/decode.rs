@@ -392,6 +392,27 @@ mod tests {
     use crate::checkpoint::{FilePosition, ShardPosition};
     use crate::source::kinesis::{ShardData, ShardRecord};
 
+    /// A chunk of `data` from the file `f.jsonl`: `lines` lines read from
+    /// `start` on.
+    fn file_chunk(data: Vec<u8>, start: FilePosition, lines: u64) -> Chunk {
+        let end = FilePosition {
+            offset: start.offset + data.len() as u64,
+            line: start.line + lines,
+            ..Default::default()
+        };
+        Chunk {
+            source: Arc::new(SourceInfo {
+                key: "k".into(),
+                display: Arc::from("f.jsonl"),
+                lease: None,
+                checkpointed: true,
+            }),
+            body: ChunkBody::Lines(data),
+            start,
+            end,
+        }
+    }
+
     #[test]
     fn shard_records_hold_one_event_or_several_lines() {
         let source = Arc::new(SourceInfo {
@@ -451,22 +472,7 @@ mod tests {
 
     #[test]
     fn a_chunk_of_blank_lines_reserves_no_rows() {
-        let data = vec![b'\n'; 1 << 20];
-        let chunk = Chunk {
-            source: Arc::new(SourceInfo {
-                key: "k".into(),
-                display: Arc::from("f.jsonl"),
-                lease: None,
-                checkpointed: true,
-            }),
-            body: ChunkBody::Lines(data),
-            start: FilePosition::default(),
-            end: FilePosition {
-                offset: 1 << 20,
-                line: 1 << 20,
-                ..Default::default()
-            },
-        };
+        let chunk = file_chunk(vec![b'\n'; 1 << 20], FilePosition::default(), 1 << 20);
         let d = decode_chunk(chunk, &DecodeLimits::default(), 0);
         assert_eq!((d.blank_lines, d.rows.len()), (1 << 20, 0));
         // A row per 52 bytes at most: 20,164 rows' fixed fields, not a
@@ -491,25 +497,12 @@ mod tests {
     #[test]
     fn lines_get_numbers_offsets_and_verdicts() {
         let data = b"{\"event_uuid\":\"a\",\"event_name\":\"x\",\"created_at\":1780000000}\r\n\n  \nnot json\n{\"event_uuid\":\"b\",\"event_name\":\"y:z\",\"created_at\":1780000001}";
-        let chunk = Chunk {
-            source: Arc::new(SourceInfo {
-                key: "k".into(),
-                display: Arc::from("f.jsonl"),
-                lease: None,
-                checkpointed: true,
-            }),
-            body: ChunkBody::Lines(data.to_vec()),
-            start: FilePosition {
-                offset: 100,
-                line: 10,
-                ..Default::default()
-            },
-            end: FilePosition {
-                offset: 100 + data.len() as u64,
-                line: 15,
-                ..Default::default()
-            },
+        let start = FilePosition {
+            offset: 100,
+            line: 10,
+            ..Default::default()
         };
+        let chunk = file_chunk(data.to_vec(), start, 5);
         let limits = DecodeLimits {
             max_record_size: 1000,
             now_seconds: 1_780_000_000.0,
