@@ -176,11 +176,12 @@ pub fn decode_shard_batch(
         let whole = match batch.data.of(record, &mut scratch) {
             Ok(whole) => whole,
             Err(message) => {
+                // Kept as it came (the base64 text): nothing is lost.
                 out.records += 1;
                 out.rejects.push(RejectedRecord {
                     reason: RejectReason::InvalidJson,
                     message,
-                    raw: Vec::new(),
+                    raw: batch.data.raw(record).to_vec(),
                     origin: origin(None),
                 });
                 continue;
@@ -390,7 +391,7 @@ impl Decoded {
 mod tests {
     use super::*;
     use crate::checkpoint::{FilePosition, ShardPosition};
-    use crate::source::kinesis::{ShardData, ShardRecord};
+    use crate::source::kinesis::{AnswerBody, ShardData, ShardRecord};
 
     /// A chunk of `data` from the file `f.jsonl`: `lines` lines read from
     /// `start` on.
@@ -468,6 +469,64 @@ mod tests {
         assert_eq!(d.rejects[0].reason, RejectReason::InvalidJson);
         assert_eq!(d.rows.source_id(0), "kinesis:s/shardId-1");
         assert_eq!(d.end, SourcePosition::Shard(at("12", true)));
+    }
+
+    /// A record whose base64 data does not decode is rejected alone, with
+    /// its text as it came; the records beside it are read.
+    #[test]
+    fn a_record_that_is_not_base64_is_rejected_as_it_came() {
+        let event = r#"{"event_uuid":"a","event_name":"x:y","created_at":1780000000}"#;
+        let mut body = Vec::new();
+        let mut record = |seq: &str, text: &str| {
+            let start = body.len();
+            body.extend_from_slice(text.as_bytes());
+            ShardRecord {
+                seq: Arc::from(seq),
+                data: start..body.len(),
+            }
+        };
+        let records = vec![
+            record("7", "no base64!!!"),
+            record("8", &base64_simd::STANDARD.encode_to_string(event)),
+        ];
+        let at = |seq: &str| ShardPosition {
+            seq: Some(seq.into()),
+            end: false,
+        };
+        let batch = ShardBatch {
+            source: Arc::new(SourceInfo {
+                key: "kinesis:s:floe:shardId-1".into(),
+                display: Arc::from("kinesis:s/shardId-1"),
+                lease: None,
+                checkpointed: true,
+            }),
+            records,
+            data: ShardData::Base64 {
+                body: AnswerBody::detached(&body),
+                decoded: 9 + event.len(),
+            },
+            start: at("5"),
+            end: at("8"),
+            handoff: false,
+        };
+        let limits = DecodeLimits {
+            max_record_size: 1000,
+            now_seconds: 1_780_000_000.0,
+            ..Default::default()
+        };
+        let d = decode_shard_batch(batch, &limits, 1);
+        assert_eq!((d.records, d.rows.len()), (2, 1));
+        assert_eq!(d.rows.position(0), "8");
+        assert_eq!(d.rejects.len(), 1);
+        let reject = &d.rejects[0];
+        assert_eq!(reject.reason, RejectReason::InvalidJson);
+        assert_eq!(reject.raw, b"no base64!!!");
+        assert!(
+            reject.message.starts_with("its data is not base64"),
+            "{}",
+            reject.message
+        );
+        assert_eq!(reject.origin.position.text(), "7");
     }
 
     #[test]

@@ -105,18 +105,26 @@ impl ShardData {
         }
     }
 
+    /// The data of `record` as it came: base64 text, or decoded bytes.
+    pub fn raw(&self, record: &ShardRecord) -> &[u8] {
+        match self {
+            ShardData::Decoded(data) => &data[record.data.clone()],
+            ShardData::Base64 { body, .. } => &body.bytes()[record.data.clone()],
+        }
+    }
+
     /// The data of `record`, decoded into `scratch` when it is base64; or
-    /// why it cannot be (base64 text was checked when the answer was read,
-    /// so this does not happen).
+    /// why it cannot be (base64 text whose characters are not base64: the
+    /// decoder rejects that record alone).
     pub fn of<'a>(
         &'a self,
         record: &ShardRecord,
         scratch: &'a mut Vec<u8>,
     ) -> Result<&'a [u8], String> {
         match self {
-            ShardData::Decoded(data) => Ok(&data[record.data.clone()]),
-            ShardData::Base64 { body, .. } => {
-                answer::decode_base64(&body.bytes()[record.data.clone()], scratch)?;
+            ShardData::Decoded(_) => Ok(self.raw(record)),
+            ShardData::Base64 { .. } => {
+                answer::decode_base64(self.raw(record), scratch)?;
                 Ok(scratch)
             }
         }
