@@ -414,46 +414,71 @@ mod tests {
         }
     }
 
+    /// A batch of shard `shardId-1` holding `records` (sequence number,
+    /// data) from `start` to `end`: as decoded bytes, or as base64 text in
+    /// an answer's body when `base64`.
+    fn shard_batch(
+        records: &[(&str, &str)],
+        base64: bool,
+        start: ShardPosition,
+        end: ShardPosition,
+    ) -> ShardBatch {
+        let mut bytes = Vec::new();
+        let records = records
+            .iter()
+            .map(|(seq, text)| {
+                let from = bytes.len();
+                bytes.extend_from_slice(text.as_bytes());
+                ShardRecord {
+                    seq: Arc::from(*seq),
+                    data: from..bytes.len(),
+                }
+            })
+            .collect();
+        let data = match base64 {
+            false => ShardData::Decoded(bytes),
+            true => ShardData::Base64 {
+                decoded: bytes.len() / 4 * 3,
+                body: AnswerBody::detached(&bytes),
+            },
+        };
+        ShardBatch {
+            source: Arc::new(SourceInfo {
+                key: "kinesis:s:floe:shardId-1".into(),
+                display: Arc::from("kinesis:s/shardId-1"),
+                lease: None,
+                checkpointed: true,
+            }),
+            records,
+            data,
+            start,
+            end,
+            handoff: false,
+        }
+    }
+
     #[test]
     fn shard_records_hold_one_event_or_several_lines() {
-        let source = Arc::new(SourceInfo {
-            key: "kinesis:s:floe:shardId-1".into(),
-            display: Arc::from("kinesis:s/shardId-1"),
-            lease: None,
-            checkpointed: true,
-        });
         let at = |seq: &str, end| ShardPosition {
             seq: Some(seq.into()),
             end,
         };
-        let mut data = Vec::new();
-        let mut record = |seq: &str, text: &str| {
-            let start = data.len();
-            data.extend_from_slice(text.as_bytes());
-            ShardRecord {
-                seq: Arc::from(seq),
-                data: start..data.len(),
-            }
-        };
-        let records = vec![
-            record(
-                "7",
-                r#"{"event_uuid":"a","event_name":"x:y","created_at":1780000000}"#,
-            ),
-            record(
-                "9",
-                "{\"event_uuid\":\"b\",\"event_name\":\"x\",\"created_at\":1780000000}\nnope\n",
-            ),
-            record("12", " \n"),
-        ];
-        let batch = ShardBatch {
-            source,
-            records,
-            data: ShardData::Decoded(data),
-            start: at("5", false),
-            end: at("12", true),
-            handoff: false,
-        };
+        let batch = shard_batch(
+            &[
+                (
+                    "7",
+                    r#"{"event_uuid":"a","event_name":"x:y","created_at":1780000000}"#,
+                ),
+                (
+                    "9",
+                    "{\"event_uuid\":\"b\",\"event_name\":\"x\",\"created_at\":1780000000}\nnope\n",
+                ),
+                ("12", " \n"),
+            ],
+            false,
+            at("5", false),
+            at("12", true),
+        );
         let limits = DecodeLimits {
             max_record_size: 1000,
             now_seconds: 1_780_000_000.0,
@@ -476,39 +501,17 @@ mod tests {
     #[test]
     fn a_record_that_is_not_base64_is_rejected_as_it_came() {
         let event = r#"{"event_uuid":"a","event_name":"x:y","created_at":1780000000}"#;
-        let mut body = Vec::new();
-        let mut record = |seq: &str, text: &str| {
-            let start = body.len();
-            body.extend_from_slice(text.as_bytes());
-            ShardRecord {
-                seq: Arc::from(seq),
-                data: start..body.len(),
-            }
-        };
-        let records = vec![
-            record("7", "no base64!!!"),
-            record("8", &base64_simd::STANDARD.encode_to_string(event)),
-        ];
         let at = |seq: &str| ShardPosition {
             seq: Some(seq.into()),
             end: false,
         };
-        let batch = ShardBatch {
-            source: Arc::new(SourceInfo {
-                key: "kinesis:s:floe:shardId-1".into(),
-                display: Arc::from("kinesis:s/shardId-1"),
-                lease: None,
-                checkpointed: true,
-            }),
-            records,
-            data: ShardData::Base64 {
-                body: AnswerBody::detached(&body),
-                decoded: 9 + event.len(),
-            },
-            start: at("5"),
-            end: at("8"),
-            handoff: false,
-        };
+        let encoded = base64_simd::STANDARD.encode_to_string(event);
+        let batch = shard_batch(
+            &[("7", "no base64!!!"), ("8", &encoded)],
+            true,
+            at("5"),
+            at("8"),
+        );
         let limits = DecodeLimits {
             max_record_size: 1000,
             now_seconds: 1_780_000_000.0,
