@@ -82,6 +82,12 @@ pub struct RejectedRecord {
 /// Longest prefix of an oversized record kept in the rejected table.
 pub const MAX_RAW_KEPT: usize = 64 * 1024;
 
+/// What the rejected table keeps of a rejected record's `bytes`: at most
+/// the first [`MAX_RAW_KEPT`].
+pub fn kept_raw(bytes: &[u8]) -> Vec<u8> {
+    bytes[..bytes.len().min(MAX_RAW_KEPT)].to_vec()
+}
+
 pub(super) fn timestamps(data_type: &DataType, values: Vec<i64>) -> ArrayRef {
     let array = TimestampMicrosecondArray::from(values);
     match data_type {

@@ -9,7 +9,9 @@ mod columns;
 mod decode;
 pub mod typed;
 
-pub use batch::{MAX_RAW_KEPT, Origin, RecordPosition, RejectedRecord, Row, rejected_batch};
+pub use batch::{
+    MAX_RAW_KEPT, Origin, RecordPosition, RejectedRecord, Row, kept_raw, rejected_batch,
+};
 pub use columns::{EventColumns, events_batch};
 pub use decode::{
     DecodeLimits, Event, MAX_FUTURE_SECONDS, MIN_CREATED_AT, RejectReason, Rejection, content_hash,

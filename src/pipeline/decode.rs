@@ -13,8 +13,7 @@ use super::{RunError, stage_failed};
 use crate::checkpoint::SourcePosition;
 use crate::event::typed::{MismatchCounts, Value};
 use crate::event::{
-    self, DecodeLimits, EventColumns, MAX_RAW_KEPT, Origin, RecordPosition, RejectReason,
-    RejectedRecord,
+    self, DecodeLimits, EventColumns, Origin, RecordPosition, RejectReason, RejectedRecord,
 };
 use crate::source::file::{BOM, Chunk, ChunkBody};
 use crate::source::kinesis::ShardBatch;
@@ -176,12 +175,13 @@ pub fn decode_shard_batch(
         let whole = match batch.data.of(record, &mut scratch) {
             Ok(whole) => whole,
             Err(message) => {
-                // Kept as it came (the base64 text): nothing is lost.
+                // Kept as it came (the base64 text), as far as any raw
+                // record is kept.
                 out.records += 1;
                 out.rejects.push(RejectedRecord {
                     reason: RejectReason::InvalidJson,
                     message,
-                    raw: batch.data.raw(record).to_vec(),
+                    raw: event::kept_raw(batch.data.raw(record)),
                     origin: origin(None),
                 });
                 continue;
@@ -200,7 +200,7 @@ pub fn decode_shard_batch(
                 out.rejects.push(RejectedRecord {
                     reason: RejectReason::BadAggregate,
                     message,
-                    raw: whole[..whole.len().min(MAX_RAW_KEPT)].to_vec(),
+                    raw: event::kept_raw(whole),
                     origin: origin(None),
                 });
                 continue;
@@ -253,11 +253,10 @@ fn decode_line(line: &[u8], limits: &DecodeLimits, origin: Origin, out: &mut Dec
     match verdict {
         Ok(()) => out.count_missing(out.rows.len() - 1, &mismatched),
         Err(rejection) => {
-            let kept = line.len().min(MAX_RAW_KEPT);
             out.rejects.push(RejectedRecord {
                 reason: rejection.reason,
                 message: rejection.message,
-                raw: line[..kept].to_vec(),
+                raw: event::kept_raw(line),
                 origin,
             });
         }
@@ -391,6 +390,7 @@ impl Decoded {
 mod tests {
     use super::*;
     use crate::checkpoint::{FilePosition, ShardPosition};
+    use crate::event::MAX_RAW_KEPT;
     use crate::source::kinesis::{AnswerBody, ShardData, ShardRecord};
 
     /// A chunk of `data` from the file `f.jsonl`: `lines` lines read from
@@ -424,7 +424,7 @@ mod tests {
         end: ShardPosition,
     ) -> ShardBatch {
         let mut bytes = Vec::new();
-        let records = records
+        let records: Vec<ShardRecord> = records
             .iter()
             .map(|(seq, text)| {
                 let from = bytes.len();
@@ -438,7 +438,14 @@ mod tests {
         let data = match base64 {
             false => ShardData::Decoded(bytes),
             true => ShardData::Base64 {
-                decoded: bytes.len() / 4 * 3,
+                decoded: records
+                    .iter()
+                    .map(|r| {
+                        base64_simd::STANDARD
+                            .decoded_length(&bytes[r.data.clone()])
+                            .unwrap_or(0)
+                    })
+                    .sum(),
                 body: AnswerBody::detached(&bytes),
             },
         };
@@ -506,11 +513,14 @@ mod tests {
             end: false,
         };
         let encoded = base64_simd::STANDARD.encode_to_string(event);
+        // Of base64's length, not its characters, and longer than any raw
+        // record kept.
+        let long = "!".repeat(MAX_RAW_KEPT + 4);
         let batch = shard_batch(
-            &[("7", "no base64!!!"), ("8", &encoded)],
+            &[("7", "no base64!!!"), ("8", &encoded), ("9", &long)],
             true,
             at("5"),
-            at("8"),
+            at("9"),
         );
         let limits = DecodeLimits {
             max_record_size: 1000,
@@ -518,9 +528,9 @@ mod tests {
             ..Default::default()
         };
         let d = decode_shard_batch(batch, &limits, 1);
-        assert_eq!((d.records, d.rows.len()), (2, 1));
+        assert_eq!((d.records, d.rows.len()), (3, 1));
         assert_eq!(d.rows.position(0), "8");
-        assert_eq!(d.rejects.len(), 1);
+        assert_eq!(d.rejects.len(), 2);
         let reject = &d.rejects[0];
         assert_eq!(reject.reason, RejectReason::InvalidJson);
         assert_eq!(reject.raw, b"no base64!!!");
@@ -530,6 +540,10 @@ mod tests {
             reject.message
         );
         assert_eq!(reject.origin.position.text(), "7");
+        // A long one keeps its head only, as any rejected record does.
+        let long_reject = &d.rejects[1];
+        assert_eq!(long_reject.raw, long.as_bytes()[..MAX_RAW_KEPT]);
+        assert_eq!(long_reject.origin.position.text(), "9");
     }
 
     #[test]
